@@ -1,0 +1,18 @@
+//! Configuration for infergate: Kubernetes-style resources read from files, validated with file,
+//! line and field, turned into the routing table the data plane consults, and watched for
+//! changes.
+//!
+//! This crate decides what a configuration means; it never serves traffic.
+
+pub mod loader;
+pub mod resources;
+pub mod routing;
+pub mod units;
+pub mod watch;
+pub mod yaml_lines;
+
+pub use loader::{
+    load_path, load_sources, load_str, read_sources, AppProtocol, ConfigError, ConfigErrors,
+    ConfigSet, EndpointSpec, Pool, Settings,
+};
+pub use routing::{RouteDecision, RouteError, RouteTable, RouteTarget};

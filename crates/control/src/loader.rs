@@ -1,0 +1,922 @@
+//! Loading and validating configuration: YAML text → typed resources → a [`ConfigSet`] whose
+//! cross-references have been checked. Every problem is reported with file, line and field, all
+//! of them at once (not just the first).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::resources::*;
+use crate::yaml_lines::{document_lines, DocLines};
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    /// `Kind/name` of the resource, when known.
+    pub resource: Option<String>,
+    /// Field path, e.g. `spec.targets[0].pool`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: ", self.file, self.line)?;
+        if let Some(r) = &self.resource {
+            write!(f, "{r}: ")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// All problems found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// How the upstream speaks HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppProtocol {
+    #[default]
+    Http1,
+    H2c,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// Pod-like name used in metrics and logs.
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl EndpointSpec {
+    /// `host:port` as used in `x-gateway-destination-endpoint`.
+    pub fn host_port(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EppRef {
+    pub name: String,
+    pub port: u16,
+    pub failure_mode: FailureMode,
+}
+
+/// An InferencePool, whichever API version it was written in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub selector: BTreeMap<String, String>,
+    pub target_ports: Vec<u16>,
+    pub app_protocol: AppProtocol,
+    pub endpoints: Vec<EndpointSpec>,
+    pub epp: Option<EppRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Objective {
+    pub name: String,
+    pub priority: i32,
+    pub pool: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedName {
+    pub name: String,
+    pub weight: u32,
+}
+
+/// One InferenceModelRewrite rule: `matches` empty = applies to every model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteRuleSet {
+    pub source: String,
+    pub pool: String,
+    pub exact: Vec<String>,
+    pub targets: Vec<WeightedName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyModel {
+    pub model_name: String,
+    pub pool: String,
+    pub priority: i32,
+    pub targets: Vec<WeightedName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub pool: String,
+    pub model: Option<String>,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicModel {
+    pub name: String,
+    pub description: Option<String>,
+    pub targets: Vec<Target>,
+    pub fallbacks: Vec<Target>,
+    pub priority: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Simulator {
+    pub name: String,
+    pub model: String,
+    pub replicas: usize,
+    pub host: String,
+    pub port: u16,
+    pub args: BTreeMap<String, serde_json::Value>,
+}
+
+/// Gateway settings with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub tls: Option<(String, String)>,
+    pub max_request_body: u64,
+    pub connect_timeout: Duration,
+    pub response_headers_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub request_read_timeout: Duration,
+    pub retry_attempts: u32,
+    pub consecutive_5xx: u32,
+    pub eject_cooldown: Duration,
+    pub probe_interval: Duration,
+    pub probe_path: String,
+    pub access_log: Option<String>,
+    pub reload_interval: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            tls: None,
+            max_request_body: 8 << 20,
+            connect_timeout: Duration::from_secs(2),
+            response_headers_timeout: Duration::from_secs(300),
+            stream_idle_timeout: Duration::from_secs(120),
+            request_read_timeout: Duration::from_secs(60),
+            retry_attempts: 3,
+            consecutive_5xx: 3,
+            eject_cooldown: Duration::from_secs(5),
+            probe_interval: Duration::from_millis(500),
+            probe_path: "/health".into(),
+            access_log: Some("stdout".into()),
+            reload_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigSet {
+    pub settings: Settings,
+    pub pools: Vec<Pool>,
+    pub objectives: Vec<Objective>,
+    pub rewrites: Vec<RewriteRuleSet>,
+    pub legacy_models: Vec<LegacyModel>,
+    pub public_models: Vec<PublicModel>,
+    pub simulators: Vec<Simulator>,
+    /// Problems that do not stop the configuration from serving.
+    pub warnings: Vec<ConfigError>,
+}
+
+impl ConfigSet {
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// Where a resource came from, for error messages.
+struct At<'a> {
+    file: &'a str,
+    doc: &'a DocLines,
+    resource: String,
+}
+
+impl At<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: self.doc.line_of(field),
+            resource: Some(self.resource.clone()),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+struct Located<'a, T> {
+    at: At<'a>,
+    res: Resource<T>,
+}
+
+#[derive(Default)]
+struct Parsed<'a> {
+    pools: Vec<Located<'a, Pool>>,
+    objectives: Vec<Located<'a, InferenceObjectiveSpec>>,
+    rewrites: Vec<Located<'a, InferenceModelRewriteSpec>>,
+    legacy: Vec<Located<'a, InferenceModelSpec>>,
+    public: Vec<Located<'a, PublicModelSpec>>,
+    settings: Vec<Located<'a, GatewaySettingsSpec>>,
+    simulators: Vec<Located<'a, SimulatorSpec>>,
+}
+
+const KNOWN: &str = "InferencePool (inference.networking.k8s.io/v1 or inference.networking.x-k8s.io/v1alpha2), \
+InferenceObjective, InferenceModelRewrite, InferenceModel (inference.networking.x-k8s.io/v1alpha2), \
+PublicModel, GatewaySettings, Simulator (infergate.dev/v1alpha1)";
+
+fn typed<T: DeserializeOwned>(
+    value: serde_yaml_ng::Value,
+    file: &str,
+    doc: &DocLines,
+    resource: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let message = e.inner().to_string();
+        ConfigError {
+            file: file.to_string(),
+            line: doc.line_of(&field),
+            resource: Some(resource.to_string()),
+            field,
+            message,
+        }
+    })
+}
+
+/// Parse one file's text into `out`, collecting errors.
+fn parse_text<'a>(
+    file: &'a str,
+    text: &str,
+    docs: &'a [DocLines],
+    out: &mut Parsed<'a>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    for (i, document) in de.enumerate() {
+        let value = match <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file: file.to_string(),
+                    line: e.location().map_or(1, |l| l.line()),
+                    resource: None,
+                    field: String::new(),
+                    message: format!("invalid YAML: {e}"),
+                });
+                return;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        let Some(doc) = docs.get(i) else { continue };
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = value
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string();
+        let resource = format!("{kind}/{name}");
+        let at = At {
+            file,
+            doc,
+            resource: resource.clone(),
+        };
+        if kind.is_empty() || api_version.is_empty() {
+            let field = if kind.is_empty() { "kind" } else { "apiVersion" };
+            errors.push(at.err(
+                field,
+                format!("every resource needs `apiVersion` and `kind`; known kinds: {KNOWN}"),
+            ));
+            continue;
+        }
+        macro_rules! load {
+            ($spec:ty, $list:expr, $map:expr) => {
+                match typed::<Resource<$spec>>(value, file, doc, &resource) {
+                    Ok(res) => {
+                        let res = $map(res);
+                        $list.push(Located { at, res });
+                    }
+                    Err(e) => errors.push(e),
+                }
+            };
+        }
+        match (api_version.as_str(), kind.as_str()) {
+            (GROUP_V1, "InferencePool") => load!(
+                InferencePoolV1Spec,
+                out.pools,
+                |r: Resource<InferencePoolV1Spec>| pool_from_v1(r)
+            ),
+            (GROUP_X_V1ALPHA2, "InferencePool") => load!(
+                InferencePoolV1Alpha2Spec,
+                out.pools,
+                |r: Resource<InferencePoolV1Alpha2Spec>| pool_from_v1alpha2(r)
+            ),
+            (GROUP_X_V1ALPHA2, "InferenceObjective") => load!(
+                InferenceObjectiveSpec,
+                out.objectives,
+                |r| r
+            ),
+            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => load!(
+                InferenceModelRewriteSpec,
+                out.rewrites,
+                |r| r
+            ),
+            (GROUP_X_V1ALPHA2, "InferenceModel") => {
+                load!(InferenceModelSpec, out.legacy, |r| r)
+            }
+            (INFERGATE_V1ALPHA1, "PublicModel") => load!(PublicModelSpec, out.public, |r| r),
+            (INFERGATE_V1ALPHA1, "GatewaySettings") => {
+                load!(GatewaySettingsSpec, out.settings, |r| r)
+            }
+            (INFERGATE_V1ALPHA1, "Simulator") => load!(SimulatorSpec, out.simulators, |r| r),
+            _ => errors.push(at.err(
+                "kind",
+                format!("unknown kind `{kind}` in `{api_version}`; known kinds: {KNOWN}"),
+            )),
+        }
+    }
+}
+
+fn pool_endpoints(
+    eps: &[StaticEndpoint],
+    ports: &[u16],
+) -> Vec<EndpointSpec> {
+    let mut out = Vec::new();
+    for ep in eps {
+        let ports: Vec<u16> = match ep.port {
+            Some(p) => vec![p],
+            None => ports.to_vec(),
+        };
+        for port in ports {
+            let host_port = if ep.address.contains(':') {
+                format!("[{}]:{port}", ep.address)
+            } else {
+                format!("{}:{port}", ep.address)
+            };
+            let name = match (&ep.name, ep.port) {
+                (Some(n), Some(_)) => n.clone(),
+                (Some(n), None) => format!("{n}:{port}"),
+                (None, _) => host_port,
+            };
+            out.push(EndpointSpec {
+                name,
+                address: ep.address.clone(),
+                port,
+                labels: ep.labels.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn pool_from_v1(r: Resource<InferencePoolV1Spec>) -> Resource<Pool> {
+    let ports: Vec<u16> = r.spec.target_ports.iter().map(|p| p.number).collect();
+    let app_protocol = match r.spec.app_protocol.as_deref() {
+        Some("kubernetes.io/h2c") => AppProtocol::H2c,
+        _ => AppProtocol::Http1,
+    };
+    let pool = Pool {
+        name: r.metadata.name.clone(),
+        namespace: r.metadata.namespace.clone(),
+        selector: r.spec.selector.match_labels.clone(),
+        endpoints: pool_endpoints(&r.spec.endpoints, &ports),
+        target_ports: ports,
+        app_protocol,
+        epp: r.spec.endpoint_picker_ref.as_ref().map(|e| EppRef {
+            name: e.name.clone(),
+            port: e.port.as_ref().map_or(9002, |p| p.number),
+            failure_mode: e.failure_mode.unwrap_or_default(),
+        }),
+    };
+    Resource {
+        api_version: r.api_version,
+        kind: r.kind,
+        metadata: r.metadata,
+        spec: pool,
+        status: r.status,
+    }
+}
+
+fn pool_from_v1alpha2(r: Resource<InferencePoolV1Alpha2Spec>) -> Resource<Pool> {
+    let ports = vec![r.spec.target_port_number];
+    let pool = Pool {
+        name: r.metadata.name.clone(),
+        namespace: r.metadata.namespace.clone(),
+        selector: r.spec.selector.clone(),
+        endpoints: pool_endpoints(&r.spec.endpoints, &ports),
+        target_ports: ports,
+        app_protocol: AppProtocol::Http1,
+        epp: r.spec.extension_ref.as_ref().map(|e| EppRef {
+            name: e.name.clone(),
+            port: e.port_number.unwrap_or(9002),
+            failure_mode: e.failure_mode.unwrap_or_default(),
+        }),
+    };
+    Resource {
+        api_version: r.api_version,
+        kind: r.kind,
+        metadata: r.metadata,
+        spec: pool,
+        status: r.status,
+    }
+}
+
+fn weights_all_or_none(
+    at: &At<'_>,
+    field: &str,
+    weights: &[Option<u32>],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<u32> {
+    let set = weights.iter().filter(|w| w.is_some()).count();
+    if set != 0 && set != weights.len() {
+        errors.push(at.err(
+            field,
+            "set `weight` on every entry or on none (equal shares)",
+        ));
+    }
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let w = w.unwrap_or(1);
+            if !(1..=1_000_000).contains(&w) {
+                errors.push(at.err(
+                    &format!("{field}[{i}].weight"),
+                    format!("weight {w} is out of range; use 1 to 1000000"),
+                ));
+            }
+            w
+        })
+        .collect()
+}
+
+fn validate(parsed: Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
+    let mut set = ConfigSet::default();
+
+    // Duplicate names within a kind.
+    fn dup_check<T>(items: &[Located<'_, T>], errors: &mut Vec<ConfigError>) {
+        let mut seen = HashMap::new();
+        for it in items {
+            let key = (&it.res.metadata.namespace, &it.res.metadata.name);
+            if let Some(prev) = seen.insert(key, (it.at.file, it.at.doc.start_line)) {
+                errors.push(it.at.err(
+                    "metadata.name",
+                    format!(
+                        "`{}` is declared twice (first at {}:{}); give each resource its own name",
+                        it.res.metadata.name, prev.0, prev.1
+                    ),
+                ));
+            }
+        }
+    }
+    dup_check(&parsed.pools, errors);
+    dup_check(&parsed.objectives, errors);
+    dup_check(&parsed.rewrites, errors);
+    dup_check(&parsed.legacy, errors);
+    dup_check(&parsed.public, errors);
+    dup_check(&parsed.simulators, errors);
+
+    // Settings.
+    if parsed.settings.len() > 1 {
+        errors.push(parsed.settings[1].at.err(
+            "kind",
+            "only one GatewaySettings resource is allowed; merge them",
+        ));
+    }
+    if let Some(s) = parsed.settings.first() {
+        set.settings = resolve_settings(&s.at, &s.res.spec, errors);
+    }
+
+    // Pools.
+    let mut pool_names = HashSet::new();
+    for p in &parsed.pools {
+        let pool = &p.res.spec;
+        pool_names.insert(pool.name.clone());
+        if pool.target_ports.is_empty() || pool.target_ports.len() > 8 {
+            errors.push(p.at.err("spec.targetPorts", "list 1 to 8 target ports"));
+        }
+        let mut ports = HashSet::new();
+        for (i, port) in pool.target_ports.iter().enumerate() {
+            if *port == 0 || !ports.insert(*port) {
+                errors.push(p.at.err(
+                    &format!("spec.targetPorts[{i}].number"),
+                    "target ports must be unique and non-zero",
+                ));
+            }
+        }
+        if pool.selector.len() > 64 {
+            errors.push(p.at.err("spec.selector", "at most 64 labels"));
+        }
+        let mut eps = HashSet::new();
+        for (i, ep) in pool.endpoints.iter().enumerate() {
+            if ep.address.is_empty() {
+                errors.push(p.at.err(
+                    &format!("spec.endpoints[{i}].address"),
+                    "give an IP address or host name",
+                ));
+            }
+            if ep.port == 0 {
+                errors.push(p.at.err(&format!("spec.endpoints[{i}].port"), "port 0 is not valid"));
+            }
+            if !eps.insert((ep.address.clone(), ep.port)) {
+                errors.push(p.at.err(
+                    &format!("spec.endpoints[{i}]"),
+                    format!("endpoint {} is listed twice", ep.host_port()),
+                ));
+            }
+        }
+        if pool.endpoints.is_empty() {
+            set.warnings.push(p.at.err(
+                "spec",
+                "no endpoints: in standalone mode list them under spec.endpoints \
+                 (requests to this pool will get 503 until it has some)",
+            ));
+        }
+        set.pools.push(pool.clone());
+    }
+    let pool_exists = |at: &At<'_>, field: &str, name: &str, errors: &mut Vec<ConfigError>| {
+        if !pool_names.contains(name) {
+            let mut known: Vec<_> = pool_names.iter().cloned().collect();
+            known.sort();
+            errors.push(at.err(
+                field,
+                format!(
+                    "InferencePool `{name}` does not exist; known pools: [{}]",
+                    known.join(", ")
+                ),
+            ));
+        }
+    };
+
+    for o in &parsed.objectives {
+        pool_exists(&o.at, "spec.poolRef.name", &o.res.spec.pool_ref.name, errors);
+        set.objectives.push(Objective {
+            name: o.res.metadata.name.clone(),
+            priority: o.res.spec.priority.unwrap_or(0),
+            pool: o.res.spec.pool_ref.name.clone(),
+        });
+    }
+
+    for r in &parsed.rewrites {
+        pool_exists(&r.at, "spec.poolRef.name", &r.res.spec.pool_ref.name, errors);
+        for (ri, rule) in r.res.spec.rules.iter().enumerate() {
+            let mut exact = Vec::new();
+            for (mi, m) in rule.matches.iter().enumerate() {
+                if m.model.match_type != "Exact" {
+                    errors.push(r.at.err(
+                        &format!("spec.rules[{ri}].matches[{mi}].model.type"),
+                        format!(
+                            "match type `{}` is not supported; only `Exact` is",
+                            m.model.match_type
+                        ),
+                    ));
+                }
+                exact.push(m.model.value.clone());
+            }
+            if rule.targets.is_empty() {
+                errors.push(r.at.err(
+                    &format!("spec.rules[{ri}].targets"),
+                    "a rule needs at least one target",
+                ));
+            }
+            let field = format!("spec.rules[{ri}].targets");
+            let weights: Vec<Option<u32>> = rule.targets.iter().map(|t| t.weight).collect();
+            let weights = weights_all_or_none(&r.at, &field, &weights, errors);
+            set.rewrites.push(RewriteRuleSet {
+                source: r.res.metadata.name.clone(),
+                pool: r.res.spec.pool_ref.name.clone(),
+                exact,
+                targets: rule
+                    .targets
+                    .iter()
+                    .zip(weights)
+                    .map(|(t, weight)| WeightedName {
+                        name: t.model_rewrite.clone(),
+                        weight,
+                    })
+                    .collect(),
+            });
+        }
+    }
+
+    let mut legacy_names: HashMap<(String, String), usize> = HashMap::new();
+    for m in &parsed.legacy {
+        let spec = &m.res.spec;
+        pool_exists(&m.at, "spec.poolRef.name", &spec.pool_ref.name, errors);
+        if spec.model_name.is_empty() || spec.model_name.len() > 256 {
+            errors.push(m.at.err("spec.modelName", "give a model name of 1 to 256 characters"));
+        }
+        if spec.target_models.len() > 10 {
+            errors.push(m.at.err("spec.targetModels", "at most 10 target models"));
+        }
+        if let Some(prev) = legacy_names.insert(
+            (spec.pool_ref.name.clone(), spec.model_name.clone()),
+            m.at.doc.start_line,
+        ) {
+            errors.push(m.at.err(
+                "spec.modelName",
+                format!(
+                    "model name `{}` is already used in pool `{}` by the InferenceModel at line {prev}",
+                    spec.model_name, spec.pool_ref.name
+                ),
+            ));
+        }
+        let weights: Vec<Option<u32>> = spec.target_models.iter().map(|t| t.weight).collect();
+        let weights = weights_all_or_none(&m.at, "spec.targetModels", &weights, errors);
+        set.legacy_models.push(LegacyModel {
+            model_name: spec.model_name.clone(),
+            pool: spec.pool_ref.name.clone(),
+            priority: spec.criticality.map_or(0, Criticality::priority),
+            targets: spec
+                .target_models
+                .iter()
+                .zip(weights)
+                .map(|(t, weight)| WeightedName {
+                    name: t.name.clone(),
+                    weight,
+                })
+                .collect(),
+        });
+    }
+
+    let mut public_names: HashMap<String, usize> = HashMap::new();
+    for m in &parsed.public {
+        let spec = &m.res.spec;
+        let name = spec.name.clone().unwrap_or_else(|| m.res.metadata.name.clone());
+        if let Some(prev) = public_names.insert(name.clone(), m.at.doc.start_line) {
+            errors.push(m.at.err(
+                "spec.name",
+                format!("public model `{name}` is already declared at line {prev}"),
+            ));
+        }
+        if spec.targets.is_empty() {
+            errors.push(m.at.err("spec.targets", "a public model needs at least one target"));
+        }
+        let mut convert = |list: &[ModelTarget], field: &str| -> Vec<Target> {
+            let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
+            let weights = weights_all_or_none(&m.at, field, &weights, errors);
+            list.iter()
+                .enumerate()
+                .zip(weights)
+                .map(|((i, t), weight)| {
+                    pool_exists(&m.at, &format!("{field}[{i}].pool"), &t.pool, errors);
+                    Target {
+                        pool: t.pool.clone(),
+                        model: t.model.clone(),
+                        weight,
+                    }
+                })
+                .collect()
+        };
+        let targets = convert(&spec.targets, "spec.targets");
+        let fallbacks = convert(&spec.fallbacks, "spec.fallbacks");
+        set.public_models.push(PublicModel {
+            name,
+            description: spec.description.clone(),
+            targets,
+            fallbacks,
+            priority: spec.priority,
+        });
+    }
+
+    for s in &parsed.simulators {
+        let spec = &s.res.spec;
+        if spec.replicas == 0 || spec.replicas > 64 {
+            errors.push(s.at.err("spec.replicas", "run 1 to 64 replicas"));
+        }
+        if usize::from(spec.port) + spec.replicas > 65536 || spec.port == 0 {
+            errors.push(s.at.err(
+                "spec.port",
+                "replica i listens on port + i; pick a non-zero port with room for every replica",
+            ));
+        }
+        set.simulators.push(Simulator {
+            name: s.res.metadata.name.clone(),
+            model: spec.model.clone(),
+            replicas: spec.replicas,
+            host: spec.host.clone(),
+            port: spec.port,
+            args: spec.args.clone(),
+        });
+    }
+    set
+}
+
+fn resolve_settings(
+    at: &At<'_>,
+    spec: &GatewaySettingsSpec,
+    errors: &mut Vec<ConfigError>,
+) -> Settings {
+    let mut s = Settings::default();
+    let mut addr = |field: &str, v: &Option<String>, dst: &mut SocketAddr| {
+        if let Some(v) = v {
+            match v.parse() {
+                Ok(a) => *dst = a,
+                Err(_) => errors.push(at.err(
+                    field,
+                    format!("`{v}` is not an address; write host:port, e.g. 127.0.0.1:8080"),
+                )),
+            }
+        }
+    };
+    addr("spec.listen", &spec.listen, &mut s.listen);
+    addr("spec.admin", &spec.admin, &mut s.admin);
+    if spec.listen.is_some() && spec.listen == spec.admin {
+        errors.push(at.err(
+            "spec.admin",
+            "the admin listener needs its own address, not the data-plane one",
+        ));
+    }
+    if let Some(tls) = &spec.tls {
+        s.tls = Some((tls.cert_file.clone(), tls.key_file.clone()));
+    }
+    if let Some(b) = spec.max_request_body {
+        if b.0 < 1024 {
+            errors.push(at.err("spec.maxRequestBody", "allow at least 1Ki"));
+        }
+        s.max_request_body = b.0;
+    }
+    let t = &spec.timeouts;
+    if let Some(d) = t.connect {
+        s.connect_timeout = d.get();
+    }
+    if let Some(d) = t.response_headers {
+        s.response_headers_timeout = d.get();
+    }
+    if let Some(d) = t.stream_idle {
+        s.stream_idle_timeout = d.get();
+    }
+    if let Some(d) = t.request_read {
+        s.request_read_timeout = d.get();
+    }
+    if let Some(a) = spec.retries.attempts {
+        if a == 0 || a > 10 {
+            errors.push(at.err("spec.retries.attempts", "use 1 to 10 attempts"));
+        }
+        s.retry_attempts = a.clamp(1, 10);
+    }
+    let h = &spec.health;
+    if let Some(n) = h.consecutive_5xx {
+        s.consecutive_5xx = n.max(1);
+    }
+    if let Some(d) = h.cooldown {
+        s.eject_cooldown = d.get();
+    }
+    if let Some(d) = h.probe_interval {
+        if d.get() < Duration::from_millis(10) {
+            errors.push(at.err("spec.health.probeInterval", "probe at most every 10ms"));
+        }
+        s.probe_interval = d.get();
+    }
+    if let Some(p) = &h.probe_path {
+        if !p.starts_with('/') {
+            errors.push(at.err("spec.health.probePath", "a path starts with `/`"));
+        }
+        s.probe_path = p.clone();
+    }
+    if spec.access_log.enabled == Some(false) {
+        s.access_log = None;
+    } else if let Some(p) = &spec.access_log.path {
+        s.access_log = Some(p.clone());
+    }
+    if spec.reload.enabled == Some(false) {
+        s.reload_interval = None;
+    } else if let Some(d) = spec.reload.interval {
+        s.reload_interval = Some(d.get().max(Duration::from_millis(50)));
+    }
+    s
+}
+
+/// Validate configuration text as if it came from `file`.
+pub fn load_str(file: &str, text: &str) -> Result<ConfigSet, ConfigErrors> {
+    load_sources(&[(file.to_string(), text.to_string())])
+}
+
+/// Validate several files as one configuration.
+pub fn load_sources(sources: &[(String, String)]) -> Result<ConfigSet, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut docs_per_file = Vec::new();
+    for (file, text) in sources {
+        match document_lines(text) {
+            Ok(d) => docs_per_file.push(d),
+            Err((line, msg)) => {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line,
+                    resource: None,
+                    field: String::new(),
+                    message: format!("invalid YAML: {msg}"),
+                });
+                docs_per_file.push(Vec::new());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let mut parsed = Parsed::default();
+    for ((file, text), docs) in sources.iter().zip(&docs_per_file) {
+        parse_text(file, text, docs, &mut parsed, &mut errors);
+    }
+    let set = validate(parsed, &mut errors);
+    // Report in reading order, whichever pass found the problem.
+    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The files a `--config` path stands for: the file itself, or every `*.yaml` / `*.yml` in a
+/// directory, sorted by name.
+pub fn config_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+/// Read the sources behind a `--config` path.
+pub fn read_sources(path: &Path) -> Result<Vec<(String, String)>, ConfigErrors> {
+    let io_err = |file: &Path, e: std::io::Error| {
+        ConfigErrors(vec![ConfigError {
+            file: file.display().to_string(),
+            line: 0,
+            resource: None,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    };
+    let files = config_files(path).map_err(|e| io_err(path, e))?;
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| io_err(&f, e))?;
+        out.push((f.display().to_string(), text));
+    }
+    Ok(out)
+}
+
+/// Read and validate a `--config` path.
+pub fn load_path(path: &Path) -> Result<ConfigSet, ConfigErrors> {
+    load_sources(&read_sources(path)?)
+}

@@ -1,0 +1,126 @@
+//! Validation reports file, line and field for every problem.
+
+use infergate_control::load_str;
+
+fn errors(text: &str) -> Vec<String> {
+    load_str("cfg.yaml", text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const POOL: &str = "\
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: p
+spec:
+  selector: {matchLabels: {app: x}}
+  targetPorts:
+  - number: 8000
+  endpoints:
+  - address: 127.0.0.1
+";
+
+#[test]
+fn valid_config_loads() {
+    let set = load_str("cfg.yaml", POOL).unwrap();
+    assert_eq!(set.pools.len(), 1);
+    assert_eq!(set.pools[0].endpoints[0].host_port(), "127.0.0.1:8000");
+}
+
+#[test]
+fn unknown_field_has_line_and_field() {
+    let text = format!(
+        "{POOL}---\napiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata:\n  name: m\nspec:\n  targets:\n  - pool: p\n    wieght: 3\n"
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("cfg.yaml:19: PublicModel/m: spec.targets[0].wieght: unknown field `wieght`"), "{}", e[0]);
+}
+
+#[test]
+fn missing_pool_reference_is_reported_at_its_line() {
+    let text = format!(
+        "{POOL}---\napiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata:\n  name: m\nspec:\n  targets:\n  - pool: nope\n"
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("cfg.yaml:18: PublicModel/m: spec.targets[0].pool: InferencePool `nope` does not exist; known pools: [p]"), "{}", e[0]);
+}
+
+#[test]
+fn several_errors_are_all_reported() {
+    let text = "\
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: p}
+spec:
+  selector: {matchLabels: {app: x}}
+  targetPorts: [{number: 8000}, {number: 8000}]
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: im}
+spec:
+  modelName: food
+  poolRef: {name: p}
+  targetModels:
+  - {name: a, weight: 10}
+  - {name: b}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+";
+    let e = errors(text);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(e[0].contains("cfg.yaml:6:") && e[0].contains("spec.targetPorts[1].number"), "{}", e[0]);
+    assert!(e[1].contains("cfg.yaml:14:") && e[1].contains("set `weight` on every entry"), "{}", e[1]);
+    assert!(e[2].contains("cfg.yaml:19:") && e[2].contains("unknown kind `Widget`"), "{}", e[2]);
+}
+
+#[test]
+fn yaml_syntax_error_has_line() {
+    let e = errors("apiVersion: v1\nkind: [InferencePool\nmetadata: {}\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("cfg.yaml:"), "{}", e[0]);
+    assert!(e[0].contains("invalid YAML"), "{}", e[0]);
+}
+
+#[test]
+fn wrong_type_says_what_is_expected() {
+    let text = "\
+apiVersion: infergate.dev/v1alpha1
+kind: GatewaySettings
+metadata: {name: g}
+spec:
+  listen: 127.0.0.1:8080
+  timeouts:
+    connect: fast
+";
+    let e = errors(text);
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("cfg.yaml:7: GatewaySettings/g: spec.timeouts.connect:"), "{}", e[0]);
+    assert!(e[0].contains("500ms"), "{}", e[0]);
+}
+
+#[test]
+fn settings_defaults_and_overrides() {
+    let text = "\
+apiVersion: infergate.dev/v1alpha1
+kind: GatewaySettings
+metadata: {name: g}
+spec:
+  listen: 0.0.0.0:9000
+  maxRequestBody: 1Mi
+  retries: {attempts: 2}
+";
+    let s = load_str("cfg.yaml", text).unwrap().settings;
+    assert_eq!(s.listen.port(), 9000);
+    assert_eq!(s.max_request_body, 1 << 20);
+    assert_eq!(s.retry_attempts, 2);
+    assert_eq!(s.probe_path, "/health");
+}
