@@ -1,0 +1,201 @@
+//! A fleet of simulated replicas in this process: their listeners, connections and lifecycle.
+//!
+//! Owns sockets. Each replica has one accept loop; each connection is served by hyper's
+//! auto (HTTP/1.1 + h2c prior-knowledge) builder on its own task. A per-replica kill signal
+//! reaches the accept loop, every connection task and every HTTP/2 stream task (through the
+//! executor hyper spawns them with), so [`SimFleet::kill`] really drops the listener and every
+//! socket at once, like a crashed pod. Dropping the fleet stops every replica the same way.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::SimConfig;
+use crate::kv_cache::KvEvent;
+use crate::server::Replica;
+
+/// Simulated model servers running on the current tokio runtime.
+pub struct SimFleet {
+    replicas: Vec<ReplicaHandle>,
+}
+
+struct ReplicaHandle {
+    addr: SocketAddr,
+    state: Arc<Replica>,
+    kill: watch::Sender<bool>,
+    accept_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Spawns hyper's background tasks (HTTP/2 streams) so that they die with their replica.
+#[derive(Clone)]
+struct KillableExecutor {
+    killed: watch::Receiver<bool>,
+}
+
+impl<F> hyper::rt::Executor<F> for KillableExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let mut killed = self.killed.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = fut => {}
+                _ = killed_signal(&mut killed) => {}
+            }
+        });
+    }
+}
+
+impl SimFleet {
+    /// Starts `replicas` servers bound to `bind` on consecutive ports from `base_port`
+    /// (`base_port` 0 = each gets an OS-chosen port), all in this process, on the current tokio
+    /// runtime.
+    pub async fn start(
+        config: SimConfig,
+        bind: IpAddr,
+        base_port: u16,
+        replicas: usize,
+    ) -> std::io::Result<SimFleet> {
+        config
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let config = Arc::new(config);
+        let mut handles = Vec::with_capacity(replicas);
+        for index in 0..replicas {
+            let port = if base_port == 0 {
+                0
+            } else {
+                u16::try_from(usize::from(base_port) + index).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("replica {index} would listen beyond port 65535 (base port {base_port})"),
+                    )
+                })?
+            };
+            let listener = TcpListener::bind(SocketAddr::new(bind, port)).await?;
+            let addr = listener.local_addr()?;
+            let state = Arc::new(Replica::new(Arc::clone(&config), index, addr.port()));
+            let (kill, killed) = watch::channel(false);
+            let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), killed));
+            tracing::debug!(replica = index, %addr, model = state.primary_model(), "sim replica listening");
+            handles.push(ReplicaHandle {
+                addr,
+                state,
+                kill,
+                accept_task: Mutex::new(Some(task)),
+            });
+        }
+        Ok(SimFleet { replicas: handles })
+    }
+
+    /// The listening address of every replica, in index order (killed ones included).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.replicas.iter().map(|r| r.addr).collect()
+    }
+
+    /// Stops one replica abruptly: closes its listener and aborts its connections (simulates a
+    /// crashed pod). Takes effect as soon as the runtime runs the replica's tasks (immediately on
+    /// a multi-threaded runtime, at the caller's next await on a current-thread one). An unknown
+    /// index is ignored.
+    pub fn kill(&self, index: usize) {
+        let Some(replica) = self.replicas.get(index) else {
+            tracing::warn!(index, "SimFleet::kill: no such replica");
+            return;
+        };
+        replica.kill.send_replace(true);
+        if let Some(task) = replica.accept_task.lock().as_ref() {
+            task.abort();
+        }
+    }
+
+    /// Stops every replica and waits until their listeners are closed.
+    pub async fn shutdown(self) {
+        for replica in &self.replicas {
+            replica.kill.send_replace(true);
+        }
+        for replica in &self.replicas {
+            let task = replica.accept_task.lock().take();
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// Prefix-cache events of one replica (`None`: no such replica, or `--enable-kvcache false`).
+    pub fn kv_events(&self, index: usize) -> Option<broadcast::Receiver<KvEvent>> {
+        self.replicas
+            .get(index)?
+            .state
+            .kv
+            .as_ref()
+            .map(|kv| kv.subscribe())
+    }
+
+    /// The served model name replicas label their metrics with.
+    pub fn model_name(&self) -> Option<&str> {
+        self.replicas.first().map(|r| r.state.primary_model())
+    }
+}
+
+/// Resolves once the replica is killed (or its fleet dropped).
+async fn killed_signal(killed: &mut watch::Receiver<bool>) {
+    // The borrowed value is dropped here, before any other await (it is not Send).
+    let _ = killed.wait_for(|&k| k).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    replica: Arc<Replica>,
+    mut killed: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(KillableExecutor {
+        killed: killed.clone(),
+    });
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024);
+    loop {
+        let stream = tokio::select! {
+            biased;
+            _ = killed_signal(&mut killed) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, replica = replica.index, "sim accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let replica = Arc::clone(&replica);
+        let mut conn_killed = killed.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let replica = Arc::clone(&replica);
+                async move { Ok::<_, std::convert::Infallible>(replica.handle(req).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                // Dropping the connection closes the socket mid-request: a crash, not a drain.
+                _ = killed_signal(&mut conn_killed) => {}
+            }
+        });
+    }
+}
