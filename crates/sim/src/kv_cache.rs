@@ -441,7 +441,7 @@ mod tests {
             KvEvent::BlockStored {
                 block_hashes: hashes.clone(),
                 parent_block_hash: None,
-                token_ids: a.clone(),
+                token_ids: a,
                 block_size: 4,
                 lora_name: None,
             }

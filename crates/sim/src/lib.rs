@@ -43,9 +43,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 pub use config::{LatencyCalculator, LoraModule, Mode, SimConfig};
+pub use failure::FailureType;
 pub use fleet::SimFleet;
 pub use kv_cache::KvEvent;
-pub use stream::{SimBody, StreamError};
 pub use text::FinishReason;
 
 /// `infergate sim` arguments.

@@ -99,6 +99,7 @@ pub struct TokenStream {
     sleep: Option<Pin<Box<Sleep>>>,
     last_token_at: Instant,
     token_text: String,
+    flushed_before_abort: bool,
 }
 
 impl TokenStream {
@@ -122,6 +123,7 @@ impl TokenStream {
             sleep: None,
             last_token_at: now,
             token_text: String::new(),
+            flushed_before_abort: false,
         };
         match admission {
             Admission::Running(slot) => stream.begin(slot),
@@ -194,7 +196,7 @@ impl TokenStream {
                 Phase::Prefill => {
                     ready!(self.poll_deadline(cx));
                     if self.fail_after == Some(0) {
-                        return Poll::Ready(Some(Err(self.abort())));
+                        return self.abort(cx);
                     }
                     let now = Instant::now();
                     self.job
@@ -221,7 +223,7 @@ impl TokenStream {
                         return Poll::Ready(Some(Ok(Frame::data(self.finish()))));
                     }
                     if self.fail_after.is_some_and(|n| self.emitted >= n) {
-                        return Poll::Ready(Some(Err(self.abort())));
+                        return self.abort(cx);
                     }
                     ready!(self.poll_deadline(cx));
                     let now = Instant::now();
@@ -326,11 +328,19 @@ impl TokenStream {
         Bytes::from(buf)
     }
 
-    fn abort(&mut self) -> StreamError {
+    /// Ends the stream with an error, which makes hyper cut the connection (HTTP/1.1) or reset
+    /// the stream (HTTP/2). It first yields once so hyper flushes the chunks already produced:
+    /// the client must really receive the N tokens before the cut.
+    fn abort(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
+        if !self.flushed_before_abort {
+            self.flushed_before_abort = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         record_abort(&self.job, self.emitted);
         self.running = None;
         self.phase = Phase::Done;
-        StreamError::FailAfterTokens(self.emitted)
+        Poll::Ready(Some(Err(StreamError::FailAfterTokens(self.emitted))))
     }
 }
 
