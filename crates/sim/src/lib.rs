@@ -107,10 +107,12 @@ impl SimArgs {
                             .context("config file: invalid replicas")?;
                     }
                 }
-                // Parse the file alone first: its errors then name the file's key and line.
-                let file_only: BTreeMap<String, serde_json::Value> = file.clone();
-                let yaml = serde_yaml_ng::to_string(&file_only).context("config file")?;
-                SimConfig::from_yaml(&yaml).with_context(|| format!("in {}", path.display()))?;
+                // Check the file's own keys and values first, so its mistakes are reported as the
+                // file's (YAML syntax errors already carry their line).
+                serde_json::from_value::<SimConfig>(serde_json::Value::Object(
+                    file.clone().into_iter().collect(),
+                ))
+                .with_context(|| format!("invalid sim config file {}", path.display()))?;
                 self.config
                     .layered_over_file(&file)
                     .with_context(|| format!("in {}", path.display()))?
@@ -173,4 +175,80 @@ async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
         .await
         .context("cannot listen for ctrl-c")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> SimArgs {
+        Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied()))
+            .unwrap()
+            .sim
+    }
+
+    #[test]
+    fn cli_contract() {
+        let a = parse(&[
+            "--port",
+            "9000",
+            "--model",
+            "m",
+            "--replicas",
+            "3",
+            "--max-num-seqs",
+            "8",
+        ]);
+        assert_eq!(
+            (a.port, a.replicas, a.host.as_str()),
+            (9000, 3, "127.0.0.1")
+        );
+        let (_, port, replicas, config) = a.resolve().unwrap();
+        assert_eq!(
+            (port, replicas, config.model.as_str(), config.max_num_seqs),
+            (9000, 3, "m", 8)
+        );
+        assert!(Cli::try_parse_from(["sim", "--max-num-seqs", "0"])
+            .unwrap()
+            .sim
+            .resolve()
+            .is_err());
+    }
+
+    #[test]
+    fn config_file_layers_under_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.yaml");
+        std::fs::write(
+            &path,
+            "port: 9100\nreplicas: 2\nmodel: file-model\nmax-num-seqs: 16\ninter-token-latency: 12ms\n\
+             lora-modules:\n  - name: a\n    path: /a\n  - b=/b\nfailure-types: [rate_limit]\n",
+        )
+        .unwrap();
+        let path_arg = path.to_str().unwrap();
+        let (_, port, replicas, config) =
+            parse(&["--config-file", path_arg, "--max-num-seqs", "4"])
+                .resolve()
+                .unwrap();
+        assert_eq!((port, replicas), (9100, 2));
+        assert_eq!(config.model, "file-model");
+        assert_eq!(config.max_num_seqs, 4, "flags win");
+        assert_eq!(config.inter_token_latency, 12.0);
+        assert_eq!(config.lora_modules.len(), 2);
+        assert_eq!(config.failure_types, vec![FailureType::RateLimit]);
+
+        std::fs::write(&path, "max-num-seq: 3\n").unwrap();
+        let err = format!(
+            "{:#}",
+            parse(&["--config-file", path_arg]).resolve().unwrap_err()
+        );
+        assert!(err.contains("max-num-seq"), "{err}");
+    }
 }
