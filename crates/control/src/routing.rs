@@ -20,7 +20,7 @@ use crate::loader::{ConfigSet, Target, WeightedName};
 /// Why a request could not be routed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error("the model `{model}` does not exist; available models: {available}")]
+    #[error("The model `{model}` does not exist; available models: {available}")]
     UnknownModel { model: String, available: String },
 }
 
@@ -445,7 +445,7 @@ spec: {priority: 10, poolRef: {name: pool-a}}
         let t = table();
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
         let e = t.resolve("gpt-9", None, None, &mut rng).unwrap_err();
-        assert!(e.to_string().contains("`gpt-9` does not exist"));
+        assert!(e.to_string().contains("The model `gpt-9` does not exist"));
         assert!(e.to_string().contains("chat, food-review, summarize"));
     }
 }

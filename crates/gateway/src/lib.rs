@@ -1,1 +1,216 @@
-//! infergate-gateway
+//! The infergate data plane: listeners, the request pipeline (see [`pipeline`] for the stages in
+//! order), upstream pools with retries and passive health, the admin listener, and hot reload of
+//! the configuration snapshot.
+
+pub mod access_log;
+pub mod admin;
+pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod pipeline;
+pub mod respond;
+pub mod server;
+pub mod snapshot;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use infergate_control::{ConfigErrors, ConfigSet};
+use infergate_scheduler::EndpointRegistry;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::access_log::AccessLog;
+use crate::metrics::{Metrics, ResultLabels};
+use crate::snapshot::Snapshot;
+
+/// Shared state of one running gateway.
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    registry: EndpointRegistry,
+    pub metrics: Metrics,
+    pub access_log: Option<AccessLog>,
+    generation: AtomicU64,
+    pub(crate) ready: AtomicBool,
+}
+
+impl Gateway {
+    /// A gateway serving `config` (not yet listening).
+    pub fn new(config: ConfigSet) -> std::io::Result<Self> {
+        let metrics = Metrics::new();
+        let access_log = match &config.settings.access_log {
+            Some(target) => Some(AccessLog::start(target, metrics.access_log_dropped.clone())?),
+            None => None,
+        };
+        let registry = EndpointRegistry::default();
+        let snap = Snapshot::build(1, config, &registry, None);
+        metrics.config_generation.set(1);
+        Ok(Self {
+            snapshot: ArcSwap::from_pointee(snap),
+            registry,
+            metrics,
+            access_log,
+            generation: AtomicU64::new(1),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// The snapshot to serve one request from; hold it for the request's lifetime.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Swap in a new configuration atomically. Requests already running finish on the old one.
+    pub fn apply(&self, config: ConfigSet) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let prev = self.snapshot.load();
+        let current = &prev.config.settings;
+        let next = &config.settings;
+        if current.listen != next.listen || current.admin != next.admin || current.tls != next.tls
+        {
+            tracing::warn!(
+                "listener addresses or TLS changed in the configuration; they take effect at the next restart"
+            );
+        }
+        if current.access_log != next.access_log {
+            tracing::warn!("access log target changed; it takes effect at the next restart");
+        }
+        let snap = Snapshot::build(generation, config, &self.registry, Some(&prev));
+        drop(prev);
+        self.snapshot.store(Arc::new(snap));
+        self.metrics
+            .config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        generation
+    }
+
+    /// Handle a reload result from the watcher: apply a valid configuration, keep serving the
+    /// old one on errors.
+    pub fn on_reload(&self, result: Result<ConfigSet, ConfigErrors>) {
+        match result {
+            Ok(config) => {
+                for w in &config.warnings {
+                    tracing::warn!("config: {w}");
+                }
+                let generation = self.apply(config);
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&ResultLabels { result: "success" })
+                    .inc();
+                tracing::info!(generation, "configuration reloaded");
+            }
+            Err(errors) => {
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&ResultLabels { result: "failure" })
+                    .inc();
+                tracing::error!(
+                    "configuration rejected, still serving the previous one:\n{errors}"
+                );
+            }
+        }
+    }
+}
+
+/// Where to listen and what to watch.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The `--config` path to watch for changes (None = no reload).
+    pub config_path: Option<PathBuf>,
+    /// Fingerprint of the sources `config` was loaded from (see `infergate_control::watch`).
+    pub config_fingerprint: u64,
+    /// Overrides `GatewaySettings.spec.listen`.
+    pub listen: Option<SocketAddr>,
+    /// Overrides `GatewaySettings.spec.admin`.
+    pub admin: Option<SocketAddr>,
+}
+
+/// A gateway that is listening.
+pub struct RunningGateway {
+    pub gateway: Arc<Gateway>,
+    pub listen_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Stop accepting, let open requests finish (up to `drain`), stop background tasks.
+    pub async fn shutdown(self, drain: Duration) {
+        let _ = self.shutdown.send(true);
+        for s in self.servers {
+            let _ = tokio::time::timeout(drain + Duration::from_secs(1), s).await;
+        }
+        for b in self.background {
+            b.abort();
+        }
+    }
+}
+
+/// Start serving `config`.
+pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<RunningGateway> {
+    let listen = opts.listen.unwrap_or(config.settings.listen);
+    let admin = opts.admin.unwrap_or(config.settings.admin);
+    let tls = match &config.settings.tls {
+        Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let header_timeout = config.settings.request_read_timeout;
+    let reload_interval = config.settings.reload_interval;
+    for w in &config.warnings {
+        tracing::warn!("config: {w}");
+    }
+    let data_listener = server::bind(listen, "data plane").await?;
+    let admin_listener = server::bind(admin, "admin listener").await?;
+    let listen_addr = data_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let gw = Arc::new(Gateway::new(config)?);
+    let (tx, rx) = watch::channel(false);
+    let drain = Duration::from_secs(30);
+
+    let g = gw.clone();
+    let data = tokio::spawn(server::serve(
+        data_listener,
+        tls,
+        header_timeout,
+        move |req| pipeline::handle(g.clone(), req),
+        rx.clone(),
+        drain,
+    ));
+    let g = gw.clone();
+    let admin_srv = tokio::spawn(server::serve(
+        admin_listener,
+        None,
+        header_timeout,
+        move |req| admin::handle(g.clone(), req),
+        rx,
+        Duration::from_secs(1),
+    ));
+    let mut background = vec![tokio::spawn(health::run_prober(gw.clone()))];
+    if let (Some(path), Some(interval)) = (opts.config_path, reload_interval) {
+        let g = gw.clone();
+        background.push(infergate_control::watch::spawn_watcher(
+            path,
+            interval,
+            opts.config_fingerprint,
+            move |r| g.on_reload(r),
+        ));
+    }
+    gw.ready.store(true, Ordering::Relaxed);
+    tracing::info!(%listen_addr, %admin_addr, "infergate gateway listening");
+    Ok(RunningGateway {
+        gateway: gw,
+        listen_addr,
+        admin_addr,
+        shutdown: tx,
+        servers: vec![data, admin_srv],
+        background,
+    })
+}

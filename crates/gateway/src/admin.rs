@@ -1,0 +1,109 @@
+//! The admin listener, on its own address: `/metrics` (Prometheus text), `/healthz` (the process
+//! is alive), `/readyz` (configuration loaded and listeners up; the body lists pool health).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use infergate_protocol::ApiError;
+
+use crate::metrics::{EndpointLabels, Label};
+use crate::pipeline::error_response;
+use crate::respond::GatewayBody;
+use crate::Gateway;
+
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<GatewayBody> {
+    if req.method() != Method::GET {
+        return error_response(&ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            "the admin endpoints answer GET",
+        ));
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            refresh_endpoint_gauges(&gw);
+            let mut resp = Response::new(GatewayBody::full(gw.metrics.encode()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            let snap = gw.snapshot();
+            let pools: serde_json::Map<String, serde_json::Value> = snap
+                .pools
+                .values()
+                .map(|p| {
+                    let ready = p.endpoints.iter().filter(|e| !e.is_ejected()).count();
+                    (
+                        p.name.to_string(),
+                        serde_json::json!({"endpoints": p.endpoints.len(), "ready": ready}),
+                    )
+                })
+                .collect();
+            let ready = gw.ready.load(Ordering::Relaxed);
+            let body = serde_json::json!({
+                "ready": ready,
+                "generation": snap.generation,
+                "pools": pools,
+            });
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let mut resp = Response::new(GatewayBody::full(body.to_string()));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        other => error_response(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("unknown admin path {other}; try /metrics, /healthz or /readyz"),
+        )),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<GatewayBody> {
+    let mut resp = Response::new(GatewayBody::full(body));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Endpoint gauges are read from the live endpoint state at scrape time.
+fn refresh_endpoint_gauges(gw: &Gateway) {
+    let snap = gw.snapshot();
+    for pool in snap.pools.values() {
+        for ep in &pool.endpoints {
+            let labels = EndpointLabels {
+                pool: pool.label.clone(),
+                endpoint: Label(ep.host_port.clone()),
+            };
+            gw.metrics
+                .endpoint_in_flight
+                .get_or_create(&labels)
+                .set(i64::from(ep.in_flight()));
+            gw.metrics
+                .endpoint_ejected
+                .get_or_create(&labels)
+                .set(i64::from(ep.is_ejected()));
+            let total = ep.ejections.load(Ordering::Relaxed);
+            let c = gw.metrics.endpoint_ejections.get_or_create(&labels);
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
+        }
+    }
+}

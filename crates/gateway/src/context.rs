@@ -1,0 +1,190 @@
+//! The per-request context: what each pipeline stage learned, carried to the next, and the
+//! settle step that turns it into metrics and one access-log line when the response ends —
+//! whether it completed, failed, or the client went away.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use infergate_protocol::{Operation, Usage};
+
+use crate::access_log::{rfc3339_now, AccessRecord};
+use crate::metrics::{GenAiLabels, Label, OpLabels, RequestLabels, TokenLabels};
+use crate::snapshot::Snapshot;
+use crate::Gateway;
+
+/// How a response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    ClientDisconnected,
+    UpstreamError,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::ClientDisconnected => "client_disconnected",
+            Outcome::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+pub struct RequestContext {
+    pub id: String,
+    pub started: Instant,
+    pub ts: String,
+    pub method: http::Method,
+    pub path: String,
+    pub operation: Option<Operation>,
+    /// The public model the client asked for.
+    pub model: Option<Arc<str>>,
+    /// The model name sent upstream.
+    pub served_model: Option<String>,
+    pub pool: Option<Label>,
+    pub provider: Option<Label>,
+    pub endpoint: Option<Arc<str>>,
+    pub stream: bool,
+    pub priority: i32,
+    pub attempts: u32,
+    /// Time spent waiting on upstreams (excluded from the overhead figure).
+    pub upstream_wait: Duration,
+    /// Time spent processing streamed chunks (part of the overhead figure).
+    pub chunk_work: Duration,
+    pub usage: Option<Usage>,
+    pub ttft: Option<Duration>,
+    pub status: u16,
+    pub error: Option<&'static str>,
+}
+
+impl RequestContext {
+    pub fn new(id: String, method: http::Method, path: String) -> Self {
+        Self {
+            id,
+            started: Instant::now(),
+            ts: rfc3339_now(),
+            method,
+            path,
+            operation: None,
+            model: None,
+            served_model: None,
+            pool: None,
+            provider: None,
+            endpoint: None,
+            stream: false,
+            priority: 0,
+            attempts: 0,
+            upstream_wait: Duration::ZERO,
+            chunk_work: Duration::ZERO,
+            usage: None,
+            ttft: None,
+            status: 0,
+            error: None,
+        }
+    }
+
+    /// Record metrics and the access-log line. Call exactly once per request.
+    pub fn settle(&self, gw: &Gateway, snap: &Snapshot, outcome: Option<Outcome>) {
+        let elapsed = self.started.elapsed();
+        // Streams: the gateway's share of the time to first byte plus per-chunk work; after the
+        // first byte, waiting on the upstream is not the gateway's time.
+        let overhead = match self.ttft {
+            Some(ttft) => ttft.saturating_sub(self.upstream_wait) + self.chunk_work,
+            None => elapsed.saturating_sub(self.upstream_wait),
+        };
+        let m = &gw.metrics;
+        let op = self.operation.map_or("unknown", Operation::as_genai);
+        let model_label = self
+            .model
+            .as_ref()
+            .map_or_else(|| Label::from(""), |m| Label(m.clone()));
+        let pool_label = self.pool.clone().unwrap_or_else(|| Label::from(""));
+        m.requests
+            .get_or_create(&RequestLabels {
+                gen_ai_operation_name: op,
+                gen_ai_request_model: model_label.clone(),
+                pool: pool_label.clone(),
+                code: self.status,
+                reason: self.error.unwrap_or(""),
+            })
+            .inc();
+        if self.attempts > 0 {
+            m.overhead
+                .get_or_create(&OpLabels {
+                    gen_ai_operation_name: op,
+                })
+                .observe(overhead.as_secs_f64());
+        }
+        let success = (200..300).contains(&self.status) && outcome != Some(Outcome::UpstreamError);
+        if success && self.attempts > 0 {
+            let labels = GenAiLabels {
+                gen_ai_operation_name: op,
+                gen_ai_provider_name: self.provider.clone().unwrap_or_else(|| Label::from("")),
+                gen_ai_request_model: model_label,
+                gen_ai_response_model: snap.model_label(self.served_model.as_deref().unwrap_or("")),
+                pool: pool_label,
+            };
+            if outcome != Some(Outcome::ClientDisconnected) {
+                m.request_duration
+                    .get_or_create(&labels)
+                    .observe(elapsed.as_secs_f64());
+            }
+            if let Some(ttft) = self.ttft {
+                m.time_to_first_token
+                    .get_or_create(&labels)
+                    .observe(ttft.as_secs_f64());
+                if let Some(u) = self.usage {
+                    if u.output_tokens > 1 && outcome == Some(Outcome::Complete) {
+                        let per = (elapsed.saturating_sub(ttft)).as_secs_f64()
+                            / (u.output_tokens - 1) as f64;
+                        m.time_per_output_token.get_or_create(&labels).observe(per);
+                    }
+                }
+            }
+            if let Some(u) = self.usage {
+                let tl = |t: &'static str| TokenLabels {
+                    gen_ai_operation_name: labels.gen_ai_operation_name,
+                    gen_ai_provider_name: labels.gen_ai_provider_name.clone(),
+                    gen_ai_request_model: labels.gen_ai_request_model.clone(),
+                    gen_ai_response_model: labels.gen_ai_response_model.clone(),
+                    pool: labels.pool.clone(),
+                    gen_ai_token_type: t,
+                };
+                m.token_usage
+                    .get_or_create(&tl("input"))
+                    .observe(u.input_tokens as f64);
+                if op != "embeddings" {
+                    m.token_usage
+                        .get_or_create(&tl("output"))
+                        .observe(u.output_tokens as f64);
+                }
+            }
+        }
+        if let Some(log) = &gw.access_log {
+            let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+            log.write(&AccessRecord {
+                ts: self.ts.clone(),
+                request_id: &self.id,
+                method: self.method.as_str(),
+                path: &self.path,
+                status: self.status,
+                model: self.model.as_deref(),
+                model_served: self.served_model.as_deref(),
+                pool: self.pool.as_ref().map(|l| &*l.0),
+                endpoint: self.endpoint.as_deref(),
+                provider: self.provider.as_ref().map(|l| &*l.0),
+                stream: self.stream,
+                attempts: self.attempts,
+                tokens_in: self.usage.map(|u| u.input_tokens),
+                tokens_out: self.usage.map(|u| u.output_tokens),
+                tokens_cached: self.usage.map(|u| u.cached_input_tokens).filter(|c| *c > 0),
+                ttft_ms: self.ttft.map(ms),
+                duration_ms: ms(elapsed),
+                overhead_ms: ms(overhead),
+                priority: self.priority,
+                error: self.error,
+                outcome: outcome.map(Outcome::as_str),
+            });
+        }
+    }
+}

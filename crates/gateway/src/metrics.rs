@@ -1,0 +1,243 @@
+//! Prometheus metrics on the admin listener.
+//!
+//! Names follow the OpenTelemetry GenAI conventions (`gen_ai_server_request_duration_seconds`,
+//! `gen_ai_server_time_to_first_token_seconds`, `gen_ai_server_time_per_output_token_seconds`,
+//! `gen_ai_client_token_usage`) with their recommended buckets, plus the gateway's own series
+//! under `infergate_`. Label values come from configuration only (model, pool and endpoint
+//! names), never from request data, so cardinality is bounded by the config.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// A label value that is cheap to clone (an `Arc<str>` from the configuration snapshot).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label(pub Arc<str>);
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Label(Arc::from(s))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GenAiLabels {
+    pub gen_ai_operation_name: &'static str,
+    pub gen_ai_provider_name: Label,
+    pub gen_ai_request_model: Label,
+    pub gen_ai_response_model: Label,
+    pub pool: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub gen_ai_operation_name: &'static str,
+    pub gen_ai_provider_name: Label,
+    pub gen_ai_request_model: Label,
+    pub gen_ai_response_model: Label,
+    pub pool: Label,
+    pub gen_ai_token_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub gen_ai_operation_name: &'static str,
+    pub gen_ai_request_model: Label,
+    pub pool: Label,
+    pub code: u16,
+    /// Stable error reason (`model_not_found`, `no_endpoint`, ...) or empty on success.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub pool: Label,
+    pub endpoint: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub gen_ai_operation_name: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+const TTFT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+const TPOT_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+/// The gateway's own time: 10 µs to ~0.3 s.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25,
+];
+
+/// Every metric the data plane records.
+pub struct Metrics {
+    pub registry: Registry,
+    pub request_duration: HistFamily<GenAiLabels>,
+    pub time_to_first_token: HistFamily<GenAiLabels>,
+    pub time_per_output_token: HistFamily<GenAiLabels>,
+    pub token_usage: HistFamily<TokenLabels>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub overhead: HistFamily<OpLabels>,
+    pub endpoint_in_flight: Family<EndpointLabels, Gauge>,
+    pub endpoint_ejected: Family<EndpointLabels, Gauge>,
+    pub endpoint_ejections: Family<EndpointLabels, Counter>,
+    pub upstream_retries: Family<PoolLabels, Counter>,
+    pub config_reloads: Family<ResultLabels, Counter>,
+    pub config_generation: Gauge,
+    pub access_log_dropped: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        fn family<L: Clone + std::hash::Hash + Eq>(ctor: fn() -> Histogram) -> HistFamily<L> {
+            Family::new_with_constructor(ctor)
+        }
+        let mut registry = Registry::default();
+        let m = Self {
+            request_duration: family(|| Histogram::new(DURATION_BUCKETS.iter().copied())),
+            time_to_first_token: family(|| Histogram::new(TTFT_BUCKETS.iter().copied())),
+            time_per_output_token: family(|| Histogram::new(TPOT_BUCKETS.iter().copied())),
+            token_usage: family(|| Histogram::new(TOKEN_BUCKETS.iter().copied())),
+            requests: Family::default(),
+            overhead: family(|| Histogram::new(OVERHEAD_BUCKETS.iter().copied())),
+            endpoint_in_flight: Family::default(),
+            endpoint_ejected: Family::default(),
+            endpoint_ejections: Family::default(),
+            upstream_retries: Family::default(),
+            config_reloads: Family::default(),
+            config_generation: Gauge::default(),
+            access_log_dropped: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register_with_unit(
+            "gen_ai_server_request_duration",
+            "Time from request to the last byte of the response (successful responses)",
+            Unit::Seconds,
+            m.request_duration.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time from request to the first streamed chunk (streamed, successful responses)",
+            Unit::Seconds,
+            m.time_to_first_token.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_per_output_token",
+            "Time per output token after the first (streamed, successful responses)",
+            Unit::Seconds,
+            m.time_per_output_token.clone(),
+        );
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens per request, by gen_ai_token_type (input, output)",
+            m.token_usage.clone(),
+        );
+        registry.register(
+            "infergate_requests",
+            "Requests answered, by status code and error reason",
+            m.requests.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_gateway_overhead",
+            "Time spent in the gateway itself per request, upstream waiting excluded",
+            Unit::Seconds,
+            m.overhead.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_in_flight_requests",
+            "Requests this gateway has in flight to each endpoint",
+            m.endpoint_in_flight.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_ejected",
+            "1 while passive health keeps the endpoint out of rotation",
+            m.endpoint_ejected.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_ejections",
+            "Times passive health ejected the endpoint",
+            m.endpoint_ejections.clone(),
+        );
+        registry.register(
+            "infergate_upstream_retries",
+            "Attempts beyond the first, per pool",
+            m.upstream_retries.clone(),
+        );
+        registry.register(
+            "infergate_config_reloads",
+            "Configuration reloads by result (success, failure)",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "infergate_config_generation",
+            "Generation of the configuration being served (1 = the one loaded at start)",
+            m.config_generation.clone(),
+        );
+        registry.register(
+            "infergate_access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            m.access_log_dropped.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

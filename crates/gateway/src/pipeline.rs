@@ -1,0 +1,306 @@
+//! The request pipeline. One request, one pass, in this order:
+//!
+//! ```text
+//! listen → parse → route → pick endpoint + dispatch (retry before first byte) → respond/stream → settle
+//! ```
+//!
+//! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
+//! - **parse** ([`read_body`], `RequestBody::parse`): body size limit, one pass over the JSON; the
+//!   raw bytes are kept and later spliced, never re-serialised.
+//! - **route** (`RouteTable::resolve`): public model → ordered (pool, target model) attempts and
+//!   the request's priority.
+//! - **pick + dispatch** (`dispatch`): the pool's scheduling profile picks an endpoint, the body
+//!   goes out with the target model spliced in; failures before the first byte try another
+//!   endpoint, then the fallbacks.
+//! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
+//!   through chunk by chunk.
+//! - **settle** (`context`): metrics and one access-log line, for every outcome.
+//!
+//! Stages added by later work slot in between **parse** and **route** (identify, guard, cache,
+//! admit) and around **respond** (response guardrails); each reads and extends the
+//! [`RequestContext`] and never calls back into an earlier stage.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use infergate_protocol::response::rewrite_body;
+use infergate_protocol::{ApiError, OpenAiStreamRewriter, Operation, RequestBody};
+
+use crate::context::RequestContext;
+use crate::dispatch::{dispatch, UpstreamResponse};
+use crate::error::GatewayError;
+use crate::respond::{GatewayBody, SseStream};
+use crate::snapshot::Snapshot;
+use crate::Gateway;
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
+            return v.to_string();
+        }
+    }
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(rand::random::<u32>);
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:08x}-{n:012x}")
+}
+
+/// Handle one request on the data plane.
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<GatewayBody> {
+    let snap = gw.snapshot();
+    let id = request_id(req.headers());
+    let mut ctx = RequestContext::new(id, req.method().clone(), req.uri().path().to_string());
+    let result = route_request(&gw, &snap, &mut ctx, req).await;
+    let mut resp = match result {
+        Ok(Handled::Done(resp)) => resp,
+        Ok(Handled::Streaming(resp)) => {
+            // The stream settles itself when it ends.
+            return resp;
+        }
+        Err(e) => {
+            ctx.error = Some(e.reason());
+            error_response(&e.to_api())
+        }
+    };
+    ctx.status = resp.status().as_u16();
+    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
+    ctx.settle(&gw, &snap, None);
+    resp
+}
+
+enum Handled {
+    Done(Response<GatewayBody>),
+    Streaming(Response<GatewayBody>),
+}
+
+async fn route_request(
+    gw: &Arc<Gateway>,
+    snap: &Arc<Snapshot>,
+    ctx: &mut RequestContext,
+    req: Request<Incoming>,
+) -> Result<Handled, GatewayError> {
+    let path = req.uri().path();
+    if let Some(op) = Operation::from_path(path) {
+        if req.method() != Method::POST {
+            return Err(GatewayError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: path.to_string(),
+            });
+        }
+        ctx.operation = Some(op);
+        return inference(gw, snap, ctx, op, req).await;
+    }
+    match path.trim_end_matches('/') {
+        "/v1/models" | "/models" => {
+            if req.method() != Method::GET {
+                return Err(GatewayError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    path: path.to_string(),
+                });
+            }
+            Ok(Handled::Done(json_response(
+                StatusCode::OK,
+                snap.models_body.clone(),
+            )))
+        }
+        _ => Err(GatewayError::UnknownPath {
+            method: req.method().to_string(),
+            path: path.to_string(),
+        }),
+    }
+}
+
+/// parse: read the body within the size limit.
+async fn read_body(req: Request<Incoming>, limit: u64) -> Result<(HeaderMap, Bytes), GatewayError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let (parts, body) = req.into_parts();
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit_usize).collect().await {
+        Ok(c) => Ok((parts.headers, c.to_bytes())),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(GatewayError::BodyTooLarge { limit })
+            } else {
+                Err(GatewayError::BodyRead(e.to_string()))
+            }
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn inference(
+    gw: &Arc<Gateway>,
+    snap: &Arc<Snapshot>,
+    ctx: &mut RequestContext,
+    op: Operation,
+    req: Request<Incoming>,
+) -> Result<Handled, GatewayError> {
+    // parse
+    let (headers, bytes) = read_body(req, snap.settings().max_request_body).await?;
+    let body = RequestBody::parse(bytes)?;
+    let stream = body.stream() && op.can_stream();
+    ctx.stream = stream;
+
+    // route
+    let decision = {
+        let mut rng = rand::rng();
+        snap.routes.resolve(
+            body.model(),
+            header_str(&headers, "x-gateway-model-name-rewrite"),
+            header_str(&headers, "x-gateway-inference-objective"),
+            &mut rng,
+        )
+    };
+    let decision = match decision {
+        Ok(d) => d,
+        Err(e) => return Err(e.into()),
+    };
+    ctx.model = Some(decision.public_model.clone());
+    ctx.priority = decision.priority;
+
+    // pick endpoint + dispatch
+    let upstream = dispatch(gw, snap, ctx, op, &body, &decision, &headers).await?;
+
+    // respond
+    let client_model = &*decision.public_model;
+    match upstream {
+        UpstreamResponse::Full {
+            status,
+            headers: up_headers,
+            body: up_body,
+        } => {
+            let rewrite = (ctx.served_model.as_deref() != Some(client_model)).then_some(client_model);
+            let out = if status.is_success() {
+                let r = rewrite_body(up_body, rewrite);
+                ctx.usage = r.usage;
+                r.body
+            } else {
+                up_body
+            };
+            let mut resp = Response::new(GatewayBody::full(out));
+            *resp.status_mut() = status;
+            copy_response_headers(&up_headers, resp.headers_mut());
+            add_served_headers(ctx, resp.headers_mut());
+            Ok(Handled::Done(resp))
+        }
+        UpstreamResponse::Stream {
+            status,
+            headers: up_headers,
+            first,
+            rest,
+            in_flight,
+        } => {
+            ctx.ttft = Some(ctx.started.elapsed());
+            ctx.status = status.as_u16();
+            let rewrite = (ctx.served_model.as_deref() != Some(client_model))
+                .then(|| client_model.to_string());
+            let rewriter = OpenAiStreamRewriter::new(rewrite, !body.client_wants_usage());
+            let mut headers = HeaderMap::new();
+            copy_response_headers(&up_headers, &mut headers);
+            add_served_headers(ctx, &mut headers);
+            if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+                headers.insert(HeaderName::from_static("x-request-id"), v);
+            }
+            let owned_ctx = std::mem::replace(
+                ctx,
+                RequestContext::new(String::new(), Method::GET, String::new()),
+            );
+            let stream = SseStream::new(
+                gw.clone(),
+                snap.clone(),
+                owned_ctx,
+                in_flight,
+                rest,
+                first,
+                rewriter,
+            );
+            let mut resp = Response::new(GatewayBody::Stream(Box::new(stream)));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            Ok(Handled::Streaming(resp))
+        }
+    }
+}
+
+/// Response headers passed back from the model server (hop-by-hop and framing excluded).
+fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        let skip = matches!(
+            name.as_str(),
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "content-length"
+                | "date"
+                | "server"
+        );
+        if !skip {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Which pool, endpoint and model served the request.
+fn add_served_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
+    let mut set = |name: &'static str, v: Option<&str>| {
+        if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-infergate-pool", ctx.pool.as_ref().map(|p| &*p.0));
+    set("x-infergate-endpoint", ctx.endpoint.as_deref());
+    set("x-infergate-served-model", ctx.served_model.as_deref());
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<GatewayBody> {
+    let mut resp = Response::new(GatewayBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The response for a client-facing error.
+pub fn error_response(e: &ApiError) -> Response<GatewayBody> {
+    let mut resp = json_response(e.status, e.body());
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if e.status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = if e.message.contains("use GET") {
+            "GET"
+        } else {
+            "POST"
+        };
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}

@@ -1,0 +1,172 @@
+//! The immutable configuration snapshot the data plane serves from.
+//!
+//! A [`Snapshot`] is built from a validated `ConfigSet` and swapped in atomically (`arc-swap`).
+//! Each request loads the current one once and keeps its `Arc` until the response ends, so a
+//! reload never changes a request half-way and in-flight requests finish on the old snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use infergate_control::{AppProtocol, ConfigSet, RouteTable};
+use infergate_scheduler::{Endpoint, EndpointRegistry, SchedulingProfile};
+
+use crate::metrics::Label;
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Pooled HTTP clients to model servers: HTTP/1.1 and h2c (prior knowledge).
+pub struct Upstreams {
+    pub http1: HttpClient,
+    pub h2c: HttpClient,
+    pub connect_timeout: Duration,
+}
+
+impl Upstreams {
+    pub fn new(connect_timeout: Duration) -> Self {
+        let connector = || {
+            let mut c = HttpConnector::new();
+            c.set_nodelay(true);
+            c.set_connect_timeout(Some(connect_timeout));
+            c.enforce_http(true);
+            c
+        };
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(4096)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector());
+        let h2c = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector());
+        Self {
+            http1,
+            h2c,
+            connect_timeout,
+        }
+    }
+
+    pub fn client(&self, protocol: AppProtocol) -> &HttpClient {
+        match protocol {
+            AppProtocol::Http1 => &self.http1,
+            AppProtocol::H2c => &self.h2c,
+        }
+    }
+}
+
+/// One InferencePool at run time.
+pub struct PoolRuntime {
+    pub name: Arc<str>,
+    pub label: Label,
+    pub endpoints: Vec<Endpoint>,
+    pub profile: SchedulingProfile,
+    pub protocol: AppProtocol,
+    /// `gen_ai.provider.name` for requests served by this pool (the engine type).
+    pub provider: Label,
+}
+
+pub struct Snapshot {
+    pub generation: u64,
+    pub config: ConfigSet,
+    pub routes: RouteTable,
+    pub pools: HashMap<Arc<str>, PoolRuntime>,
+    /// Pre-rendered `GET /v1/models` body.
+    pub models_body: Bytes,
+    pub upstreams: Arc<Upstreams>,
+    /// Model names allowed as metric label values.
+    label_models: HashSet<Arc<str>>,
+    other: Label,
+}
+
+impl Snapshot {
+    pub fn build(
+        generation: u64,
+        config: ConfigSet,
+        registry: &EndpointRegistry,
+        previous: Option<&Snapshot>,
+    ) -> Self {
+        let routes = RouteTable::build(&config);
+        let specs: Vec<(Arc<str>, Vec<_>)> = config
+            .pools
+            .iter()
+            .map(|p| (Arc::from(p.name.as_str()), p.endpoints.clone()))
+            .collect();
+        let mut resolved = registry.resolve_pools(&specs);
+        let pools = config
+            .pools
+            .iter()
+            .map(|p| {
+                let name: Arc<str> = Arc::from(p.name.as_str());
+                let endpoints = resolved.remove(&name).unwrap_or_default();
+                let engine = p
+                    .endpoints
+                    .first()
+                    .and_then(|e| e.labels.get("inference.networking.k8s.io/engine-type"))
+                    .map_or("vllm", String::as_str);
+                let rt = PoolRuntime {
+                    label: Label(name.clone()),
+                    name: name.clone(),
+                    endpoints,
+                    profile: SchedulingProfile::least_outstanding(),
+                    protocol: p.app_protocol,
+                    provider: Label::from(engine),
+                };
+                (name, rt)
+            })
+            .collect();
+        let upstreams = match previous {
+            Some(prev) if prev.upstreams.connect_timeout == config.settings.connect_timeout => {
+                prev.upstreams.clone()
+            }
+            _ => Arc::new(Upstreams::new(config.settings.connect_timeout)),
+        };
+        let data: Vec<serde_json::Value> = routes
+            .model_names()
+            .iter()
+            .map(|m| {
+                serde_json::json!({"id": &**m, "object": "model", "created": 0, "owned_by": "infergate"})
+            })
+            .collect();
+        let models_body = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
+                .unwrap_or_default(),
+        );
+        let label_models = routes
+            .known_target_models()
+            .into_iter()
+            .map(|m| Arc::from(m.as_str()))
+            .collect();
+        Self {
+            generation,
+            config,
+            routes,
+            pools,
+            models_body,
+            upstreams,
+            label_models,
+            other: Label::from("other"),
+        }
+    }
+
+    /// A metric label for a target model name: itself when the configuration knows it, `other`
+    /// otherwise (a header can force any name; labels must stay bounded).
+    pub fn model_label(&self, model: &str) -> Label {
+        match self.label_models.get(model) {
+            Some(m) => Label(m.clone()),
+            None => self.other.clone(),
+        }
+    }
+
+    pub fn settings(&self) -> &infergate_control::Settings {
+        &self.config.settings
+    }
+}

@@ -1,0 +1,227 @@
+//! One model-server endpoint and what the gateway knows about it right now: requests it has in
+//! flight there, and passive health (ejected after failures, back after a good probe).
+//!
+//! State lives in atomics so the hot path takes no lock. An [`Endpoint`] outlives configuration
+//! snapshots: the registry hands the same `Arc` to every snapshot that lists the same pool and
+//! address, so counts and health survive a reload.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use infergate_control::EndpointSpec;
+
+/// Milliseconds on a process-wide monotonic clock.
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Debug)]
+pub struct EndpointState {
+    pub pool: Arc<str>,
+    pub spec: EndpointSpec,
+    /// `host:port`, as used upstream and in `x-gateway-destination-endpoint`.
+    pub host_port: Arc<str>,
+    in_flight: AtomicU32,
+    /// Monotonic ms until which the endpoint is ejected; 0 = in service.
+    ejected_until: AtomicU64,
+    /// Set while ejected; cleared only by a good probe or a good response.
+    ejected: AtomicU32,
+    consecutive_5xx: AtomicU32,
+    /// Total ejections (for metrics).
+    pub ejections: AtomicU64,
+}
+
+pub type Endpoint = Arc<EndpointState>;
+
+/// Why an endpoint was ejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Connect,
+    Status5xx,
+    Timeout,
+}
+
+impl EndpointState {
+    pub fn new(pool: Arc<str>, spec: EndpointSpec) -> Self {
+        Self {
+            host_port: Arc::from(spec.host_port()),
+            pool,
+            spec,
+            in_flight: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            ejected: AtomicU32::new(0),
+            consecutive_5xx: AtomicU32::new(0),
+            ejections: AtomicU64::new(0),
+        }
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Count a request as in flight until the guard drops.
+    pub fn begin_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Out of rotation: ejected by passive health and not yet brought back by a probe.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Relaxed) != 0
+    }
+
+    /// Ejected and the cool-down has passed: time to probe.
+    pub fn due_for_probe(&self, now: u64) -> bool {
+        self.is_ejected() && now >= self.ejected_until.load(Ordering::Relaxed)
+    }
+
+    /// Record a failure; returns true when this failure ejected the endpoint.
+    pub fn record_failure(&self, kind: Failure, threshold_5xx: u32, cooldown: Duration) -> bool {
+        let eject = match kind {
+            Failure::Connect | Failure::Timeout => true,
+            Failure::Status5xx => {
+                self.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1 >= threshold_5xx
+            }
+        };
+        if eject {
+            let until = now_ms() + u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX / 2);
+            self.ejected_until.store(until, Ordering::Relaxed);
+            if self.ejected.swap(1, Ordering::Relaxed) == 0 {
+                self.ejections.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A good response: reset the 5xx streak (does not un-eject; probes do that).
+    pub fn record_success(&self) {
+        if self.consecutive_5xx.load(Ordering::Relaxed) != 0 {
+            self.consecutive_5xx.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A good readiness probe: back in service.
+    pub fn mark_ready(&self) {
+        self.consecutive_5xx.store(0, Ordering::Relaxed);
+        self.ejected_until.store(0, Ordering::Relaxed);
+        self.ejected.store(0, Ordering::Relaxed);
+    }
+
+    /// A failed readiness probe: stay out for another cool-down.
+    pub fn probe_failed(&self, cooldown: Duration) {
+        let until = now_ms() + u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX / 2);
+        self.ejected_until.store(until, Ordering::Relaxed);
+    }
+}
+
+/// Decrements the endpoint's in-flight count when dropped (response finished, failed or the
+/// client went away).
+#[derive(Debug)]
+pub struct InFlight(Endpoint);
+
+impl InFlight {
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Keeps one [`EndpointState`] per (pool, address) across configuration snapshots.
+#[derive(Debug, Default)]
+pub struct EndpointRegistry {
+    by_key: Mutex<HashMap<(String, String), Endpoint>>,
+}
+
+impl EndpointRegistry {
+    /// The endpoints of `pool` for this snapshot, reusing live state where the address is
+    /// unchanged. Endpoints no longer listed anywhere are dropped from the registry (requests
+    /// still holding them finish normally).
+    pub fn resolve_pools(
+        &self,
+        pools: &[(Arc<str>, Vec<EndpointSpec>)],
+    ) -> HashMap<Arc<str>, Vec<Endpoint>> {
+        let mut map = self
+            .by_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = HashMap::new();
+        let mut out = HashMap::new();
+        for (pool, specs) in pools {
+            let mut eps = Vec::with_capacity(specs.len());
+            for spec in specs {
+                let key = (pool.to_string(), spec.host_port());
+                let ep = match map.remove(&key) {
+                    Some(ep) if ep.spec == *spec => ep,
+                    _ => Arc::new(EndpointState::new(pool.clone(), spec.clone())),
+                };
+                next.insert(key, ep.clone());
+                eps.push(ep);
+            }
+            out.insert(pool.clone(), eps);
+        }
+        *map = next;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(port: u16) -> EndpointSpec {
+        EndpointSpec {
+            name: format!("e{port}"),
+            address: "127.0.0.1".into(),
+            port,
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn in_flight_guard_counts() {
+        let ep = Arc::new(EndpointState::new("p".into(), spec(1)));
+        let g1 = ep.begin_request();
+        let g2 = ep.begin_request();
+        assert_eq!(ep.in_flight(), 2);
+        drop(g1);
+        drop(g2);
+        assert_eq!(ep.in_flight(), 0);
+    }
+
+    #[test]
+    fn ejection_and_recovery() {
+        let ep = EndpointState::new("p".into(), spec(1));
+        assert!(!ep.record_failure(Failure::Status5xx, 3, Duration::ZERO));
+        assert!(!ep.record_failure(Failure::Status5xx, 3, Duration::ZERO));
+        assert!(ep.record_failure(Failure::Status5xx, 3, Duration::ZERO));
+        assert!(ep.is_ejected());
+        assert!(ep.due_for_probe(now_ms()));
+        ep.mark_ready();
+        assert!(!ep.is_ejected());
+        assert!(ep.record_failure(Failure::Connect, 3, Duration::from_secs(60)));
+        assert!(!ep.due_for_probe(now_ms()));
+        assert_eq!(ep.ejections.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn registry_keeps_state_across_snapshots() {
+        let reg = EndpointRegistry::default();
+        let pool: Arc<str> = "p".into();
+        let a = reg.resolve_pools(&[(pool.clone(), vec![spec(1), spec(2)])]);
+        let _g = a[&pool][0].begin_request();
+        let b = reg.resolve_pools(&[(pool.clone(), vec![spec(1), spec(3)])]);
+        assert!(Arc::ptr_eq(&a[&pool][0], &b[&pool][0]));
+        assert_eq!(b[&pool][0].in_flight(), 1);
+        assert_eq!(b[&pool][1].spec.port, 3);
+    }
+}
