@@ -127,6 +127,28 @@ impl Job {
     }
 }
 
+/// Records an abort if the client goes away while a non-streamed request runs (hyper then drops
+/// the request's future).
+struct AbortGuard {
+    replica: Arc<Replica>,
+    prompt_tokens: usize,
+    arrival: Instant,
+    armed: bool,
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.replica.metrics.record_finished(
+                FinishReason::Abort,
+                self.prompt_tokens,
+                0,
+                self.arrival.elapsed(),
+            );
+        }
+    }
+}
+
 /// Runs a non-streamed request to completion and returns the response body.
 pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes, SimError> {
     let slot = match admission {
@@ -136,6 +158,12 @@ pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes
             .map_err(|e| SimError::InvalidConfig(format!("request not admitted: {e}")))?,
     };
     let running = job.start(slot);
+    let mut abort_guard = AbortGuard {
+        replica: Arc::clone(&job.replica),
+        prompt_tokens: job.prompt.tokens(),
+        arrival: job.arrival,
+        armed: true,
+    };
     let steps = job.plan.count.saturating_sub(1);
     let decode = if job.latency.is_zero() {
         Duration::ZERO
@@ -147,6 +175,7 @@ pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes
     if !total.is_zero() {
         tokio::time::sleep(total).await;
     }
+    abort_guard.armed = false;
     let text = job.plan.tokens.collect_text();
     let usage = job.usage(job.plan.count, running.cached_tokens);
     let finish_reason = job.plan.finish_reason;

@@ -1179,3 +1179,60 @@ async fn replicas_use_consecutive_ports() {
     }
     f.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_frees_the_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cfg = SimConfig {
+        time_to_first_token: 30_000.0,
+        inter_token_latency: 30_000.0,
+        ..config()
+    };
+    let f = fleet(cfg, 1).await;
+    let addr = f.addrs()[0];
+    for stream in [false, true] {
+        let body = chat(
+            "test-model",
+            "x",
+            &json!({"max_tokens": 5, "stream": stream}),
+        )
+        .to_string();
+        let raw = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: sim\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(raw.as_bytes()).await.unwrap();
+        if stream {
+            // wait for the response head, so the request is surely running
+            let mut buf = [0u8; 512];
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while metric(&metrics(addr).await, "vllm:num_requests_running{") != 1.0 {
+                assert!(Instant::now() < deadline, "request never started");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        drop(socket);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while metric(&metrics(addr).await, "vllm:num_requests_running{") != 0.0 {
+            assert!(
+                Instant::now() < deadline,
+                "slot not freed after disconnect (stream: {stream})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let m = metrics(addr).await;
+    assert_eq!(
+        metric(
+            &m,
+            "vllm:request_success_total{model_name=\"test-model\",finish_reason=\"abort\"}"
+        ),
+        2.0
+    );
+    assert_eq!(metric(&m, "vllm:e2e_request_latency_seconds_count{"), 2.0);
+    f.shutdown().await;
+}
