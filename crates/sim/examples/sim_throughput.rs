@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p infergate-sim --example sim_throughput -- [connections] [seconds]`
 
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -85,11 +86,12 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(start.elapsed())
     })?;
     let n = count.load(Ordering::Relaxed);
-    println!(
+    writeln!(
+        std::io::stdout(),
         "{n} requests in {:.2}s over {connections} connections: {:.0} req/s (server on one core)",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
-    );
+    )?;
     server
         .join()
         .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
