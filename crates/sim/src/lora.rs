@@ -17,6 +17,8 @@ use crate::error::SimError;
 pub(crate) struct LoadedLora {
     pub(crate) name: Arc<str>,
     pub(crate) path: Option<String>,
+    /// The model it adapts, when `--lora-modules` names one.
+    pub(crate) base_model_name: Option<String>,
     pub(crate) created: u64,
 }
 
@@ -33,6 +35,7 @@ impl LoraRegistry {
                 adapters.push(LoadedLora {
                     name: Arc::from(m.name.as_str()),
                     path: m.path.clone(),
+                    base_model_name: m.base_model_name.clone(),
                     created,
                 });
             }
@@ -81,6 +84,7 @@ impl LoraRegistry {
         adapters.push(LoadedLora {
             name: Arc::from(name),
             path,
+            base_model_name: None,
             created,
         });
         Ok(())

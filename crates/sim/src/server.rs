@@ -556,14 +556,19 @@ impl Replica {
                 max_model_len,
             })
             .collect();
-        data.extend(self.loras.list().into_iter().map(|lora| ModelCard {
-            id: lora.name.to_string(),
-            object: "model",
-            created: lora.created,
-            owned_by: "vllm",
-            root: lora.path.unwrap_or_else(|| lora.name.to_string()),
-            parent: Some(self.primary_model().to_owned()),
-            max_model_len,
+        data.extend(self.loras.list().into_iter().map(|lora| {
+            ModelCard {
+                id: lora.name.to_string(),
+                object: "model",
+                created: lora.created,
+                owned_by: "vllm",
+                root: lora.path.unwrap_or_else(|| lora.name.to_string()),
+                parent: Some(
+                    lora.base_model_name
+                        .unwrap_or_else(|| self.primary_model().to_owned()),
+                ),
+                max_model_len,
+            }
         }));
         let body = serde_json::to_vec(&ModelList {
             object: "list",
