@@ -7,8 +7,8 @@
 //! A [`TokenStream`] is a state machine polled by hyper: it waits for a running slot, sleeps the
 //! prefill time, then emits one token per inter-token latency. It does O(1) work per token: one
 //! re-armed timer (never a task per chunk), one small buffer per chunk, and no timer at all when
-//! latencies are zero. Dropping it (client gone) frees the slot; `X-Fail-After-Tokens` ends it
-//! with an error so the connection is cut without `[DONE]`.
+//! latencies are zero. Dropping it (client gone) frees the slot; `X-Fail-After-Tokens: N` ends it
+//! with an error after min(N, all) tokens so the connection is cut without `[DONE]`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -219,11 +219,16 @@ impl TokenStream {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))));
                 }
                 Phase::Decoding => {
+                    // A response shorter than N still ends in a cut, never in [DONE]: the header
+                    // exists to simulate a failure mid-stream.
+                    if self
+                        .fail_after
+                        .is_some_and(|n| self.emitted >= n.min(self.job.plan.count))
+                    {
+                        return self.abort(cx);
+                    }
                     if self.emitted >= self.job.plan.count {
                         return Poll::Ready(Some(Ok(Frame::data(self.finish()))));
-                    }
-                    if self.fail_after.is_some_and(|n| self.emitted >= n) {
-                        return self.abort(cx);
                     }
                     ready!(self.poll_deadline(cx));
                     let now = Instant::now();

@@ -1039,53 +1039,80 @@ async fn lora_requests_info_reports_running_adapters() {
     f.shutdown().await;
 }
 
-#[tokio::test]
-async fn stream_fails_after_n_tokens_on_request() {
-    let f = fleet(config(), 1).await;
-    let addr = f.addrs()[0];
+/// Sends a streamed chat with `X-Fail-After-Tokens` and reads until the stream ends: the text
+/// received, and whether it ended with an error (a cut) rather than a clean end.
+async fn stream_with_failure(
+    addr: SocketAddr,
+    max_tokens: u32,
+    fail_after: &str,
+) -> (String, bool) {
     let body = chat(
         "test-model",
         "x",
-        &json!({"max_tokens": 10, "stream": true}),
+        &json!({"max_tokens": max_tokens, "stream": true}),
     );
     let req = Request::post(format!("http://{addr}/v1/chat/completions"))
-        .header("x-fail-after-tokens", "3")
+        .header("x-fail-after-tokens", fail_after)
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap();
     let resp = client().request(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let mut body = resp.into_body();
     let mut received = Vec::new();
-    let mut errored = false;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(f) => received.extend_from_slice(f.data_ref().map_or(&b""[..], |d| &d[..])),
-            Err(_) => {
-                errored = true;
-                break;
-            }
+            Err(_) => return (String::from_utf8(received).unwrap(), true),
         }
     }
-    assert!(errored, "the connection is cut, not closed cleanly");
-    let text = String::from_utf8(received).unwrap();
-    assert!(!text.contains("[DONE]"));
-    let (events, _) = sse(&text);
-    let tokens = events
+    (String::from_utf8(received).unwrap(), false)
+}
+
+fn content_tokens(text: &str) -> usize {
+    let (events, _) = sse(text);
+    events
         .iter()
         .filter(|e| {
             e["choices"][0]["delta"]
                 .get("content")
                 .is_some_and(|c| c != "")
         })
-        .count();
-    assert_eq!(tokens, 3, "{text}");
+        .count()
+}
+
+#[tokio::test]
+async fn stream_fails_after_n_tokens_on_request() {
+    let f = fleet(config(), 1).await;
+    let addr = f.addrs()[0];
+    let (text, cut) = stream_with_failure(addr, 10, "3").await;
+    assert!(cut, "the connection is cut, not closed cleanly");
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(content_tokens(&text), 3, "{text}");
+    // a response shorter than N is cut after its last token
+    let (text, cut) = stream_with_failure(addr, 2, "5").await;
+    assert!(cut && !text.contains("[DONE]"));
+    assert_eq!(content_tokens(&text), 2, "{text}");
+    assert!(!text.contains("\"finish_reason\":\"length\""));
     let m = metrics(addr).await;
     assert_eq!(
         metric(
             &m,
             "vllm:request_success_total{model_name=\"test-model\",finish_reason=\"abort\"}"
         ),
-        1.0
+        2.0
+    );
+    assert_openai_error(
+        &send(
+            &client(),
+            Method::POST,
+            addr,
+            "/v1/chat/completions",
+            Some(chat("test-model", "x", &json!({"stream": true}))),
+            &[("x-fail-after-tokens", "soon")],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        None,
     );
     f.shutdown().await;
 }
