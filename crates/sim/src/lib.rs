@@ -195,6 +195,21 @@ mod tests {
     }
 
     #[test]
+    fn fleet_and_run_can_live_on_any_runtime_thread() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>(_: &T) {}
+        send_sync::<SimFleet>();
+        let args = parse(&[]);
+        send(&run(args.clone()));
+        send(&SimFleet::start(
+            args.config,
+            IpAddr::from([127, 0, 0, 1]),
+            0,
+            1,
+        ));
+    }
+
+    #[test]
     fn cli_contract() {
         let a = parse(&[
             "--port",

@@ -322,7 +322,11 @@ impl Replica {
                 self.config.default_max_tokens,
                 room,
             ),
-            Mode::Echo => OutputPlan::echo(std::mem::take(&mut prompt.echo_text), max_tokens),
+            // The context window caps an echo too (`max_tokens`, when given, already fits).
+            Mode::Echo => OutputPlan::echo(
+                std::mem::take(&mut prompt.echo_text),
+                Some(max_tokens.unwrap_or(room)),
+            ),
         };
 
         let admission = self
