@@ -62,6 +62,10 @@ pub(crate) enum SimError {
     LoraLimit { name: String, max: usize },
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("The replica is shutting down: {0}")]
+    ShuttingDown(String),
+    #[error("Internal simulator error: {0}")]
+    Internal(String),
 }
 
 #[derive(Serialize)]
@@ -92,7 +96,8 @@ impl SimError {
             }
             SimError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             SimError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            SimError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            SimError::NotReady | SimError::ShuttingDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SimError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             SimError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             SimError::Injected { failure, .. } => failure.status(),
             SimError::Forced(status) => *status,
@@ -120,7 +125,10 @@ impl SimError {
                 ("invalid_request_error", Some("request_too_large"), None)
             }
             SimError::QueueFull { .. } => ("rate_limit_error", Some("rate_limit_exceeded"), None),
-            SimError::NotReady => ("server_error", Some("service_unavailable"), None),
+            SimError::NotReady | SimError::ShuttingDown(_) => {
+                ("server_error", Some("service_unavailable"), None)
+            }
+            SimError::Internal(_) => ("server_error", None, None),
             SimError::RouteNotFound(_) => ("invalid_request_error", Some("not_found"), None),
             SimError::MethodNotAllowed { .. } => {
                 ("invalid_request_error", Some("method_not_allowed"), None)

@@ -155,7 +155,7 @@ pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes
         Admission::Running(slot) => slot,
         Admission::Queued(waiting) => waiting
             .await
-            .map_err(|e| SimError::InvalidConfig(format!("request not admitted: {e}")))?,
+            .map_err(|e| SimError::ShuttingDown(e.to_string()))?,
     };
     let running = job.start(slot);
     let mut abort_guard = AbortGuard {
@@ -228,7 +228,7 @@ pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes
         }),
     };
     body.map(Bytes::from)
-        .map_err(|e| SimError::InvalidConfig(format!("cannot serialise the response: {e}")))
+        .map_err(|e| SimError::Internal(format!("cannot serialise the response: {e}")))
 }
 
 /// Records a request that ended early.

@@ -195,6 +195,7 @@ impl Replica {
     // ------------------------------------------------------------ inference
 
     async fn chat(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<SimBody>, SimError> {
+        let arrival = Instant::now();
         let (parts, body) = req.into_parts();
         let bytes = self.read_body(&parts.headers, body).await?;
         self.precheck(&parts.headers)?;
@@ -207,6 +208,7 @@ impl Replica {
         }
         let (model, lora) = self.resolve_model(request.model.as_ref().map(Text::as_str))?;
         let spec = InferenceSpec {
+            arrival,
             endpoint: Endpoint::Chat,
             model,
             lora,
@@ -226,6 +228,7 @@ impl Replica {
         self: &Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<SimBody>, SimError> {
+        let arrival = Instant::now();
         let (parts, body) = req.into_parts();
         let bytes = self.read_body(&parts.headers, body).await?;
         self.precheck(&parts.headers)?;
@@ -237,6 +240,7 @@ impl Replica {
                 param: "prompt",
             })?;
         let spec = InferenceSpec {
+            arrival,
             endpoint: Endpoint::Completion,
             model,
             lora,
@@ -257,8 +261,8 @@ impl Replica {
         spec: InferenceSpec,
         headers: &HeaderMap,
     ) -> Result<Response<SimBody>, SimError> {
-        let arrival = Instant::now();
         let InferenceSpec {
+            arrival,
             endpoint,
             model,
             lora,
@@ -421,7 +425,7 @@ impl Replica {
             Admission::Running(slot) => slot,
             Admission::Queued(waiting) => waiting
                 .await
-                .map_err(|e| SimError::InvalidConfig(format!("request not admitted: {e}")))?,
+                .map_err(|e| SimError::ShuttingDown(e.to_string()))?,
         };
         self.metrics
             .queue_time
@@ -467,7 +471,7 @@ impl Replica {
                 total_tokens: prompt_tokens,
             },
         })
-        .map_err(|e| SimError::InvalidConfig(format!("cannot serialise the response: {e}")))?;
+        .map_err(|e| SimError::Internal(format!("cannot serialise the response: {e}")))?;
         Ok(json_response(StatusCode::OK, body))
     }
 
@@ -704,6 +708,7 @@ impl Replica {
 }
 
 struct InferenceSpec {
+    arrival: Instant,
     endpoint: Endpoint,
     model: String,
     lora: Option<Arc<str>>,
