@@ -329,53 +329,35 @@ fn parse_text<'a>(
             resource: resource.clone(),
         };
         if kind.is_empty() || api_version.is_empty() {
-            let field = if kind.is_empty() { "kind" } else { "apiVersion" };
+            let field = if kind.is_empty() {
+                "kind"
+            } else {
+                "apiVersion"
+            };
             errors.push(at.err(
                 field,
                 format!("every resource needs `apiVersion` and `kind`; known kinds: {KNOWN}"),
             ));
             continue;
         }
-        macro_rules! load {
-            ($spec:ty, $list:expr, $map:expr) => {
-                match typed::<Resource<$spec>>(value, file, doc, &resource) {
-                    Ok(res) => {
-                        let res = $map(res);
-                        $list.push(Located { at, res });
-                    }
-                    Err(e) => errors.push(e),
-                }
-            };
-        }
+        let mut load = Loader {
+            value: Some(value),
+            file,
+            doc,
+            resource: &resource,
+            errors: &mut *errors,
+        };
         match (api_version.as_str(), kind.as_str()) {
-            (GROUP_V1, "InferencePool") => load!(
-                InferencePoolV1Spec,
-                out.pools,
-                |r: Resource<InferencePoolV1Spec>| pool_from_v1(r)
-            ),
-            (GROUP_X_V1ALPHA2, "InferencePool") => load!(
-                InferencePoolV1Alpha2Spec,
-                out.pools,
-                |r: Resource<InferencePoolV1Alpha2Spec>| pool_from_v1alpha2(r)
-            ),
-            (GROUP_X_V1ALPHA2, "InferenceObjective") => load!(
-                InferenceObjectiveSpec,
-                out.objectives,
-                |r| r
-            ),
-            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => load!(
-                InferenceModelRewriteSpec,
-                out.rewrites,
-                |r| r
-            ),
-            (GROUP_X_V1ALPHA2, "InferenceModel") => {
-                load!(InferenceModelSpec, out.legacy, |r| r)
+            (GROUP_V1, "InferencePool") => load.file_into(&mut out.pools, at, pool_from_v1),
+            (GROUP_X_V1ALPHA2, "InferencePool") => {
+                load.file_into(&mut out.pools, at, pool_from_v1alpha2);
             }
-            (INFERGATE_V1ALPHA1, "PublicModel") => load!(PublicModelSpec, out.public, |r| r),
-            (INFERGATE_V1ALPHA1, "GatewaySettings") => {
-                load!(GatewaySettingsSpec, out.settings, |r| r)
-            }
-            (INFERGATE_V1ALPHA1, "Simulator") => load!(SimulatorSpec, out.simulators, |r| r),
+            (GROUP_X_V1ALPHA2, "InferenceObjective") => load.file_into(&mut out.objectives, at, id),
+            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => load.file_into(&mut out.rewrites, at, id),
+            (GROUP_X_V1ALPHA2, "InferenceModel") => load.file_into(&mut out.legacy, at, id),
+            (INFERGATE_V1ALPHA1, "PublicModel") => load.file_into(&mut out.public, at, id),
+            (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
+            (INFERGATE_V1ALPHA1, "Simulator") => load.file_into(&mut out.simulators, at, id),
             _ => errors.push(at.err(
                 "kind",
                 format!("unknown kind `{kind}` in `{api_version}`; known kinds: {KNOWN}"),
@@ -384,10 +366,37 @@ fn parse_text<'a>(
     }
 }
 
-fn pool_endpoints(
-    eps: &[StaticEndpoint],
-    ports: &[u16],
-) -> Vec<EndpointSpec> {
+fn id<T>(r: T) -> T {
+    r
+}
+
+/// Deserialises one document into its typed resource and files it, or records the error.
+struct Loader<'a, 'r, 'e> {
+    value: Option<serde_yaml_ng::Value>,
+    file: &'a str,
+    doc: &'a DocLines,
+    resource: &'r str,
+    errors: &'e mut Vec<ConfigError>,
+}
+
+impl<'a> Loader<'a, '_, '_> {
+    fn file_into<S: DeserializeOwned, T>(
+        &mut self,
+        list: &mut Vec<Located<'a, T>>,
+        at: At<'a>,
+        map: impl FnOnce(Resource<S>) -> Resource<T>,
+    ) {
+        let Some(value) = self.value.take() else {
+            return;
+        };
+        match typed::<Resource<S>>(value, self.file, self.doc, self.resource) {
+            Ok(res) => list.push(Located { at, res: map(res) }),
+            Err(e) => self.errors.push(e),
+        }
+    }
+}
+
+fn pool_endpoints(eps: &[StaticEndpoint], ports: &[u16]) -> Vec<EndpointSpec> {
     let mut out = Vec::new();
     for ep in eps {
         let ports: Vec<u16> = match ep.port {
@@ -497,7 +506,7 @@ fn weights_all_or_none(
         .collect()
 }
 
-fn validate(parsed: Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
+fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     let mut set = ConfigSet::default();
 
     // Duplicate names within a kind.
@@ -596,7 +605,12 @@ fn validate(parsed: Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     };
 
     for o in &parsed.objectives {
-        pool_exists(&o.at, "spec.poolRef.name", &o.res.spec.pool_ref.name, errors);
+        pool_exists(
+            &o.at,
+            "spec.poolRef.name",
+            &o.res.spec.pool_ref.name,
+            errors,
+        );
         set.objectives.push(Objective {
             name: o.res.metadata.name.clone(),
             priority: o.res.spec.priority.unwrap_or(0),
@@ -605,7 +619,12 @@ fn validate(parsed: Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     }
 
     for r in &parsed.rewrites {
-        pool_exists(&r.at, "spec.poolRef.name", &r.res.spec.pool_ref.name, errors);
+        pool_exists(
+            &r.at,
+            "spec.poolRef.name",
+            &r.res.spec.pool_ref.name,
+            errors,
+        );
         for (ri, rule) in r.res.spec.rules.iter().enumerate() {
             let mut exact = Vec::new();
             for (mi, m) in rule.matches.iter().enumerate() {
@@ -689,7 +708,10 @@ fn validate(parsed: Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     let mut public_names: HashMap<String, usize> = HashMap::new();
     for m in &parsed.public {
         let spec = &m.res.spec;
-        let name = spec.name.clone().unwrap_or_else(|| m.res.metadata.name.clone());
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| m.res.metadata.name.clone());
         if let Some(prev) = public_names.insert(name.clone(), m.at.doc.start_line) {
             errors.push(m.at.err(
                 "spec.name",
@@ -865,7 +887,7 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<ConfigSet, ConfigErr
     for ((file, text), docs) in sources.iter().zip(&docs_per_file) {
         parse_text(file, text, docs, &mut parsed, &mut errors);
     }
-    let set = validate(parsed, &mut errors);
+    let set = validate(&parsed, &mut errors);
     // Report in reading order, whichever pass found the problem.
     errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if errors.is_empty() {
@@ -882,12 +904,7 @@ pub fn config_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                )
-            })
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
         files.sort();
         Ok(files)

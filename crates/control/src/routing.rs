@@ -100,7 +100,10 @@ impl RouteTable {
             t.pools.insert(p.name.clone(), Arc::from(p.name.as_str()));
         }
         let pool_arc = |t: &RouteTable, name: &str| -> Arc<str> {
-            t.pools.get(name).cloned().unwrap_or_else(|| Arc::from(name))
+            t.pools
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(name))
         };
         for r in &cfg.rewrites {
             let entry = t.rewrites.entry(r.pool.clone()).or_default();
@@ -282,8 +285,7 @@ impl RouteTable {
                 (vec![self.target(pool, None, model, forced, rng)], 0)
             }
         };
-        let (objective, priority) = match objective.and_then(|o| self.objectives.get_key_value(o))
-        {
+        let (objective, priority) = match objective.and_then(|o| self.objectives.get_key_value(o)) {
             Some((name, p)) => (Some(name.clone()), *p),
             None => (None, base_priority),
         };

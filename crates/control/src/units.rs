@@ -73,7 +73,9 @@ impl<'de> Deserialize<'de> for Dur {
                 if v.is_finite() && v >= 0.0 {
                     Ok(Dur(Duration::from_secs_f64(v)))
                 } else {
-                    Err(E::custom("a duration must be a non-negative number of seconds"))
+                    Err(E::custom(
+                        "a duration must be a non-negative number of seconds",
+                    ))
                 }
             }
         }

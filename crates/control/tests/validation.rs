@@ -1,5 +1,7 @@
 //! Validation reports file, line and field for every problem.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use infergate_control::load_str;
 
 fn errors(text: &str) -> Vec<String> {
@@ -38,7 +40,13 @@ fn unknown_field_has_line_and_field() {
     );
     let e = errors(&text);
     assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].starts_with("cfg.yaml:19: PublicModel/m: spec.targets[0].wieght: unknown field `wieght`"), "{}", e[0]);
+    assert!(
+        e[0].starts_with(
+            "cfg.yaml:19: PublicModel/m: spec.targets[0].wieght: unknown field `wieght`"
+        ),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
@@ -77,9 +85,21 @@ metadata: {name: w}
 ";
     let e = errors(text);
     assert_eq!(e.len(), 3, "{e:?}");
-    assert!(e[0].contains("cfg.yaml:6:") && e[0].contains("spec.targetPorts[1].number"), "{}", e[0]);
-    assert!(e[1].contains("cfg.yaml:14:") && e[1].contains("set `weight` on every entry"), "{}", e[1]);
-    assert!(e[2].contains("cfg.yaml:19:") && e[2].contains("unknown kind `Widget`"), "{}", e[2]);
+    assert!(
+        e[0].contains("cfg.yaml:6:") && e[0].contains("spec.targetPorts[1].number"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].contains("cfg.yaml:14:") && e[1].contains("set `weight` on every entry"),
+        "{}",
+        e[1]
+    );
+    assert!(
+        e[2].contains("cfg.yaml:19:") && e[2].contains("unknown kind `Widget`"),
+        "{}",
+        e[2]
+    );
 }
 
 #[test]
@@ -103,7 +123,11 @@ spec:
 ";
     let e = errors(text);
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("cfg.yaml:7: GatewaySettings/g: spec.timeouts.connect:"), "{}", e[0]);
+    assert!(
+        e[0].starts_with("cfg.yaml:7: GatewaySettings/g: spec.timeouts.connect:"),
+        "{}",
+        e[0]
+    );
     assert!(e[0].contains("500ms"), "{}", e[0]);
 }
 

@@ -175,7 +175,10 @@ mod tests {
         };
         log.write(&rec);
         for _ in 0..100 {
-            if std::fs::read_to_string(&path).unwrap_or_default().ends_with('\n') {
+            if std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .ends_with('\n')
+            {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

@@ -100,7 +100,10 @@ fn build_request(
         HeaderValue::from_static("application/json"),
     );
     // The gateway parses responses: ask for them uncompressed.
-    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(HeaderName::from_static("x-request-id"), v);
     }

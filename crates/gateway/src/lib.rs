@@ -45,7 +45,10 @@ impl Gateway {
     pub fn new(config: ConfigSet) -> std::io::Result<Self> {
         let metrics = Metrics::new();
         let access_log = match &config.settings.access_log {
-            Some(target) => Some(AccessLog::start(target, metrics.access_log_dropped.clone())?),
+            Some(target) => Some(AccessLog::start(
+                target,
+                metrics.access_log_dropped.clone(),
+            )?),
             None => None,
         };
         let registry = EndpointRegistry::default();
@@ -72,8 +75,7 @@ impl Gateway {
         let prev = self.snapshot.load();
         let current = &prev.config.settings;
         let next = &config.settings;
-        if current.listen != next.listen || current.admin != next.admin || current.tls != next.tls
-        {
+        if current.listen != next.listen || current.admin != next.admin || current.tls != next.tls {
             tracing::warn!(
                 "listener addresses or TLS changed in the configuration; they take effect at the next restart"
             );

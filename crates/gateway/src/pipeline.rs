@@ -135,7 +135,9 @@ async fn read_body(req: Request<Incoming>, limit: u64) -> Result<(HeaderMap, Byt
     match Limited::new(body, limit_usize).collect().await {
         Ok(c) => Ok((parts.headers, c.to_bytes())),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(GatewayError::BodyTooLarge { limit })
             } else {
                 Err(GatewayError::BodyRead(e.to_string()))
@@ -189,7 +191,8 @@ async fn inference(
             headers: up_headers,
             body: up_body,
         } => {
-            let rewrite = (ctx.served_model.as_deref() != Some(client_model)).then_some(client_model);
+            let rewrite =
+                (ctx.served_model.as_deref() != Some(client_model)).then_some(client_model);
             let out = if status.is_success() {
                 let r = rewrite_body(up_body, rewrite);
                 ctx.usage = r.usage;

@@ -133,7 +133,7 @@ impl SseStream {
         let mut many: Option<BytesMut> = None;
         let rewriter = &mut self.rewriter;
         self.splitter.feed(chunk, |event| {
-            if let EventOutcome::Forward(b) = rewriter.process(event) {
+            if let EventOutcome::Forward(b) = rewriter.process(&event) {
                 match (&mut single, &mut many) {
                     (None, None) => single = Some(b),
                     (Some(_), None) => {

@@ -21,15 +21,14 @@ pub fn tls_acceptor(cert_file: &str, key_file: &str) -> std::io::Result<TlsAccep
         cert_file,
     )?))
     .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(
-        key_file,
-    )?))?
-    .ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("no private key found in {key_file}"),
-        )
-    })?;
+    let key =
+        rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key_file)?))?
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("no private key found in {key_file}"),
+                )
+            })?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

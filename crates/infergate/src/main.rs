@@ -15,7 +15,12 @@ mod serve;
 )]
 struct Cli {
     /// Log format for the gateway's own logs (stderr): text or json.
-    #[arg(long, global = true, default_value = "text", env = "INFERGATE_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        env = "INFERGATE_LOG_FORMAT"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -31,7 +36,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run a vLLM-compatible simulated model server (or a fleet on consecutive ports).
-    Sim(infergate_sim::SimArgs),
+    Sim(Box<infergate_sim::SimArgs>),
     /// Benchmarks (load generation and the overhead comparison).
     #[command(subcommand)]
     Bench(infergate_bench::BenchCommand),
@@ -100,7 +105,7 @@ fn main() -> ExitCode {
             let result = rt.block_on(async move {
                 match command {
                     Command::Serve(args) => serve::run(args).await,
-                    Command::Sim(args) => infergate_sim::run(args).await,
+                    Command::Sim(args) => infergate_sim::run(*args).await,
                     Command::Bench(cmd) => infergate_bench::run(cmd).await,
                     Command::Check { .. } => Ok(()),
                 }

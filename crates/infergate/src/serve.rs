@@ -33,7 +33,8 @@ fn sim_config(sim: &Simulator) -> anyhow::Result<infergate_sim::SimConfig> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let sources = infergate_control::read_sources(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sources =
+        infergate_control::read_sources(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = infergate_control::load_sources(&sources)
         .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let fingerprint = infergate_control::watch::fingerprint(&sources);

@@ -141,10 +141,13 @@ fn parse_bool(raw: Option<&RawValue>, field: &'static str) -> Result<Option<bool
 fn parse_u64(raw: Option<&RawValue>, field: &'static str) -> Result<Option<u64>, BodyError> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
-        Some(s) => s.parse::<u64>().map(Some).map_err(|_| BodyError::FieldType {
-            field,
-            expected: "a non-negative integer",
-        }),
+        Some(s) => s
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| BodyError::FieldType {
+                field,
+                expected: "a non-negative integer",
+            }),
     }
 }
 
@@ -400,7 +403,10 @@ mod tests {
             r#"{ "model" : "target/x", "temperature": 0.5, "messages": [] }"#
         );
         // Same model: the very same bytes come back.
-        assert_eq!(b.upstream_bytes("publicA"), Bytes::copy_from_slice(src.as_bytes()));
+        assert_eq!(
+            b.upstream_bytes("publicA"),
+            Bytes::copy_from_slice(src.as_bytes())
+        );
     }
 
     #[test]
@@ -411,8 +417,9 @@ mod tests {
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert!(!b.client_wants_usage());
 
-        let b = parse(r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1}}"#)
-            .unwrap();
+        let b =
+            parse(r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1}}"#)
+                .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&b.upstream_bytes("t")).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["stream_options"]["x"], 1);
@@ -434,9 +441,7 @@ mod tests {
     #[test]
     fn large_prompt_round_trips() {
         let big = "x".repeat(220 * 1024);
-        let src = format!(
-            r#"{{"model":"m","messages":[{{"role":"user","content":"{big}"}}]}}"#
-        );
+        let src = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{big}"}}]}}"#);
         let b = parse(&src).unwrap();
         let out = b.upstream_bytes("other");
         assert_eq!(out.len(), src.len() + 4);
@@ -447,7 +452,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn splice_of_any_model_name_stays_valid_json(name in "\\PC{0,40}", target in "\\PC{1,40}") {
-            let src = serde_json::json!({"model": name.clone(), "stream": true, "messages": [{"role":"user","content":"q"}]}).to_string();
+            let src = serde_json::json!({"model": name, "stream": true, "messages": [{"role":"user","content":"q"}]}).to_string();
             if let Ok(b) = parse(&src) {
                 let out = b.upstream_bytes(&target);
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

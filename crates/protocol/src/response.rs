@@ -153,8 +153,8 @@ impl OpenAiStreamRewriter {
         }
     }
 
-    pub fn process(&mut self, event: Bytes) -> EventOutcome {
-        let Some(data) = crate::sse::event_data(&event) else {
+    pub fn process(&mut self, event: &Bytes) -> EventOutcome {
+        let Some(data) = crate::sse::event_data(event) else {
             return EventOutcome::Forward(event.clone());
         };
         if data.as_ref() == b"[DONE]" {
@@ -189,10 +189,7 @@ impl OpenAiStreamRewriter {
         if let (Some(want), Some(m)) = (&self.client_model, view.model) {
             if m.get().len() != want.len() + 2 || &m.get()[1..m.get().len() - 1] != want {
                 let r = offset(&data, m);
-                edits.push((
-                    data_start + r.start..data_start + r.end,
-                    json_string(want),
-                ));
+                edits.push((data_start + r.start..data_start + r.end, json_string(want)));
             }
         }
         if let Some(u) = usage_field {
@@ -205,7 +202,7 @@ impl OpenAiStreamRewriter {
         if edits.is_empty() {
             return EventOutcome::Forward(event.clone());
         }
-        EventOutcome::Forward(splice(&event, &mut edits))
+        EventOutcome::Forward(splice(event, &mut edits))
     }
 }
 
@@ -222,7 +219,10 @@ fn key_span(
     if before[colon] != b':' {
         return None;
     }
-    let key_end = before[..colon].iter().rposition(|b| !b.is_ascii_whitespace())? + 1;
+    let key_end = before[..colon]
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())?
+        + 1;
     let quoted_len = key.len() + 2;
     if key_end < quoted_len || &json[key_end - quoted_len + 1..key_end - 1] != key {
         return None;
@@ -235,7 +235,10 @@ fn key_span(
     if json[prev] == b',' {
         return Some(prev..value_end);
     }
-    let next = value_end + json[value_end..].iter().position(|b| !b.is_ascii_whitespace())?;
+    let next = value_end
+        + json[value_end..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())?;
     if json[next] == b',' {
         return Some(key_start..next + 1);
     }
@@ -283,19 +286,19 @@ mod tests {
     #[test]
     fn stream_rewrites_and_hides_usage() {
         let mut r = OpenAiStreamRewriter::new(Some("asked".into()), true);
-        let out = fwd(r.process(Bytes::from_static(
+        let out = fwd(r.process(&Bytes::from_static(
             b"data: {\"id\":\"c\",\"model\":\"served\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n",
         )));
         assert_eq!(
             out,
             "data: {\"id\":\"c\",\"model\":\"asked\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
         );
-        let out = fwd(r.process(Bytes::from_static(
+        let out = fwd(r.process(&Bytes::from_static(
             b"data: {\"id\":\"c\",\"model\":\"served\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
         )));
         assert_eq!(out, "<drop>");
         assert_eq!(r.usage.unwrap().total(), 7);
-        let out = fwd(r.process(Bytes::from_static(b"data: [DONE]\n\n")));
+        let out = fwd(r.process(&Bytes::from_static(b"data: [DONE]\n\n")));
         assert_eq!(out, "data: [DONE]\n\n");
         assert!(r.done);
     }
@@ -306,14 +309,14 @@ mod tests {
         let ev = Bytes::from_static(
             b"data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n",
         );
-        assert_eq!(r.process(ev.clone()), EventOutcome::Forward(ev));
+        assert_eq!(r.process(&ev), EventOutcome::Forward(ev));
         assert_eq!(r.usage.unwrap().output_tokens, 1);
     }
 
     #[test]
     fn usage_null_first_key_is_removed_cleanly() {
         let mut r = OpenAiStreamRewriter::new(None, true);
-        let out = fwd(r.process(Bytes::from_static(
+        let out = fwd(r.process(&Bytes::from_static(
             b"data: {\"usage\":null,\"model\":\"m\",\"choices\":[]}\n\n",
         )));
         assert_eq!(out, "data: {\"model\":\"m\",\"choices\":[]}\n\n");
@@ -322,7 +325,9 @@ mod tests {
     #[test]
     fn error_events_are_noticed() {
         let mut r = OpenAiStreamRewriter::new(None, false);
-        let _ = r.process(Bytes::from_static(b"data: {\"error\":{\"message\":\"x\"}}\n\n"));
+        let _ = r.process(&Bytes::from_static(
+            b"data: {\"error\":{\"message\":\"x\"}}\n\n",
+        ));
         assert!(r.upstream_error);
     }
 }

@@ -128,7 +128,10 @@ mod tests {
         let out = split_all(&[b"data: {\"x\"", b":1}\n", b"\ndata: [DONE]\n\n"]);
         assert_eq!(
             out,
-            vec![b"data: {\"x\":1}\n\n".to_vec(), b"data: [DONE]\n\n".to_vec()]
+            vec![
+                b"data: {\"x\":1}\n\n".to_vec(),
+                b"data: [DONE]\n\n".to_vec()
+            ]
         );
     }
 
@@ -146,7 +149,10 @@ mod tests {
         assert_eq!(event_name(ev), Some(&b"message_start"[..]));
         assert_eq!(event_data(ev).unwrap().as_ref(), b"{\"a\":1}");
         assert!(event_data(b": keep-alive\n\n").is_none());
-        assert_eq!(event_data(b"data: a\ndata: b\n\n").unwrap().as_ref(), b"a\nb");
+        assert_eq!(
+            event_data(b"data: a\ndata: b\n\n").unwrap().as_ref(),
+            b"a\nb"
+        );
     }
 
     proptest::proptest! {
