@@ -9,6 +9,6 @@ pub mod profile;
 
 pub use endpoint::{now_ms, Endpoint, EndpointRegistry, EndpointState, Failure, InFlight};
 pub use profile::{
-    Filter, HealthyFilter, InFlightScorer, MaxScorePicker, Picker, Scorer, SchedulingError,
-    SchedulingProfile, SchedulingRequest,
+    Filter, HealthyFilter, InFlightScorer, MaxScorePicker, Picker, SchedulingError,
+    SchedulingProfile, SchedulingRequest, Scorer,
 };

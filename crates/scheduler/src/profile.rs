@@ -35,8 +35,12 @@ pub trait Scorer: Send + Sync {
 /// Chooses from scored candidates: indices of the primary then fallbacks, best first.
 pub trait Picker: Send + Sync {
     fn name(&self) -> &'static str;
-    fn pick(&self, candidates: &[Endpoint], scores: &[f64], rng: &mut dyn rand::RngCore)
-        -> Vec<usize>;
+    fn pick(
+        &self,
+        candidates: &[Endpoint],
+        scores: &[f64],
+        rng: &mut dyn rand::RngCore,
+    ) -> Vec<usize>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +87,9 @@ impl SchedulingProfile {
             name: "least-outstanding".into(),
             filters: vec![Box::new(HealthyFilter)],
             scorers: vec![(Box::new(InFlightScorer), 1.0)],
-            picker: Box::new(MaxScorePicker { max_endpoints: 1 + 2 }),
+            picker: Box::new(MaxScorePicker {
+                max_endpoints: 1 + 2,
+            }),
         }
     }
 
@@ -173,7 +179,11 @@ pub fn min_max_score(values: impl Iterator<Item = f64> + Clone, out: &mut [f64])
             (lo.min(v), hi.max(v))
         });
     for (o, v) in out.iter_mut().zip(values) {
-        *o = if max > min { (max - v) / (max - min) } else { 1.0 };
+        *o = if max > min {
+            (max - v) / (max - min)
+        } else {
+            1.0
+        };
     }
 }
 
@@ -275,7 +285,9 @@ mod tests {
         let p = SchedulingProfile::least_outstanding();
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         assert_eq!(
-            p.pick_endpoint("p", &REQ, &eps, &[], &mut rng).unwrap().len(),
+            p.pick_endpoint("p", &REQ, &eps, &[], &mut rng)
+                .unwrap()
+                .len(),
             2
         );
     }
