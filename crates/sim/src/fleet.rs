@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
@@ -162,11 +162,10 @@ async fn accept_loop(
     let mut builder = auto::Builder::new(KillableExecutor {
         killed: killed.clone(),
     });
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024);
+    // No hyper timer: a header-read timeout would arm a timer for every request, and the
+    // zero-latency path must not touch the timer wheel (clients of a simulator are trusted).
+    builder.http1().keep_alive(true);
+    builder.http2().max_concurrent_streams(1024);
     loop {
         let stream = tokio::select! {
             biased;
