@@ -46,6 +46,8 @@ pub struct RequestContext {
     pub endpoint: Option<Arc<str>>,
     pub stream: bool,
     pub priority: i32,
+    /// The caller, once the identify stage has run (None = anonymous).
+    pub identity: Option<std::sync::Arc<infergate_policy::Identity>>,
     pub attempts: u32,
     /// Time spent waiting on upstreams (excluded from the overhead figure).
     pub upstream_wait: Duration,
@@ -73,6 +75,7 @@ impl RequestContext {
             endpoint: None,
             stream: false,
             priority: 0,
+            identity: None,
             attempts: 0,
             upstream_wait: Duration::ZERO,
             chunk_work: Duration::ZERO,
