@@ -1,13 +1,18 @@
 //! A fleet of simulated replicas in this process: their listeners, connections and lifecycle.
 //!
 //! Owns sockets. Each replica has one accept loop; each connection is served by hyper's
-//! auto (HTTP/1.1 + h2c prior-knowledge) builder on its own task. A per-replica kill signal
-//! reaches the accept loop, every connection task and every HTTP/2 stream task (through the
-//! executor hyper spawns them with), so [`SimFleet::kill`] really drops the listener and every
-//! socket at once, like a crashed pod. Dropping the fleet stops every replica the same way.
+//! auto (HTTP/1.1 + h2c prior-knowledge) builder on its own task.
+//!
+//! [`SimFleet::kill`] behaves like a crashed pod and takes effect before it returns: it shuts the
+//! listening socket down (new connections are refused, queued ones reset) and shuts down every
+//! open connection's socket (through a duplicate descriptor kept per connection), then signals
+//! the accept loop, the connection tasks and the HTTP/2 stream tasks (through the executor hyper
+//! spawns them with) to drop everything, which frees the engine's slots. Dropping the fleet stops
+//! every replica the same way.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +20,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
+use socket2::{SockRef, Socket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -32,7 +38,66 @@ struct ReplicaHandle {
     addr: SocketAddr,
     state: Arc<Replica>,
     kill: watch::Sender<bool>,
+    /// A duplicate of the listening socket, to shut it down from outside the accept loop.
+    listener: Socket,
+    connections: Arc<Connections>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Duplicates of a replica's open connection sockets (bounded by its open connections).
+#[derive(Default)]
+struct Connections {
+    inner: Mutex<ConnectionSet>,
+}
+
+#[derive(Default)]
+struct ConnectionSet {
+    killed: bool,
+    next_id: u64,
+    sockets: HashMap<u64, Socket>,
+}
+
+/// Removes a connection from its set when the connection ends.
+struct ConnectionEntry {
+    connections: Arc<Connections>,
+    id: u64,
+}
+
+impl Connections {
+    /// Tracks `stream`; `None` if the replica is already killed (the connection must be dropped).
+    fn register(self: &Arc<Self>, stream: &TcpStream) -> Option<ConnectionEntry> {
+        let dup = SockRef::from(stream).try_clone().ok();
+        let mut set = self.inner.lock();
+        if set.killed {
+            return None;
+        }
+        let id = set.next_id;
+        set.next_id += 1;
+        if let Some(dup) = dup {
+            set.sockets.insert(id, dup);
+        }
+        Some(ConnectionEntry {
+            connections: Arc::clone(self),
+            id,
+        })
+    }
+
+    fn kill_all(&self) {
+        let sockets = {
+            let mut set = self.inner.lock();
+            set.killed = true;
+            std::mem::take(&mut set.sockets)
+        };
+        for socket in sockets.values() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for ConnectionEntry {
+    fn drop(&mut self) {
+        self.connections.inner.lock().sockets.remove(&self.id);
+    }
 }
 
 /// Spawns hyper's background tasks (HTTP/2 streams) so that they die with their replica.
@@ -79,20 +144,31 @@ impl SimFleet {
                 u16::try_from(usize::from(base_port) + index).map_err(|_| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
-                        format!("replica {index} would listen beyond port 65535 (base port {base_port})"),
+                        format!(
+                            "replica {index} would listen beyond port 65535 (base port {base_port})"
+                        ),
                     )
                 })?
             };
             let listener = TcpListener::bind(SocketAddr::new(bind, port)).await?;
             let addr = listener.local_addr()?;
+            let listener_dup = SockRef::from(&listener).try_clone()?;
             let state = Arc::new(Replica::new(Arc::clone(&config), index, addr.port()));
             let (kill, killed) = watch::channel(false);
-            let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), killed));
+            let connections = Arc::new(Connections::default());
+            let task = tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&state),
+                Arc::clone(&connections),
+                killed,
+            ));
             tracing::debug!(replica = index, %addr, model = state.primary_model(), "sim replica listening");
             handles.push(ReplicaHandle {
                 addr,
                 state,
                 kill,
+                listener: listener_dup,
+                connections,
                 accept_task: Mutex::new(Some(task)),
             });
         }
@@ -104,25 +180,21 @@ impl SimFleet {
         self.replicas.iter().map(|r| r.addr).collect()
     }
 
-    /// Stops one replica abruptly: closes its listener and aborts its connections (simulates a
-    /// crashed pod). Takes effect as soon as the runtime runs the replica's tasks (immediately on
-    /// a multi-threaded runtime, at the caller's next await on a current-thread one). An unknown
-    /// index is ignored.
+    /// Stops one replica abruptly, like a crashed pod: when this returns, its port refuses
+    /// connections and its open connections are cut (in-flight responses end without their
+    /// final bytes). An unknown index is ignored.
     pub fn kill(&self, index: usize) {
         let Some(replica) = self.replicas.get(index) else {
             tracing::warn!(index, "SimFleet::kill: no such replica");
             return;
         };
-        replica.kill.send_replace(true);
-        if let Some(task) = replica.accept_task.lock().as_ref() {
-            task.abort();
-        }
+        replica.stop();
     }
 
-    /// Stops every replica and waits until their listeners are closed.
+    /// Stops every replica and waits until their accept loops have ended.
     pub async fn shutdown(self) {
         for replica in &self.replicas {
-            replica.kill.send_replace(true);
+            replica.stop();
         }
         for replica in &self.replicas {
             let task = replica.accept_task.lock().take();
@@ -148,6 +220,27 @@ impl SimFleet {
     }
 }
 
+impl ReplicaHandle {
+    fn stop(&self) {
+        // Linux stops listening on SHUT_RD: new SYNs are refused, the accept queue is reset.
+        let _ = self.listener.shutdown(Shutdown::Read);
+        self.connections.kill_all();
+        // Then let the tasks go, dropping in-flight requests (which frees their slots).
+        self.kill.send_replace(true);
+        if let Some(task) = self.accept_task.lock().as_ref() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        for replica in &self.replicas {
+            replica.stop();
+        }
+    }
+}
+
 /// Resolves once the replica is killed (or its fleet dropped).
 async fn killed_signal(killed: &mut watch::Receiver<bool>) {
     // The borrowed value is dropped here, before any other await (it is not Send).
@@ -157,6 +250,7 @@ async fn killed_signal(killed: &mut watch::Receiver<bool>) {
 async fn accept_loop(
     listener: TcpListener,
     replica: Arc<Replica>,
+    connections: Arc<Connections>,
     mut killed: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(KillableExecutor {
@@ -180,11 +274,15 @@ async fn accept_loop(
                 }
             },
         };
+        let Some(entry) = connections.register(&stream) else {
+            return;
+        };
         let _ = stream.set_nodelay(true);
         let builder = builder.clone();
         let replica = Arc::clone(&replica);
         let mut conn_killed = killed.clone();
         tokio::spawn(async move {
+            let _entry = entry;
             let service = service_fn(move |req| {
                 let replica = Arc::clone(&replica);
                 async move { Ok::<_, std::convert::Infallible>(replica.handle(req).await) }
@@ -192,7 +290,7 @@ async fn accept_loop(
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}
-                // Dropping the connection closes the socket mid-request: a crash, not a drain.
+                // Dropping the connection mid-request: a crash, not a drain.
                 _ = killed_signal(&mut conn_killed) => {}
             }
         });
