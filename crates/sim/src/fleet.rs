@@ -29,7 +29,7 @@ use crate::config::SimConfig;
 use crate::kv_cache::KvEvent;
 use crate::server::Replica;
 
-/// Simulated model servers running on the current tokio runtime.
+/// Simulated model servers running on the current tokio runtime. Dropping it stops them all.
 pub struct SimFleet {
     replicas: Vec<ReplicaHandle>,
 }
