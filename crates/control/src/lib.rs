@@ -7,6 +7,7 @@
 pub mod loader;
 pub mod resources;
 pub mod routing;
+pub mod semantic;
 pub mod units;
 pub mod watch;
 pub mod yaml_lines;

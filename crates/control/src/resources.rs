@@ -306,6 +306,9 @@ pub struct GatewaySettingsSpec {
     pub access_log: AccessLogSettings,
     #[serde(default)]
     pub reload: ReloadSettings,
+    /// The embedder for guardrails, the semantic cache, routing and retrieval.
+    #[serde(default)]
+    pub embeddings: Option<crate::semantic::EmbeddingsSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@
 //! | 400 | malformed JSON, missing `model`, wrongly typed fields |
 //! | 404 | unknown model, unknown path |
 //! | 405 | known path, wrong method |
+//! | 400 | `content_policy_violation`: a guardrail blocked the prompt or the answer |
 //! | 413 | body over `maxRequestBody` |
 //! | 502 | upstream refused, reset or broke the response |
 //! | 503 | no endpoint can take the request |
@@ -40,6 +41,10 @@ pub enum GatewayError {
     UpstreamTimeout { pool: String, secs: u64 },
     #[error("the upstream response from pool `{pool}` failed: {detail}")]
     UpstreamBroken { pool: String, detail: String },
+    /// A guardrail blocked the request or the answer. The message names the rule, never the
+    /// matched text.
+    #[error("{message}")]
+    ContentPolicy { message: String, guardrail: String },
 }
 
 const INVALID: &str = "invalid_request_error";
@@ -62,6 +67,7 @@ impl GatewayError {
             GatewayError::UpstreamConnect { .. } => "upstream_connect_error",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
             GatewayError::UpstreamBroken { .. } => "upstream_error",
+            GatewayError::ContentPolicy { .. } => "content_policy_violation",
         }
     }
 
@@ -157,6 +163,9 @@ impl GatewayError {
                      fewer tokens."
                 ),
             ),
+            GatewayError::ContentPolicy { message, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, INVALID, reason, message.clone())
+            }
             GatewayError::UpstreamBroken { pool, detail } => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 SERVER,

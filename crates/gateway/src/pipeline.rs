@@ -1,24 +1,30 @@
 //! The request pipeline. One request, one pass, in this order:
 //!
 //! ```text
-//! listen → parse → route → pick endpoint + dispatch (retry before first byte) → respond/stream → settle
+//! listen → parse → guard(request) → cache → semantic route → retrieval → route
+//!        → pick endpoint + dispatch (retry before first byte) → respond/stream → settle
 //! ```
 //!
 //! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
 //! - **parse** ([`read_body`], `RequestBody::parse`): body size limit, one pass over the JSON; the
 //!   raw bytes are kept and later spliced, never re-serialised.
+//! - **guard(request) → cache → semantic route → retrieval** (`stages::payload::before_route`),
+//!   only for requests a `GuardrailPolicy`, `CachePolicy`, `SemanticRouter` or `Collection`
+//!   applies to: guardrails block (400 `content_policy_violation`), redact (a splice) or flag;
+//!   a cache hit answers here (`x-infergate-cache`); a router picks the public model
+//!   (`x-infergate-route-reason`); retrieved chunks join the system prompt.
 //! - **route** (`RouteTable::resolve`): public model → ordered (pool, target model) attempts and
 //!   the request's priority.
 //! - **pick + dispatch** (`dispatch`): the pool's scheduling profile picks an endpoint, the body
 //!   goes out with the target model spliced in; failures before the first byte try another
 //!   endpoint, then the fallbacks.
 //! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
-//!   through chunk by chunk.
+//!   through chunk by chunk. Response guardrails run here (on streams incrementally, with a
+//!   small hold-back window), and a complete answer is stored in the cache.
 //! - **settle** (`context`): metrics and one access-log line, for every outcome.
 //!
-//! Stages added by later work slot in between **parse** and **route** (identify, guard, cache,
-//! admit) and around **respond** (response guardrails); each reads and extends the
-//! [`RequestContext`] and never calls back into an earlier stage.
+//! Stages added by later work slot in between **parse** and **route** (identify, admit); each
+//! reads and extends the [`RequestContext`] and never calls back into an earlier stage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +42,7 @@ use crate::dispatch::{dispatch, UpstreamResponse};
 use crate::error::GatewayError;
 use crate::respond::{GatewayBody, SseStream};
 use crate::snapshot::Snapshot;
+use crate::stages::payload;
 use crate::Gateway;
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -163,11 +170,26 @@ async fn inference(
     let stream = body.stream() && op.can_stream();
     ctx.stream = stream;
 
+    // guard(request) → cache → semantic route → retrieval
+    let (body, model, response_plan) =
+        match payload::before_route(gw, snap, ctx, op, &headers, body).await? {
+            payload::Before::Answered(mut resp) => {
+                add_served_headers(ctx, resp.headers_mut());
+                payload::add_headers(ctx, resp.headers_mut());
+                return Ok(Handled::Done(resp));
+            }
+            payload::Before::Continue {
+                body,
+                model,
+                response,
+            } => (body, model, response),
+        };
+
     // route
     let decision = {
         let mut rng = rand::rng();
         snap.routes.resolve(
-            body.model(),
+            &model,
             header_str(&headers, "x-gateway-model-name-rewrite"),
             header_str(&headers, "x-gateway-inference-objective"),
             &mut rng,
@@ -196,7 +218,7 @@ async fn inference(
             let out = if status.is_success() {
                 let r = rewrite_body(up_body, rewrite);
                 ctx.usage = r.usage;
-                r.body
+                payload::after_full(gw, ctx, response_plan, r.body).await?
             } else {
                 up_body
             };
@@ -204,6 +226,7 @@ async fn inference(
             *resp.status_mut() = status;
             copy_response_headers(&up_headers, resp.headers_mut());
             add_served_headers(ctx, resp.headers_mut());
+            payload::add_headers(ctx, resp.headers_mut());
             Ok(Handled::Done(resp))
         }
         UpstreamResponse::Stream {
@@ -221,6 +244,8 @@ async fn inference(
             let mut headers = HeaderMap::new();
             copy_response_headers(&up_headers, &mut headers);
             add_served_headers(ctx, &mut headers);
+            payload::add_headers(ctx, &mut headers);
+            let filter = payload::StreamFilter::new(response_plan, op);
             if let Ok(v) = HeaderValue::from_str(&ctx.id) {
                 headers.insert(HeaderName::from_static("x-request-id"), v);
             }
@@ -236,6 +261,7 @@ async fn inference(
                 rest,
                 first,
                 rewriter,
+                filter,
             );
             let mut resp = Response::new(GatewayBody::Stream(Box::new(stream)));
             *resp.status_mut() = status;

@@ -6,6 +6,12 @@
 //! one partial event held. When the upstream breaks, stalls past the idle timeout or ends without
 //! `[DONE]`, the client gets a terminal SSE error event, never a clean-looking end. Dropping the
 //! body (client disconnect) still settles the request.
+//!
+//! When response guardrails or a cache store apply, each forwarded event also goes through the
+//! stream's [`StreamFilter`]: incremental scanning with a small hold-back window (a secret split
+//! across chunks is still caught), redaction in place, capture of the answer for the cache. A
+//! block ends the stream with a terminal `content_policy_violation` error event; the held text
+//! that triggered it is never sent.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -22,6 +28,7 @@ use infergate_scheduler::InFlight;
 use crate::context::{Outcome, RequestContext};
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
+use crate::stages::payload::StreamFilter;
 use crate::Gateway;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -82,6 +89,10 @@ pub struct SseStream {
     idle_timeout: Duration,
     finished: bool,
     settle: Option<Settlement>,
+    /// Response guardrails and cache capture (None = plain pass-through).
+    filter: Option<StreamFilter>,
+    /// Set when the filter blocked: the stream ends with this error next.
+    blocked: Option<GatewayError>,
 }
 
 /// What settling needs; taken exactly once (end of stream or drop).
@@ -103,6 +114,7 @@ impl SseStream {
         upstream: Incoming,
         first: Option<Bytes>,
         rewriter: OpenAiStreamRewriter,
+        filter: Option<StreamFilter>,
     ) -> Self {
         let idle_timeout = snap.settings().stream_idle_timeout;
         let mut s = Self {
@@ -113,6 +125,8 @@ impl SseStream {
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             finished: false,
+            filter,
+            blocked: None,
             settle: Some(Settlement {
                 gw,
                 snap,
@@ -132,8 +146,24 @@ impl SseStream {
         let mut single: Option<Bytes> = None;
         let mut many: Option<BytesMut> = None;
         let rewriter = &mut self.rewriter;
+        let filter = &mut self.filter;
+        let blocked = &mut self.blocked;
         self.splitter.feed(chunk, |event| {
+            if blocked.is_some() {
+                return;
+            }
             if let EventOutcome::Forward(b) = rewriter.process(&event) {
+                let b = match filter.as_mut().map(|f| f.on_event(b.clone())) {
+                    None => b,
+                    Some(Ok(out)) => out,
+                    Some(Err(block)) => {
+                        *blocked = Some(GatewayError::ContentPolicy {
+                            message: block.message(),
+                            guardrail: block.guardrail.to_string(),
+                        });
+                        return;
+                    }
+                };
                 match (&mut single, &mut many) {
                     (None, None) => single = Some(b),
                     (Some(_), None) => {
@@ -161,6 +191,9 @@ impl SseStream {
             if let Some(e) = error {
                 s.ctx.error = Some(e.reason());
             }
+            if let Some(f) = self.filter.take() {
+                f.finish(&s.gw, &mut s.ctx, outcome == Outcome::Complete);
+            }
             s.ctx.settle(&s.gw, &s.snap, Some(outcome));
         }
     }
@@ -176,7 +209,12 @@ impl SseStream {
     /// End the stream with a terminal error event.
     fn fail(&mut self, err: GatewayError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let api: ApiError = err.to_api();
-        self.finish(Outcome::UpstreamError, Some(&err));
+        let outcome = if matches!(err, GatewayError::ContentPolicy { .. }) {
+            Outcome::Blocked
+        } else {
+            Outcome::UpstreamError
+        };
+        self.finish(outcome, Some(&err));
         Poll::Ready(Some(Ok(Frame::data(api.sse_event()))))
     }
 
@@ -191,6 +229,9 @@ impl SseStream {
         if this.finished {
             return Poll::Ready(None);
         }
+        if let Some(err) = this.blocked.take() {
+            return this.fail(err);
+        }
         loop {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -199,7 +240,19 @@ impl SseStream {
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers
                     };
-                    if let Some(out) = this.process(data) {
+                    let out = this.process(data);
+                    if this.blocked.is_some() {
+                        // Send what was released before the block, then the error event.
+                        match out {
+                            Some(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                            None => {
+                                if let Some(err) = this.blocked.take() {
+                                    return this.fail(err);
+                                }
+                            }
+                        }
+                    }
+                    if let Some(out) = out {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
                 }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "embed-candle")]
+mod semantic;
 mod serve;
 
 #[derive(Parser)]
@@ -40,6 +42,10 @@ enum Command {
     /// Benchmarks (load generation and the overhead comparison).
     #[command(subcommand)]
     Bench(infergate_bench::BenchCommand),
+    /// Measurements of the embedding model, guardrails, semantic cache and routing.
+    #[cfg(feature = "embed-candle")]
+    #[command(subcommand)]
+    Semantic(semantic::SemanticCommand),
 }
 
 fn init_logging(format: &str) {
@@ -87,10 +93,27 @@ fn check(config: &std::path::Path) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The embedding model runs on its own bounded pool of threads (GatewaySettings
+    // spec.embeddings.workers), each single-threaded: keep candle's matrix kernels from starting
+    // a thread per core of their own, unless the operator asked for it. Set before any thread
+    // exists.
+    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, "1");
+        }
+    }
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     match cli.command {
         Command::Check { config } => check(&config),
+        #[cfg(feature = "embed-candle")]
+        Command::Semantic(cmd) => match semantic::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         command => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -108,6 +131,8 @@ fn main() -> ExitCode {
                     Command::Sim(args) => infergate_sim::run(*args).await,
                     Command::Bench(cmd) => infergate_bench::run(cmd).await,
                     Command::Check { .. } => Ok(()),
+                    #[cfg(feature = "embed-candle")]
+                    Command::Semantic(_) => Ok(()),
                 }
             });
             match result {
