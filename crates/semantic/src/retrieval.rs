@@ -301,17 +301,23 @@ mod tests {
     #[tokio::test]
     async fn load_search_and_persist() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.md"), "Refunds are issued within 14 days of purchase.\n\nShipping is free over 50 euros.").unwrap();
+        std::fs::write(
+            dir.path().join("a.md"),
+            "Refunds are issued within 14 days of purchase, to the card that paid, once the \
+             returned item has arrived at our warehouse.\n\nShipping is free for every order \
+             over 50 euros, and costs 4.90 euros below that amount, anywhere in the country.",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("b.txt"), "Our office is in Lisbon and opens at 9am.").unwrap();
         let pool = EncoderPool::start(Arc::new(HashingEncoder { dim: 128 }), "hash", PoolOptions::default()).unwrap();
         let src = CollectionSource {
             name: "docs".into(),
             paths: vec![dir.path().to_path_buf()],
-            chunk_chars: 60,
+            chunk_chars: 100,
             index_path: Some(dir.path().join("index.json")),
         };
         let c = Collection::load(&src, &pool).await.unwrap();
-        assert_eq!(c.len(), 3);
+        assert!(c.len() >= 3, "{}", c.len());
         let q = pool.embed(&["when are refunds issued".into()]).await.unwrap();
         let hits = c.search(&q[0], 1, 0.0);
         assert!(hits[0].0.text.contains("Refunds"), "{:?}", hits);
@@ -319,6 +325,6 @@ mod tests {
         // A reload reuses the persisted vectors.
         assert!(dir.path().join("index.json").exists());
         let again = Collection::load(&src, &pool).await.unwrap();
-        assert_eq!(again.len(), 3);
+        assert_eq!(again.len(), c.len());
     }
 }

@@ -158,6 +158,7 @@ pub fn redaction_label(kind: &str) -> String {
 /// One verdict of one guardrail on one request, as metrics and the access log record it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Verdict {
+    #[serde(serialize_with = "ser_arc")]
     pub guardrail: Arc<str>,
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -165,11 +166,22 @@ pub struct Verdict {
     pub direction: &'static str,
     /// Entity / rule types found (deduplicated), never the matched text.
     pub found: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_arc")]
     pub rule: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     pub count: usize,
+}
+
+fn ser_arc<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn ser_opt_arc<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 /// Why a text was blocked: the guardrail and what it found (for the 400 message).

@@ -41,8 +41,25 @@ fn ipv4(s: &str) -> bool {
     s.parse::<Ipv4Addr>().is_ok()
 }
 
+/// An IPv6 address that looks like one in prose: it parses, and has three or more groups or a
+/// group of three or more hex digits (so `a::b` in code is not an address, `fe80::1` is).
 fn ipv6(s: &str) -> bool {
-    s.matches(':').count() >= 2 && s.parse::<Ipv6Addr>().is_ok()
+    let groups: Vec<&str> = s.split(':').filter(|g| !g.is_empty()).collect();
+    s.matches(':').count() >= 2
+        && (groups.len() >= 3 || groups.iter().any(|g| g.len() >= 3))
+        && s.parse::<Ipv6Addr>().is_ok()
+}
+
+/// Shorter candidates of `s`, cut before each separator from the right (a greedy pattern may
+/// have swallowed a following word: "GB82 … 32 ok").
+fn prefixes(s: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(s).chain(
+        s.char_indices()
+            .rev()
+            .filter(|(_, c)| *c == ' ' || *c == '-')
+            .take(6)
+            .map(move |(i, _)| s[..i].trim_end_matches([' ', '-', '.'])),
+    )
 }
 
 pub struct Pii {
@@ -99,7 +116,7 @@ impl Pii {
             ),
             (
                 "ipv6",
-                r"(?i)(?:[0-9a-f]{1,4}:){1,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{1,4}){0,6}",
+                r"(?i)[0-9a-f]*(?::[0-9a-f]*){2,8}",
                 ipv6,
             ),
         ];
@@ -146,12 +163,19 @@ impl Guardrail for Pii {
         let mut out: Vec<Finding> = Vec::new();
         for d in &self.detectors {
             for m in d.re.find_iter(text) {
-                let s = m.as_str();
-                let s_trim = s.trim_end_matches([' ', '-', '.']);
-                if !(d.valid)(s_trim) {
+                let s = m.as_str().trim_end_matches([' ', '-', '.']);
+                let Some(valid) = prefixes(s).find(|c| !c.is_empty() && (d.valid)(c)) else {
+                    continue;
+                };
+                let span = m.start()..m.start() + valid.len();
+                // Not inside a word or a longer token (`x::a::b`, `id123-45-6789`).
+                let before = text[..span.start].chars().next_back();
+                let after = text[span.end..].chars().next();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == ':' || c == '_')
+                    || after.is_some_and(|c| c.is_alphanumeric() || c == ':' || c == '_')
+                {
                     continue;
                 }
-                let span = m.start()..m.start() + s_trim.len();
                 // A number already claimed by a stronger entity (card, IBAN, id) is not a phone.
                 if out
                     .iter()

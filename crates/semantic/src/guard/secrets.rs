@@ -32,8 +32,8 @@ const API_KEY: &str = concat!(
     r"\b(?:",
     r"sk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d{2}-)?[A-Za-z0-9_-]{20,}",
     r"|(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}",
-    r"|gh[pousr]_[A-Za-z0-9]{36,255}",
-    r"|github_pat_[A-Za-z0-9_]{22,255}",
+    r"|gh[pousr]_[A-Za-z0-9]{36,}",
+    r"|github_pat_[A-Za-z0-9_]{22,}",
     r"|glpat-[A-Za-z0-9_-]{20,}",
     r"|xox[abposr]-[A-Za-z0-9-]{10,}",
     r"|AIza[0-9A-Za-z_-]{35}",
@@ -162,7 +162,7 @@ mod tests {
             kinds("gh ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             vec!["api_key"]
         );
-        assert_eq!(kinds("AIzaSyA1234567890abcdefghijklmnopqrstu"), vec!["api_key"]);
+        assert_eq!(kinds("AIzaSyA1234567890abcdefghijklmnopqrstuv"), vec!["api_key"]);
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert_eq!(kinds(&format!("token {jwt} ok")), vec!["jwt"]);
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";

@@ -128,21 +128,21 @@ impl StreamScanner {
             .cloned()
             .collect();
         // Count what is released now; held findings are counted when they are released.
-        if !released_redactions.is_empty() || b == self.pending.len() {
-            let done = if b == self.pending.len() {
-                ev.verdicts
-            } else {
-                let released = &self.pending[..b];
-                self.set
-                    .evaluate(&ScanInput::new(released, Direction::Response))
-                    .verdicts
-            };
-            self.evaluation.merge_verdicts(Evaluation {
-                block: None,
-                redactions: Vec::new(),
-                verdicts: done,
-            });
-        }
+        let done = if b == self.pending.len() {
+            ev.verdicts
+        } else if b > 0 && !ev.verdicts.is_empty() {
+            let released = &self.pending[..b];
+            self.set
+                .evaluate(&ScanInput::new(released, Direction::Response))
+                .verdicts
+        } else {
+            Vec::new()
+        };
+        self.evaluation.merge_verdicts(Evaluation {
+            block: None,
+            redactions: Vec::new(),
+            verdicts: done,
+        });
         let out = apply_redactions(&self.pending[..b], &released_redactions);
         self.pending.drain(..b);
         Ok(out)

@@ -170,12 +170,12 @@ pub fn es_dni(candidate: &str) -> bool {
     LETTERS[(n % 23) as usize] == s[8]
 }
 
-/// A Canadian Social Insurance Number: 9 digits in groups of 3, Luhn-valid, not starting 0 or 8.
+/// A Canadian Social Insurance Number: 9 digits in groups of 3, Luhn-valid.
 pub fn ca_sin(candidate: &str) -> bool {
     let Some(d) = digits(candidate) else {
         return false;
     };
-    d.len() == 9 && d[0] != 0 && d[0] != 8 && luhn(&d)
+    d.len() == 9 && luhn(&d)
 }
 
 /// A phone number: 7 to 15 digits (E.164 bounds) in the candidate.
