@@ -17,13 +17,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::load::chat_body;
-use crate::process::{free_port, http_call, shell_quote, wait_ready, Process};
+use crate::process::{
+    cpu_times_us, free_port, http_call, parse_cpu_list, process_cpu_us, shell_quote, wait_ready,
+    Process,
+};
 use crate::report::{median, ms, ms_delta, write_json, LoadReport, Machine, Table, Verdict};
 
 /// The name clients use; infergate rewrites it to [`TARGET_MODEL`].
@@ -66,6 +69,13 @@ pub struct OverheadArgs {
     /// Keep the working directory (configs, logs, per-run JSON) instead of deleting it.
     #[arg(long)]
     pub keep_work_dir: bool,
+    /// Repeat a run up to this many times while other work on the machine disturbs it.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// A run is disturbed when anything but the benchmark took more than this share of the load
+    /// CPU or of the proxy CPU (interrupts count too).
+    #[arg(long, default_value_t = 0.15)]
+    pub max_foreign_cpu: f64,
 }
 
 /// Which way a request goes to the backend.
@@ -181,6 +191,8 @@ pub struct Figures {
     /// Median over the rounds of (this path − direct) in the same round.
     pub added_p50_us: Option<f64>,
     pub added_p99_us: Option<f64>,
+    pub proxy_cpu_us_per_request: Option<f64>,
+    pub backend_cpu_us_per_request: Option<f64>,
 }
 
 /// Peak memory of a fresh process through a run.
@@ -210,7 +222,93 @@ pub struct Versions {
     pub envoy_binary: Option<String>,
 }
 
-type Round = BTreeMap<Via, LoadReport>;
+/// One load run and what the processes around it did meanwhile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub load: LoadReport,
+    /// CPU time (user + system) of the proxy under test per request sent, in µs.
+    pub proxy_cpu_us_per_request: Option<f64>,
+    /// CPU time of the backend per request sent, in µs.
+    pub backend_cpu_us_per_request: Option<f64>,
+    /// Share of the load generator's CPU that went to anything else (other processes,
+    /// interrupts) during the run.
+    pub foreign_load_cpu: Option<f64>,
+    /// Share of the proxy CPU that went to anything but the benchmark's own processes.
+    pub foreign_proxy_cpu: Option<f64>,
+    /// Runs made to get this one (a run disturbed by other work is repeated).
+    pub attempts: u32,
+}
+
+impl Run {
+    fn foreign_cpu(&self) -> f64 {
+        self.foreign_load_cpu
+            .unwrap_or(0.0)
+            .max(self.foreign_proxy_cpu.unwrap_or(0.0))
+    }
+}
+
+type Round = BTreeMap<Via, Run>;
+
+/// The processes whose CPU time a run accounts for.
+struct Watch {
+    proxy: Option<u32>,
+    backend: u32,
+    /// Every process of the benchmark pinned to the proxy CPUs.
+    on_proxy_cpus: Vec<u32>,
+}
+
+/// CPU counters at one instant.
+struct CpuSnapshot {
+    at: Instant,
+    cores: Vec<(u64, u64)>,
+    on_proxy_cpus: u64,
+    proxy: Option<u64>,
+    backend: Option<u64>,
+}
+
+impl CpuSnapshot {
+    fn take(w: &Watch) -> Self {
+        Self {
+            at: Instant::now(),
+            cores: cpu_times_us(),
+            on_proxy_cpus: w
+                .on_proxy_cpus
+                .iter()
+                .filter_map(|p| process_cpu_us(*p))
+                .sum(),
+            proxy: w.proxy.and_then(process_cpu_us),
+            backend: process_cpu_us(w.backend),
+        }
+    }
+
+    /// Busy µs of `cpus` between `self` and `later`.
+    fn busy_us(&self, later: &Self, cpus: &[usize]) -> Option<u64> {
+        let mut sum = 0;
+        for c in cpus {
+            let (b0, _) = self.cores.get(*c)?;
+            let (b1, _) = later.cores.get(*c)?;
+            sum += b1.saturating_sub(*b0);
+        }
+        Some(sum)
+    }
+}
+
+/// Share of `cpus`' time over `wall_us` not explained by `ours_us`, in [0, 1].
+#[allow(clippy::cast_precision_loss)]
+fn foreign_share(busy_us: Option<u64>, ours_us: u64, cpus: usize, wall_us: u64) -> Option<f64> {
+    let busy = busy_us?;
+    if cpus == 0 || wall_us == 0 {
+        return None;
+    }
+    let foreign = busy.saturating_sub(ours_us) as f64 / (wall_us as f64 * cpus as f64);
+    Some(foreign.clamp(0.0, 1.0))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn per_request(before: Option<u64>, after: Option<u64>, sent: u64) -> Option<f64> {
+    let d = after?.checked_sub(before?)?;
+    (sent > 0).then(|| d as f64 / sent as f64)
+}
 
 /// Everything the benchmark measured (`overhead.json`).
 #[derive(Debug, Clone, Serialize)]
@@ -226,7 +324,7 @@ pub struct OverheadResults {
     pub latency_rounds: Vec<Round>,
     pub saturation_rounds: Vec<Round>,
     pub large_rounds: Vec<Round>,
-    pub memory_runs: BTreeMap<Via, LoadReport>,
+    pub memory_runs: Round,
     pub memory: BTreeMap<Via, MemoryRun>,
     /// infergate's VmHWM over all the rounds (one process served all of them).
     pub infergate_vm_hwm_kib_all_rounds: Option<u64>,
@@ -247,6 +345,10 @@ struct Bench {
     envoy: Option<PathBuf>,
     processes: BTreeMap<String, String>,
     run_counter: usize,
+    load_cpu_list: Vec<usize>,
+    proxy_cpu_list: Vec<usize>,
+    retries: u32,
+    max_foreign_cpu: f64,
 }
 
 /// The backend and the proxies in front of it.
@@ -263,6 +365,26 @@ impl Stack {
             Via::Direct => Some(self.backend_addr),
             Via::Infergate => self.infergate.as_ref().map(|(_, a)| *a),
             Via::Envoy => self.envoy.as_ref().map(|(_, a)| *a),
+        }
+    }
+
+    fn watch(&self, via: Via) -> Watch {
+        let pid = |p: &Option<(Process, SocketAddr)>| p.as_ref().map(|(p, _)| p.pid());
+        Watch {
+            proxy: match via {
+                Via::Direct => None,
+                Via::Infergate => pid(&self.infergate),
+                Via::Envoy => pid(&self.envoy),
+            },
+            backend: self.backend.pid(),
+            on_proxy_cpus: [
+                Some(self.backend.pid()),
+                pid(&self.infergate),
+                pid(&self.envoy),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         }
     }
 
@@ -536,6 +658,87 @@ spec:
         Ok(report)
     }
 
+    /// One load run with the CPU accounting around it.
+    async fn run_once(
+        &mut self,
+        phase: &Phase,
+        addr: SocketAddr,
+        via: Via,
+        watch: &Watch,
+    ) -> anyhow::Result<Run> {
+        let before = CpuSnapshot::take(watch);
+        let load = self.load(phase, addr, via).await?;
+        let after = CpuSnapshot::take(watch);
+        let wall_us = u64::try_from(after.at.duration_since(before.at).as_micros()).unwrap_or(0);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let generator_us = load.generator_cpu_s.map_or(0, |s| (s * 1e6) as u64);
+        let pinned = !self.load_cpu_list.is_empty();
+        let run = Run {
+            proxy_cpu_us_per_request: per_request(before.proxy, after.proxy, load.sent),
+            backend_cpu_us_per_request: per_request(before.backend, after.backend, load.sent),
+            foreign_load_cpu: pinned
+                .then(|| {
+                    foreign_share(
+                        before.busy_us(&after, &self.load_cpu_list),
+                        generator_us,
+                        self.load_cpu_list.len(),
+                        wall_us,
+                    )
+                })
+                .flatten(),
+            foreign_proxy_cpu: pinned
+                .then(|| {
+                    foreign_share(
+                        before.busy_us(&after, &self.proxy_cpu_list),
+                        after.on_proxy_cpus.saturating_sub(before.on_proxy_cpus),
+                        self.proxy_cpu_list.len(),
+                        wall_us,
+                    )
+                })
+                .flatten(),
+            attempts: 1,
+            load,
+        };
+        Ok(run)
+    }
+
+    /// A run, repeated (up to `retries` times) while other work on the machine took more than
+    /// `max_foreign_cpu` of a benchmark CPU; the least disturbed attempt is kept.
+    async fn run(
+        &mut self,
+        phase: &Phase,
+        addr: SocketAddr,
+        via: Via,
+        watch: &Watch,
+    ) -> anyhow::Result<Run> {
+        let mut best: Option<Run> = None;
+        let mut attempts = 0;
+        while attempts <= self.retries {
+            attempts += 1;
+            let run = self.run_once(phase, addr, via, watch).await?;
+            let foreign = run.foreign_cpu();
+            eprintln!(
+                "    other work: {:.0}% of the load CPU, {:.0}% of the proxy CPU; proxy {} µs/req, backend {} µs/req",
+                run.foreign_load_cpu.unwrap_or(0.0) * 100.0,
+                run.foreign_proxy_cpu.unwrap_or(0.0) * 100.0,
+                run.proxy_cpu_us_per_request.map_or_else(|| "–".into(), |v| format!("{v:.1}")),
+                run.backend_cpu_us_per_request.map_or_else(|| "–".into(), |v| format!("{v:.1}")),
+            );
+            if best.as_ref().is_none_or(|b| foreign < b.foreign_cpu()) {
+                best = Some(run);
+            }
+            if foreign <= self.max_foreign_cpu {
+                break;
+            }
+            if attempts <= self.retries {
+                eprintln!("    disturbed run; running it again");
+            }
+        }
+        let mut best = best.context("no run")?;
+        best.attempts = attempts;
+        Ok(best)
+    }
+
     /// One round of a phase: every path once, starting at a different one each round.
     async fn round(&mut self, stack: &Stack, phase: &Phase, round: usize) -> anyhow::Result<Round> {
         let mut paths = stack.paths();
@@ -544,7 +747,8 @@ spec:
         let mut out = Round::new();
         for via in paths {
             if let Some(addr) = stack.addr(via) {
-                out.insert(via, self.load(phase, addr, via).await?);
+                let watch = stack.watch(via);
+                out.insert(via, self.run(phase, addr, via, &watch).await?);
             }
         }
         Ok(out)
@@ -558,7 +762,8 @@ fn figures(rounds: &[Round]) -> BTreeMap<Via, Figures> {
         if out.contains_key(&via) {
             continue;
         }
-        let runs: Vec<&LoadReport> = rounds.iter().filter_map(|r| r.get(&via)).collect();
+        let all: Vec<&Run> = rounds.iter().filter_map(|r| r.get(&via)).collect();
+        let runs: Vec<&LoadReport> = all.iter().map(|r| &r.load).collect();
         #[allow(clippy::cast_precision_loss)]
         let med = |f: &dyn Fn(&LoadReport) -> u64| {
             median(&runs.iter().map(|r| f(r) as f64).collect::<Vec<_>>())
@@ -570,7 +775,9 @@ fn figures(rounds: &[Round]) -> BTreeMap<Via, Figures> {
             }
             let diffs: Vec<f64> = rounds
                 .iter()
-                .filter_map(|r| Some(f(r.get(&via)?) as f64 - f(r.get(&Via::Direct)?) as f64))
+                .filter_map(|r| {
+                    Some(f(&r.get(&via)?.load) as f64 - f(&r.get(&Via::Direct)?.load) as f64)
+                })
                 .collect();
             median(&diffs)
         };
@@ -586,6 +793,16 @@ fn figures(rounds: &[Round]) -> BTreeMap<Via, Figures> {
                 errors: runs.iter().map(|r| r.errors).sum(),
                 added_p50_us: added(&|r| r.latency.p50_us),
                 added_p99_us: added(&|r| r.latency.p99_us),
+                proxy_cpu_us_per_request: median(
+                    &all.iter()
+                        .filter_map(|r| r.proxy_cpu_us_per_request)
+                        .collect::<Vec<_>>(),
+                ),
+                backend_cpu_us_per_request: median(
+                    &all.iter()
+                        .filter_map(|r| r.backend_cpu_us_per_request)
+                        .collect::<Vec<_>>(),
+                ),
             },
         );
     }
@@ -711,17 +928,39 @@ fn latency_table(figs: &BTreeMap<Via, Figures>, show_added_p99: bool) -> String 
         }
         row.push(fmt_rps(f.achieved_rps));
         row.push(f.errors.to_string());
+        row.push(fmt_cpu(f.proxy_cpu_us_per_request));
+        row.push(fmt_cpu(f.backend_cpu_us_per_request));
         t.row(row);
     }
     t.render()
 }
 
+fn fmt_cpu(us: Option<f64>) -> String {
+    us.map_or_else(|| "–".into(), |v| format!("{v:.1}"))
+}
+
+fn fmt_share(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0))
+}
+
 fn rounds_table(rounds: &[Round]) -> String {
     let mut t = Table::new(&[
-        "round", "path", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "req/s", "errors",
+        "round",
+        "path",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "req/s",
+        "errors",
+        "proxy CPU µs/req",
+        "backend CPU µs/req",
+        "other work on load / proxy CPU",
+        "attempts",
     ]);
     for (i, r) in rounds.iter().enumerate() {
-        for (via, rep) in r {
+        for (via, run) in r {
+            let rep = &run.load;
             t.row(vec![
                 (i + 1).to_string(),
                 via.label().to_string(),
@@ -731,6 +970,14 @@ fn rounds_table(rounds: &[Round]) -> String {
                 ms(rep.latency.max_us),
                 format!("{:.0}", rep.achieved_rps),
                 rep.errors.to_string(),
+                fmt_cpu(run.proxy_cpu_us_per_request),
+                fmt_cpu(run.backend_cpu_us_per_request),
+                format!(
+                    "{} / {}",
+                    fmt_share(run.foreign_load_cpu),
+                    fmt_share(run.foreign_proxy_cpu)
+                ),
+                run.attempts.to_string(),
             ]);
         }
     }
@@ -803,7 +1050,15 @@ pub fn render_markdown(r: &OverheadResults, infergate_yaml: &str) -> String {
          that core serves with both on it; `direct` is the backend alone.\n",
         r.plan.saturation.describe()
     );
-    let mut t = Table::new(&["path", "req/s", "p50 ms", "p99 ms", "errors"]);
+    let mut t = Table::new(&[
+        "path",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "proxy CPU µs/req",
+        "backend CPU µs/req",
+    ]);
     for (via, f) in &r.saturation {
         t.row(vec![
             via.label().to_string(),
@@ -811,6 +1066,8 @@ pub fn render_markdown(r: &OverheadResults, infergate_yaml: &str) -> String {
             fmt_ms(f.p50_us),
             fmt_ms(f.p99_us),
             f.errors.to_string(),
+            fmt_cpu(f.proxy_cpu_us_per_request),
+            fmt_cpu(f.backend_cpu_us_per_request),
         ]);
     }
     let _ = writeln!(s, "{}", t.render());
@@ -1034,6 +1291,18 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         envoy: envoy.clone(),
         processes: BTreeMap::new(),
         run_counter: 0,
+        load_cpu_list: if pin {
+            parse_cpu_list(&args.load_cpus)
+        } else {
+            Vec::new()
+        },
+        proxy_cpu_list: if pin {
+            parse_cpu_list(&args.proxy_cpus)
+        } else {
+            Vec::new()
+        },
+        retries: args.retries,
+        max_foreign_cpu: args.max_foreign_cpu,
     };
     let machine = Machine::probe();
     let versions = Versions {
@@ -1181,9 +1450,17 @@ async fn measure(bench: &mut Bench, plan: &Plan) -> anyhow::Result<Measured> {
     let mut memory_runs = Round::new();
     let mut memory = BTreeMap::new();
     eprintln!("bench overhead: memory at {:?} req/s", plan.memory.rate);
+    let backend_pid = stack.backend.pid();
+    let direct = Watch {
+        proxy: None,
+        backend: backend_pid,
+        on_proxy_cpus: vec![backend_pid],
+    };
     memory_runs.insert(
         Via::Direct,
-        bench.load(&plan.memory, backend_addr, Via::Direct).await?,
+        bench
+            .run(&plan.memory, backend_addr, Via::Direct, &direct)
+            .await?,
     );
     for via in [Via::Infergate, Via::Envoy] {
         let started = match via {
@@ -1193,7 +1470,12 @@ async fn measure(bench: &mut Bench, plan: &Plan) -> anyhow::Result<Measured> {
         let Some((p, addr)) = started else {
             continue;
         };
-        let report = bench.load(&plan.memory, addr, via).await?;
+        let watch = Watch {
+            proxy: Some(p.pid()),
+            backend: backend_pid,
+            on_proxy_cpus: vec![backend_pid, p.pid()],
+        };
+        let report = bench.run(&plan.memory, addr, via, &watch).await?;
         memory.insert(
             via,
             MemoryRun {
@@ -1248,6 +1530,18 @@ mod tests {
                 ..Default::default()
             },
             ttfb: crate::report::Percentiles::default(),
+            generator_cpu_s: None,
+        }
+    }
+
+    fn run(p50: u64, p99: u64, rps: f64) -> Run {
+        Run {
+            load: report(p50, p99, rps),
+            proxy_cpu_us_per_request: Some(20.0),
+            backend_cpu_us_per_request: Some(15.0),
+            foreign_load_cpu: Some(0.01),
+            foreign_proxy_cpu: Some(0.02),
+            attempts: 1,
         }
     }
 
@@ -1255,20 +1549,20 @@ mod tests {
     fn added_latency_is_the_median_of_same_round_differences() {
         let rounds: Vec<Round> = vec![
             [
-                (Via::Direct, report(100, 200, 1000.0)),
-                (Via::Infergate, report(150, 260, 1000.0)),
+                (Via::Direct, run(100, 200, 1000.0)),
+                (Via::Infergate, run(150, 260, 1000.0)),
             ]
             .into_iter()
             .collect(),
             [
-                (Via::Direct, report(300, 400, 1000.0)),
-                (Via::Infergate, report(320, 500, 990.0)),
+                (Via::Direct, run(300, 400, 1000.0)),
+                (Via::Infergate, run(320, 500, 990.0)),
             ]
             .into_iter()
             .collect(),
             [
-                (Via::Direct, report(110, 210, 1000.0)),
-                (Via::Infergate, report(200, 300, 980.0)),
+                (Via::Direct, run(110, 210, 1000.0)),
+                (Via::Infergate, run(200, 300, 980.0)),
             ]
             .into_iter()
             .collect(),
@@ -1286,9 +1580,9 @@ mod tests {
     fn targets_are_judged_against_the_issue() {
         let plan = Plan::new(true, None);
         let round: Round = [
-            (Via::Direct, report(100, 200, 30_000.0)),
-            (Via::Infergate, report(180, 350, 20_000.0)),
-            (Via::Envoy, report(190, 330, 18_000.0)),
+            (Via::Direct, run(100, 200, 30_000.0)),
+            (Via::Infergate, run(180, 350, 20_000.0)),
+            (Via::Envoy, run(190, 330, 18_000.0)),
         ]
         .into_iter()
         .collect();

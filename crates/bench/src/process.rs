@@ -172,6 +172,76 @@ fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
     })
 }
 
+/// `/proc/stat` and `/proc/PID/stat` count in USER_HZ ticks, which Linux fixes at 100 per
+/// second for user space whatever the kernel's own HZ.
+const USER_HZ_US: u64 = 10_000;
+
+/// CPU time (user + system, all threads) a process has used so far, in µs.
+pub fn process_cpu_us(pid: u32) -> Option<u64> {
+    parse_stat_cpu_us(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat_cpu_us(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(3) ppid(4) … utime(14) stime(15) → indices 11 and 12 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * USER_HZ_US)
+}
+
+/// Busy and total time of each CPU since boot, in µs (`/proc/stat`), indexed by CPU number.
+pub fn cpu_times_us() -> Vec<(u64, u64)> {
+    parse_proc_stat(&std::fs::read_to_string("/proc/stat").unwrap_or_default())
+}
+
+fn parse_proc_stat(text: &str) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // `cpuN …` lines; the all-CPU line is `cpu  …`.
+        let Some(rest) = line
+            .strip_prefix("cpu")
+            .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let Some(Ok(index)) = fields.next().map(str::parse::<usize>) else {
+            continue;
+        };
+        let ticks: Vec<u64> = fields.filter_map(|f| f.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        if out.len() <= index {
+            out.resize(index + 1, (0, 0));
+        }
+        out[index] = ((total - idle.min(total)) * USER_HZ_US, total * USER_HZ_US);
+    }
+    out
+}
+
+/// CPU numbers of a `taskset -c` list such as `0`, `1,3` or `0-2`.
+pub fn parse_cpu_list(list: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => {
+                if let Ok(c) = part.parse() {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A loopback port that was free a moment ago (the OS picked it).
 pub fn free_port() -> anyhow::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
@@ -274,6 +344,23 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         // Our own process has one.
         assert!(proc_status_kib(std::process::id(), "VmHWM").is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn cpu_times_parse() {
+        let stat = "1234 (infer gate) (x) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 3 0";
+        assert_eq!(parse_stat_cpu_us(stat), Some(175 * 10_000));
+        assert!(process_cpu_us(std::process::id()).is_some());
+        let proc_stat = "cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 4 1 5 40 10 0 0 0 0 0\ncpu1 6 0 5 60 0 0 1 0 0 0\nintr 1\n";
+        assert_eq!(
+            parse_proc_stat(proc_stat),
+            vec![(10 * 10_000, 60 * 10_000), (12 * 10_000, 72 * 10_000)]
+        );
+        assert!(!cpu_times_us().is_empty());
+        assert_eq!(parse_cpu_list("0"), vec![0]);
+        assert_eq!(parse_cpu_list("1,3"), vec![1, 3]);
+        assert_eq!(parse_cpu_list("0-2, 5"), vec![0, 1, 2, 5]);
+        assert!(parse_cpu_list("x").is_empty());
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct LoadReport {
     pub latency: Percentiles,
     /// Until the response headers, same origin.
     pub ttfb: Percentiles,
+    /// CPU time the load generator's process used (user + system), in seconds.
+    #[serde(default)]
+    pub generator_cpu_s: Option<f64>,
 }
 
 impl LoadReport {
@@ -132,6 +135,9 @@ impl LoadReport {
             achieved_rps,
             latency: Percentiles::from_histogram(&rec.latency),
             ttfb: Percentiles::from_histogram(&rec.ttfb),
+            #[allow(clippy::cast_precision_loss)]
+            generator_cpu_s: crate::process::process_cpu_us(std::process::id())
+                .map(|us| us as f64 / 1e6),
         }
     }
 
