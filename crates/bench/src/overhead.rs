@@ -76,6 +76,10 @@ pub struct OverheadArgs {
     /// CPU or of the proxy CPU (interrupts count too).
     #[arg(long, default_value_t = 0.15)]
     pub max_foreign_cpu: f64,
+    /// Before each run, wait up to this long for the machine to be quiet (less than
+    /// --max-foreign-cpu busy for a second); then run anyway.
+    #[arg(long, default_value = "30s", value_parser = crate::load::parse_duration)]
+    pub quiet_wait: Duration,
 }
 
 /// Which way a request goes to the backend.
@@ -237,6 +241,9 @@ pub struct Run {
     pub foreign_proxy_cpu: Option<f64>,
     /// Runs made to get this one (a run disturbed by other work is repeated).
     pub attempts: u32,
+    /// Busy share of all CPUs in the second before this run started (nothing of the benchmark
+    /// runs then).
+    pub machine_busy_before: Option<f64>,
 }
 
 impl Run {
@@ -291,6 +298,20 @@ impl CpuSnapshot {
         }
         Some(sum)
     }
+}
+
+/// Busy share of all CPUs over `window`.
+#[allow(clippy::cast_precision_loss)]
+async fn machine_busy_share(window: Duration) -> Option<f64> {
+    let a = cpu_times_us();
+    tokio::time::sleep(window).await;
+    let b = cpu_times_us();
+    let (mut busy, mut total) = (0u64, 0u64);
+    for ((b0, t0), (b1, t1)) in a.iter().zip(b.iter()) {
+        busy += b1.saturating_sub(*b0);
+        total += t1.saturating_sub(*t0);
+    }
+    (total > 0).then(|| busy as f64 / total as f64)
 }
 
 /// Share of `cpus`' time over `wall_us` not explained by `ours_us`, in [0, 1].
@@ -349,6 +370,7 @@ struct Bench {
     proxy_cpu_list: Vec<usize>,
     retries: u32,
     max_foreign_cpu: f64,
+    quiet_wait: Duration,
 }
 
 /// The backend and the proxies in front of it.
@@ -697,6 +719,7 @@ spec:
                 })
                 .flatten(),
             attempts: 1,
+            machine_busy_before: None,
             load,
         };
         Ok(run)
@@ -715,7 +738,9 @@ spec:
         let mut attempts = 0;
         while attempts <= self.retries {
             attempts += 1;
-            let run = self.run_once(phase, addr, via, watch).await?;
+            let busy = self.wait_quiet().await;
+            let mut run = self.run_once(phase, addr, via, watch).await?;
+            run.machine_busy_before = busy;
             let foreign = run.foreign_cpu();
             eprintln!(
                 "    other work: {:.0}% of the load CPU, {:.0}% of the proxy CPU; proxy {} µs/req, backend {} µs/req",
@@ -737,6 +762,33 @@ spec:
         let mut best = best.context("no run")?;
         best.attempts = attempts;
         Ok(best)
+    }
+
+    /// Wait (up to `quiet_wait`) for a second in which the machine's CPUs are less than
+    /// `max_foreign_cpu` busy; returns the busy share of the last second observed.
+    async fn wait_quiet(&self) -> Option<f64> {
+        let until = Instant::now() + self.quiet_wait;
+        let mut waited = false;
+        loop {
+            let busy = machine_busy_share(Duration::from_secs(1)).await;
+            if busy.is_none_or(|b| b <= self.max_foreign_cpu) || Instant::now() >= until {
+                if waited {
+                    eprintln!(
+                        "    machine {:.0}% busy; going ahead",
+                        busy.unwrap_or(0.0) * 100.0
+                    );
+                }
+                return busy;
+            }
+            if !waited {
+                eprintln!(
+                    "    machine {:.0}% busy with other work; waiting up to {:?} for it to quiet down",
+                    busy.unwrap_or(0.0) * 100.0,
+                    self.quiet_wait
+                );
+                waited = true;
+            }
+        }
     }
 
     /// One round of a phase: every path once, starting at a different one each round.
@@ -955,6 +1007,7 @@ fn rounds_table(rounds: &[Round]) -> String {
         "errors",
         "proxy CPU µs/req",
         "backend CPU µs/req",
+        "machine busy before",
         "other work on load / proxy CPU",
         "attempts",
     ]);
@@ -972,6 +1025,7 @@ fn rounds_table(rounds: &[Round]) -> String {
                 rep.errors.to_string(),
                 fmt_cpu(run.proxy_cpu_us_per_request),
                 fmt_cpu(run.backend_cpu_us_per_request),
+                fmt_share(run.machine_busy_before),
                 format!(
                     "{} / {}",
                     fmt_share(run.foreign_load_cpu),
@@ -1303,6 +1357,7 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         },
         retries: args.retries,
         max_foreign_cpu: args.max_foreign_cpu,
+        quiet_wait: args.quiet_wait,
     };
     let machine = Machine::probe();
     let versions = Versions {
@@ -1542,6 +1597,7 @@ mod tests {
             foreign_load_cpu: Some(0.01),
             foreign_proxy_cpu: Some(0.02),
             attempts: 1,
+            machine_busy_before: None,
         }
     }
 
