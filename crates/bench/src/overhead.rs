@@ -1003,6 +1003,7 @@ fn rounds_table(rounds: &[Round]) -> String {
         "p99 ms",
         "p99.9 ms",
         "max ms",
+        "scheduled → sent p99 ms",
         "req/s",
         "errors",
         "proxy CPU µs/req",
@@ -1021,6 +1022,7 @@ fn rounds_table(rounds: &[Round]) -> String {
                 ms(rep.latency.p99_us),
                 ms(rep.latency.p999_us),
                 ms(rep.latency.max_us),
+                ms(rep.send_delay.p99_us),
                 format!("{:.0}", rep.achieved_rps),
                 rep.errors.to_string(),
                 fmt_cpu(run.proxy_cpu_us_per_request),
@@ -1585,6 +1587,7 @@ mod tests {
                 ..Default::default()
             },
             ttfb: crate::report::Percentiles::default(),
+            send_delay: crate::report::Percentiles::default(),
             generator_cpu_s: None,
         }
     }
