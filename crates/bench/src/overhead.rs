@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use crate::load::chat_body;
 use crate::process::{
-    cpu_times_us, free_port, http_call, parse_cpu_list, process_cpu_us, shell_quote, wait_ready,
-    Process,
+    cpu_times_us, free_port, http_call, parse_cpu_list, process_cpu_us, process_run_delay_us,
+    shell_quote, wait_ready, Placement, Process,
 };
 use crate::report::{median, ms, ms_delta, write_json, LoadReport, Machine, Table, Verdict};
 
@@ -66,11 +66,15 @@ pub struct OverheadArgs {
     /// Do not pin processes to CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Run the benchmark's processes at this `nice` level, so other work on a shared machine
+    /// disturbs them less (negative values need root).
+    #[arg(long, allow_hyphen_values = true)]
+    pub nice: Option<i32>,
     /// Keep the working directory (configs, logs, per-run JSON) instead of deleting it.
     #[arg(long)]
     pub keep_work_dir: bool,
     /// Repeat a run up to this many times while other work on the machine disturbs it.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 0)]
     pub retries: u32,
     /// A run is disturbed when anything but the benchmark took more than this share of the load
     /// CPU or of the proxy CPU (interrupts count too).
@@ -78,7 +82,7 @@ pub struct OverheadArgs {
     pub max_foreign_cpu: f64,
     /// Before each run, wait up to this long for the machine to be quiet (less than
     /// --max-foreign-cpu busy for a second); then run anyway.
-    #[arg(long, default_value = "30s", value_parser = crate::load::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::load::parse_duration)]
     pub quiet_wait: Duration,
 }
 
@@ -241,6 +245,11 @@ pub struct Run {
     pub foreign_proxy_cpu: Option<f64>,
     /// Runs made to get this one (a run disturbed by other work is repeated).
     pub attempts: u32,
+    /// Time the proxy and the backend spent runnable but waiting for their CPU, per request, µs
+    /// (each other included: they share one CPU).
+    pub proxy_cpu_wait_us_per_request: Option<f64>,
+    /// Time the load generator spent runnable but waiting for its CPU, per request, µs.
+    pub generator_wait_us_per_request: Option<f64>,
     /// Busy share of all CPUs in the second before this run started (nothing of the benchmark
     /// runs then).
     pub machine_busy_before: Option<f64>,
@@ -269,6 +278,8 @@ struct CpuSnapshot {
     at: Instant,
     cores: Vec<(u64, u64)>,
     on_proxy_cpus: u64,
+    /// Run delay of the processes on the proxy CPUs, µs.
+    waited_on_proxy_cpus: u64,
     proxy: Option<u64>,
     backend: Option<u64>,
 }
@@ -282,6 +293,11 @@ impl CpuSnapshot {
                 .on_proxy_cpus
                 .iter()
                 .filter_map(|p| process_cpu_us(*p))
+                .sum(),
+            waited_on_proxy_cpus: w
+                .on_proxy_cpus
+                .iter()
+                .filter_map(|p| process_run_delay_us(*p))
                 .sum(),
             proxy: w.proxy.and_then(process_cpu_us),
             backend: process_cpu_us(w.backend),
@@ -361,8 +377,8 @@ pub struct OverheadResults {
 struct Bench {
     exe: PathBuf,
     work: PathBuf,
-    load_cpus: Option<String>,
-    proxy_cpus: Option<String>,
+    load_placement: Placement,
+    proxy_placement: Placement,
     envoy: Option<PathBuf>,
     processes: BTreeMap<String, String>,
     run_counter: usize,
@@ -454,7 +470,7 @@ impl Bench {
         .collect();
         let p = Process::spawn(
             "backend (infergate sim)",
-            self.proxy_cpus.as_deref(),
+            &self.proxy_placement,
             &self.exe,
             &args,
             &[("INFERGATE_LOG", "warn")],
@@ -521,7 +537,7 @@ spec:
         ];
         let mut p = Process::spawn(
             "infergate",
-            self.proxy_cpus.as_deref(),
+            &self.proxy_placement,
             &self.exe,
             &args,
             &[],
@@ -571,7 +587,7 @@ spec:
         .collect();
         let mut p = Process::spawn(
             "envoy",
-            self.proxy_cpus.as_deref(),
+            &self.proxy_placement,
             &bin,
             &args,
             &[],
@@ -657,7 +673,7 @@ spec:
         .collect();
         let mut p = Process::spawn(
             "load generator",
-            self.load_cpus.as_deref(),
+            &self.load_placement,
             &self.exe,
             &args,
             &[("INFERGATE_LOG", "warn")],
@@ -720,6 +736,16 @@ spec:
                 .flatten(),
             attempts: 1,
             machine_busy_before: None,
+            proxy_cpu_wait_us_per_request: per_request(
+                Some(before.waited_on_proxy_cpus),
+                Some(after.waited_on_proxy_cpus),
+                load.sent,
+            ),
+            #[allow(clippy::cast_precision_loss)]
+            generator_wait_us_per_request: load
+                .generator_run_delay_s
+                .filter(|_| load.sent > 0)
+                .map(|s| s * 1e6 / load.sent as f64),
             load,
         };
         Ok(run)
@@ -743,9 +769,11 @@ spec:
             run.machine_busy_before = busy;
             let foreign = run.foreign_cpu();
             eprintln!(
-                "    other work: {:.0}% of the load CPU, {:.0}% of the proxy CPU; proxy {} µs/req, backend {} µs/req",
+                "    other work: {:.0}% of the load CPU, {:.0}% of the proxy CPU; waited for a CPU: generator {} µs/req, proxy CPU {} µs/req; proxy {} µs/req, backend {} µs/req",
                 run.foreign_load_cpu.unwrap_or(0.0) * 100.0,
                 run.foreign_proxy_cpu.unwrap_or(0.0) * 100.0,
+                run.generator_wait_us_per_request.map_or_else(|| "–".into(), |v| format!("{v:.1}")),
+                run.proxy_cpu_wait_us_per_request.map_or_else(|| "–".into(), |v| format!("{v:.1}")),
                 run.proxy_cpu_us_per_request.map_or_else(|| "–".into(), |v| format!("{v:.1}")),
                 run.backend_cpu_us_per_request.map_or_else(|| "–".into(), |v| format!("{v:.1}")),
             );
@@ -1010,6 +1038,7 @@ fn rounds_table(rounds: &[Round]) -> String {
         "backend CPU µs/req",
         "machine busy before",
         "other work on load / proxy CPU",
+        "waited for CPU µs/req: generator / proxy CPU",
         "attempts",
     ]);
     for (i, r) in rounds.iter().enumerate() {
@@ -1032,6 +1061,11 @@ fn rounds_table(rounds: &[Round]) -> String {
                     "{} / {}",
                     fmt_share(run.foreign_load_cpu),
                     fmt_share(run.foreign_proxy_cpu)
+                ),
+                format!(
+                    "{} / {}",
+                    fmt_cpu(run.generator_wait_us_per_request),
+                    fmt_cpu(run.proxy_cpu_wait_us_per_request)
                 ),
                 run.attempts.to_string(),
             ]);
@@ -1342,8 +1376,14 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
     let mut bench = Bench {
         exe: exe.clone(),
         work: work.clone(),
-        load_cpus: pin.then(|| args.load_cpus.clone()),
-        proxy_cpus: pin.then(|| args.proxy_cpus.clone()),
+        load_placement: Placement {
+            cpus: pin.then(|| args.load_cpus.clone()),
+            nice: args.nice,
+        },
+        proxy_placement: Placement {
+            cpus: pin.then(|| args.proxy_cpus.clone()),
+            nice: args.nice,
+        },
         envoy: envoy.clone(),
         processes: BTreeMap::new(),
         run_counter: 0,
@@ -1379,7 +1419,12 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         envoy_binary: envoy.as_ref().map(|p| p.display().to_string()),
     };
 
-    let outcome = measure(&mut bench, &plan).await;
+    // On SIGINT / SIGTERM the measuring future is dropped, and with it every process it
+    // started (each is stopped by PID when dropped).
+    let outcome = tokio::select! {
+        r = measure(&mut bench, &plan) => r,
+        () = interrupted() => Err(anyhow::anyhow!("interrupted; the benchmark's processes were stopped")),
+    };
     if !args.keep_work_dir && outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -1395,6 +1440,13 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         )
     } else {
         "none".to_string()
+    };
+    let pinning = match args.nice {
+        Some(n) => format!(
+            "{pinning} Every process of the benchmark runs at `nice -n {n}` so that other work on \
+             the shared machine disturbs it less."
+        ),
+        None => pinning,
     };
     let mut results = OverheadResults {
         generated_unix_s: SystemTime::now()
@@ -1459,6 +1511,21 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 struct Measured {
@@ -1589,6 +1656,7 @@ mod tests {
             ttfb: crate::report::Percentiles::default(),
             send_delay: crate::report::Percentiles::default(),
             generator_cpu_s: None,
+            generator_run_delay_s: None,
         }
     }
 
@@ -1601,6 +1669,8 @@ mod tests {
             foreign_proxy_cpu: Some(0.02),
             attempts: 1,
             machine_busy_before: None,
+            proxy_cpu_wait_us_per_request: None,
+            generator_wait_us_per_request: None,
         }
     }
 

@@ -13,6 +13,28 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
+/// Where and how a process runs: pinned to CPUs (`taskset -c`), at a scheduling priority
+/// (`nice -n`; negative values need root and are ignored by `nice` otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub cpus: Option<String>,
+    pub nice: Option<i32>,
+}
+
+impl Placement {
+    /// The wrapper commands, e.g. `nice -n -19 taskset -c 1`.
+    fn prefix(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(n) = self.nice {
+            out.extend(["nice".to_string(), "-n".to_string(), n.to_string()]);
+        }
+        if let Some(c) = &self.cpus {
+            out.extend(["taskset".to_string(), "-c".to_string(), c.clone()]);
+        }
+        out
+    }
+}
+
 /// A started child process.
 pub struct Process {
     name: String,
@@ -22,11 +44,11 @@ pub struct Process {
 }
 
 impl Process {
-    /// Start `program args…` (under `taskset -c CPUS` when `cpus` is given), with stdout and
-    /// stderr appended to `log`.
+    /// Start `program args…` (wrapped in `nice` / `taskset` as `placement` says), with stdout
+    /// and stderr appended to `log`. The PID is the program's own: both wrappers exec it.
     pub fn spawn(
         name: &str,
-        cpus: Option<&str>,
+        placement: &Placement,
         program: &Path,
         args: &[String],
         env: &[(&str, &str)],
@@ -38,10 +60,11 @@ impl Process {
             .open(log)
             .with_context(|| format!("cannot open {}", log.display()))?;
         let err = out.try_clone()?;
-        let mut cmd = match cpus {
-            Some(c) => {
-                let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(c).arg(program);
+        let prefix = placement.prefix();
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(program);
                 cmd
             }
             None => Command::new(program),
@@ -54,8 +77,9 @@ impl Process {
             cmd.env(k, v);
         }
         let mut command_line = String::new();
-        if let Some(c) = cpus {
-            command_line.push_str(&format!("taskset -c {c} "));
+        for p in &prefix {
+            command_line.push_str(&shell_quote(p));
+            command_line.push(' ');
         }
         command_line.push_str(&program.display().to_string());
         for a in args {
@@ -189,6 +213,26 @@ fn parse_stat_cpu_us(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) * USER_HZ_US)
+}
+
+/// Time the process's threads spent runnable but waiting for a CPU so far, in µs (sum of the
+/// second field of `/proc/PID/task/*/schedstat`, which the kernel keeps in ns).
+pub fn process_run_delay_us(pid: u32) -> Option<u64> {
+    let mut total_ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total_ns += text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total_ns / 1000)
 }
 
 /// Busy and total time of each CPU since boot, in µs (`/proc/stat`), indexed by CPU number.
@@ -351,6 +395,7 @@ mod tests {
         let stat = "1234 (infer gate) (x) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 3 0";
         assert_eq!(parse_stat_cpu_us(stat), Some(175 * 10_000));
         assert!(process_cpu_us(std::process::id()).is_some());
+        assert!(process_run_delay_us(std::process::id()).is_some());
         let proc_stat = "cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 4 1 5 40 10 0 0 0 0 0\ncpu1 6 0 5 60 0 0 1 0 0 0\nintr 1\n";
         assert_eq!(
             parse_proc_stat(proc_stat),
@@ -361,6 +406,16 @@ mod tests {
         assert_eq!(parse_cpu_list("1,3"), vec![1, 3]);
         assert_eq!(parse_cpu_list("0-2, 5"), vec![0, 1, 2, 5]);
         assert!(parse_cpu_list("x").is_empty());
+    }
+
+    #[test]
+    fn placement_wraps_the_command() {
+        let p = Placement {
+            cpus: Some("1".into()),
+            nice: Some(-5),
+        };
+        assert_eq!(p.prefix(), ["nice", "-n", "-5", "taskset", "-c", "1"]);
+        assert!(Placement::default().prefix().is_empty());
     }
 
     #[test]
@@ -377,7 +432,7 @@ mod tests {
         let log = dir.path().join("sleep.log");
         let mut p = Process::spawn(
             "sleep",
-            None,
+            &Placement::default(),
             Path::new("sleep"),
             &["30".to_string()],
             &[],

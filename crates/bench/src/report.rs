@@ -87,6 +87,9 @@ pub struct LoadReport {
     /// CPU time the load generator's process used (user + system), in seconds.
     #[serde(default)]
     pub generator_cpu_s: Option<f64>,
+    /// Time the load generator's threads waited for a CPU while runnable, in seconds.
+    #[serde(default)]
+    pub generator_run_delay_s: Option<f64>,
 }
 
 impl LoadReport {
@@ -142,6 +145,9 @@ impl LoadReport {
             send_delay: Percentiles::from_histogram(&rec.send_delay),
             #[allow(clippy::cast_precision_loss)]
             generator_cpu_s: crate::process::process_cpu_us(std::process::id())
+                .map(|us| us as f64 / 1e6),
+            #[allow(clippy::cast_precision_loss)]
+            generator_run_delay_s: crate::process::process_run_delay_us(std::process::id())
                 .map(|us| us as f64 / 1e6),
         }
     }
