@@ -13,8 +13,13 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-/// Where and how a process runs: pinned to CPUs (`taskset -c`), at a scheduling priority
-/// (`nice -n`; negative values need root and are ignored by `nice` otherwise).
+/// Where and how a process runs: pinned to CPUs (`taskset -c`), at a scheduling priority.
+///
+/// With a `nice` level the process also gets a session of its own (`setsid`) and that
+/// session's autogroup gets the same nice level: where the kernel groups processes by session
+/// (`sched_autogroup_enabled`), a plain `nice` only ranks a process against its own session,
+/// not against other people's work on a shared machine. Negative levels need root; without it
+/// they are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Placement {
     pub cpus: Option<String>,
@@ -26,6 +31,9 @@ impl Placement {
     fn prefix(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(n) = self.nice {
+            // setsid execs in place (a spawned child is never a process-group leader), so
+            // the PID stays the program's.
+            out.push("setsid".to_string());
             out.extend(["nice".to_string(), "-n".to_string(), n.to_string()]);
         }
         if let Some(c) = &self.cpus {
@@ -89,6 +97,10 @@ impl Process {
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {name}: {command_line}"))?;
+        if let Some(n) = placement.nice {
+            // Best effort: the process runs either way.
+            let _ = std::fs::write(format!("/proc/{}/autogroup", child.id()), n.to_string());
+        }
         Ok(Self {
             name: name.to_string(),
             child,
@@ -414,7 +426,10 @@ mod tests {
             cpus: Some("1".into()),
             nice: Some(-5),
         };
-        assert_eq!(p.prefix(), ["nice", "-n", "-5", "taskset", "-c", "1"]);
+        assert_eq!(
+            p.prefix(),
+            ["setsid", "nice", "-n", "-5", "taskset", "-c", "1"]
+        );
         assert!(Placement::default().prefix().is_empty());
     }
 
