@@ -988,6 +988,8 @@ fn latency_table(figs: &BTreeMap<Via, Figures>, show_added_p99: bool) -> String 
         "added p99",
         "achieved req/s",
         "errors",
+        "proxy CPU µs/req",
+        "backend CPU µs/req",
     ];
     if !show_added_p99 {
         header.retain(|h| *h != "added p99");

@@ -98,8 +98,7 @@ impl Process {
             .spawn()
             .with_context(|| format!("cannot start {name}: {command_line}"))?;
         if let Some(n) = placement.nice {
-            // Best effort: the process runs either way.
-            let _ = std::fs::write(format!("/proc/{}/autogroup", child.id()), n.to_string());
+            set_autogroup_nice(child.id(), n);
         }
         Ok(Self {
             name: name.to_string(),
@@ -192,6 +191,33 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.terminate();
+    }
+}
+
+/// The autogroup a process belongs to (`/autogroup-N`), if the kernel has them.
+fn autogroup(pid: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()?;
+    text.split_whitespace().next().map(ToString::to_string)
+}
+
+/// Give the autogroup of `pid` the nice level `n`, once `setsid` has moved it into a session of
+/// its own. Writing earlier would change the autogroup of *our* session (the child still shares
+/// it until `setsid` runs), so wait for the child's autogroup to differ from ours. Best effort:
+/// the process runs either way.
+fn set_autogroup_nice(pid: u32, n: i32) {
+    let Some(ours) = autogroup("self") else {
+        return;
+    };
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        match autogroup(&pid.to_string()) {
+            Some(theirs) if theirs != ours => {
+                let _ = std::fs::write(format!("/proc/{pid}/autogroup"), n.to_string());
+                return;
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(1)),
+            None => return,
+        }
     }
 }
 
@@ -418,6 +444,35 @@ mod tests {
         assert_eq!(parse_cpu_list("1,3"), vec![1, 3]);
         assert_eq!(parse_cpu_list("0-2, 5"), vec![0, 1, 2, 5]);
         assert!(parse_cpu_list("x").is_empty());
+    }
+
+    #[test]
+    fn a_nice_process_gets_its_own_autogroup_and_ours_is_untouched() {
+        let Some(ours) = std::fs::read_to_string("/proc/self/autogroup").ok() else {
+            return; // no autogroups on this kernel
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Process::spawn(
+            "sleep",
+            &Placement {
+                cpus: None,
+                nice: Some(5),
+            },
+            Path::new("sleep"),
+            &["30".to_string()],
+            &[],
+            &dir.path().join("sleep.log"),
+        )
+        .expect("spawn");
+        let theirs =
+            std::fs::read_to_string(format!("/proc/{}/autogroup", p.pid())).expect("autogroup");
+        p.stop();
+        assert_ne!(theirs.split_whitespace().next(), ours.split_whitespace().next());
+        assert!(theirs.trim_end().ends_with("nice 5"), "{theirs}");
+        assert_eq!(
+            std::fs::read_to_string("/proc/self/autogroup").expect("autogroup"),
+            ours
+        );
     }
 
     #[test]
