@@ -467,7 +467,10 @@ mod tests {
         let theirs =
             std::fs::read_to_string(format!("/proc/{}/autogroup", p.pid())).expect("autogroup");
         p.stop();
-        assert_ne!(theirs.split_whitespace().next(), ours.split_whitespace().next());
+        assert_ne!(
+            theirs.split_whitespace().next(),
+            ours.split_whitespace().next()
+        );
         assert!(theirs.trim_end().ends_with("nice 5"), "{theirs}");
         assert_eq!(
             std::fs::read_to_string("/proc/self/autogroup").expect("autogroup"),

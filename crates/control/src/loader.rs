@@ -353,7 +353,9 @@ fn parse_text<'a>(
                 load.file_into(&mut out.pools, at, pool_from_v1alpha2);
             }
             (GROUP_X_V1ALPHA2, "InferenceObjective") => load.file_into(&mut out.objectives, at, id),
-            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => load.file_into(&mut out.rewrites, at, id),
+            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => {
+                load.file_into(&mut out.rewrites, at, id);
+            }
             (GROUP_X_V1ALPHA2, "InferenceModel") => load.file_into(&mut out.legacy, at, id),
             (INFERGATE_V1ALPHA1, "PublicModel") => load.file_into(&mut out.public, at, id),
             (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
