@@ -1446,8 +1446,9 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
     let pinning = match args.nice {
         Some(n) => format!(
             "{pinning} Every process of the benchmark runs at `nice -n {n}` in a session of its \
-             own whose autogroup is at nice {n} too, so that other work on the shared machine \
-             disturbs it less."
+             own whose autogroup is at nice {n} too where the kernel allows it (the run prints a \
+             warning when it does not), so that other work on the shared machine disturbs it \
+             less."
         ),
         None => pinning,
     };
