@@ -137,6 +137,10 @@ pub struct EppOptions {
     /// Watch this path and apply valid changes.
     pub config_path: Option<PathBuf>,
     pub config_fingerprint: u64,
+    /// On shutdown, report NOT_SERVING on every health service and keep serving this long, so
+    /// the proxy's health check takes the picker out before its port closes (a proxy that
+    /// learns of a dead picker mid-request cannot fail open for that request).
+    pub drain: Duration,
 }
 
 impl Default for EppOptions {
@@ -149,6 +153,7 @@ impl Default for EppOptions {
             max_concurrency: 100,
             config_path: None,
             config_fingerprint: 0,
+            drain: Duration::from_secs(3),
         }
     }
 }
@@ -160,13 +165,24 @@ pub struct RunningEpp {
     pub metrics_addr: SocketAddr,
     pub picker: Arc<ConfigPicker>,
     pub metrics: Arc<Metrics>,
+    health: tonic_health::server::HealthReporter,
+    drain: Duration,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningEpp {
-    /// Stop accepting streams, let open ones end (up to `grace`), stop.
+    /// Drain (health NOT_SERVING while still serving, for the configured drain time), then stop
+    /// accepting streams and let open ones end (up to `grace`).
     pub async fn shutdown(self, grace: Duration) {
+        if !self.drain.is_zero() {
+            for name in HEALTH_SERVICES.iter().chain(std::iter::once(&"")) {
+                self.health
+                    .set_service_status(*name, ServingStatus::NotServing)
+                    .await;
+            }
+            tokio::time::sleep(self.drain).await;
+        }
         let _ = self.stop.send(true);
         for t in self.tasks {
             let abort = t.abort_handle();
@@ -294,6 +310,8 @@ pub async fn start(config: ConfigSet, opts: EppOptions) -> Result<RunningEpp, St
         metrics_addr,
         picker,
         metrics,
+        health: reporter,
+        drain: opts.drain,
         stop,
         tasks,
     })

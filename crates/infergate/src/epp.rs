@@ -25,6 +25,10 @@ pub struct EppArgs {
     /// priority < 0, then get 429).
     #[arg(long, default_value_t = 100)]
     max_concurrency: u32,
+    /// On SIGTERM, report NOT_SERVING and keep serving this many seconds before closing, so
+    /// the proxy's health check takes this picker out first (0 = stop at once).
+    #[arg(long, default_value_t = 3.0)]
+    drain_seconds: f64,
     /// TEST ONLY: honour the `test-epp-endpoint-selection: ip[:port][,…]` request header and
     /// echo `x-conformance-test-served-endpoint` (Gateway API Inference Extension conformance).
     /// Never enable in production: any client could choose its endpoint.
@@ -51,6 +55,8 @@ pub async fn run(args: EppArgs) -> anyhow::Result<()> {
             max_concurrency: args.max_concurrency,
             config_path: Some(args.config.clone()),
             config_fingerprint: infergate_control::watch::fingerprint(&sources),
+            drain: Duration::try_from_secs_f64(args.drain_seconds.max(0.0))
+                .map_err(|e| anyhow::anyhow!("--drain-seconds: {e}"))?,
         },
     )
     .await?;
