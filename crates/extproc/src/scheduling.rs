@@ -168,7 +168,24 @@ impl ConfigPicker {
         // (pool, public model, target model, priority) candidates in order.
         let mut attempts: Vec<(Arc<str>, Option<Arc<str>>, Option<String>)> = Vec::new();
         let mut priority = 0;
-        if let Some(pool) = req.pool {
+        // A gateway that names no pool but sends a subset hint (the pool's endpoints) names the
+        // pool that way: use it when exactly one pool has endpoints in the subset.
+        let inferred = match (req.pool, req.subset) {
+            (None, Some(subset)) => {
+                let mut hits = state.pool_names.iter().filter(|name| {
+                    state
+                        .pools
+                        .get(*name)
+                        .is_some_and(|p| p.endpoints.iter().any(|e| in_subset(e, subset)))
+                });
+                match (hits.next(), hits.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(pool) = req.pool.or(inferred.as_deref()) {
             let Some((name, _)) = state.pools.get_key_value(pool) else {
                 return Err(PickError::UnknownPool {
                     pool: pool.to_string(),
@@ -510,6 +527,25 @@ spec: {priority: -1, poolRef: {name: pool-a}}
         )
         .unwrap_err();
         assert!(matches!(e, PickError::NoEndpoint(_)), "{e}");
+    }
+
+    #[test]
+    fn a_subset_hint_alone_names_the_pool() {
+        let p = picker(100);
+        // `summarize` is not routed by model, but the hint holds pool-b's endpoint only:
+        // pool-b's rewrite rules apply.
+        let subset = vec!["10.0.1.1:9000".to_string()];
+        let got = pick(
+            &p,
+            PickRequest {
+                model: "summarize",
+                subset: Some(&subset),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(&*got.pool, "pool-b");
+        assert_eq!(got.target_model.as_deref(), Some("summarize-lora"));
     }
 
     #[test]
