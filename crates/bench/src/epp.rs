@@ -149,15 +149,20 @@ impl Bench {
         latency: &[&str],
         tag: &str,
     ) -> anyhow::Result<(Process, Vec<u16>)> {
-        let base = loop {
+        let mut base = None;
+        for _ in 0..200 {
             let p = free_port()?;
-            if (1..replicas).all(|i| {
-                std::net::TcpListener::bind(("127.0.0.1", p + u16::try_from(i).unwrap_or(0)))
-                    .is_ok()
-            }) {
-                break p;
+            if usize::from(p) + replicas < 65_000
+                && (1..replicas).all(|i| {
+                    std::net::TcpListener::bind(("127.0.0.1", p + u16::try_from(i).unwrap_or(0)))
+                        .is_ok()
+                })
+            {
+                base = Some(p);
+                break;
             }
-        };
+        }
+        let base = base.context("no block of free loopback ports for the model servers")?;
         let mut args: Vec<String> = [
             "sim",
             "--host",
@@ -756,6 +761,22 @@ fn render(r: &Report) -> String {
         ]);
     }
     let _ = writeln!(s, "{}", t.render());
-    let _ = writeln!(s, "Raw figures: `{}`.", "docs/benchmarks/epp.json");
+    let _ = writeln!(
+        s,
+        "Routing quality is the spread over the servers (imbalance): each replica balances the \
+         requests it sends on its own in-flight counts, and the sum of even spreads is even. \
+         Latency also carries the CPU the picker processes take: every process of this section \
+         (Envoy, each picker replica, the model servers) shares the one proxy CPU, so three \
+         replicas cost more CPU there than one. Prefix affinity across replicas depends on the \
+         scheduler's shared signals (model-server metrics and KV events) and is not measured \
+         here (see docs/epp.md, Scaling out).\n"
+    );
+    let _ = writeln!(
+        s,
+        "All processes but the load generator share one CPU of a machine other jobs also use \
+         (load averages above); absolute figures move with that load, the comparisons within \
+         one run less so.\n"
+    );
+    let _ = writeln!(s, "Raw figures: `docs/benchmarks/epp.json`.");
     s
 }

@@ -56,13 +56,10 @@ impl Metrics {
             "Requests the endpoint picker handled, by pool, HTTP status and reason",
             requests.clone(),
         );
-        let scheduling = Histogram::new(
-            [
-                0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                0.05, 0.1,
-            ]
-            .into_iter(),
-        );
+        let scheduling = Histogram::new([
+            0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
+            0.1,
+        ]);
         registry.register_with_unit(
             "infergate_epp_scheduling_duration",
             "Time from the complete request body to the picking decision",
@@ -87,8 +84,7 @@ impl Metrics {
             "Tokens reported in response usage, by pool and token type",
             tokens.clone(),
         );
-        let request_bytes =
-            Histogram::new([1e3, 1e4, 6.2e4, 1e5, 2.5e5, 1e6, 4e6, 1.6e7].into_iter());
+        let request_bytes = Histogram::new([1e3, 1e4, 6.2e4, 1e5, 2.5e5, 1e6, 4e6, 1.6e7]);
         registry.register_with_unit(
             "infergate_epp_request_body",
             "Request body sizes seen by the picker",

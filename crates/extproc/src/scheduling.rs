@@ -106,6 +106,9 @@ pub trait EndpointPicker: Send + Sync + 'static {
     fn ready(&self) -> bool;
 }
 
+/// One place to try: (pool, public model, target model).
+type Attempt = (Arc<str>, Option<Arc<str>>, Option<String>);
+
 struct PoolState {
     endpoints: Vec<Endpoint>,
     profile: SchedulingProfile,
@@ -165,8 +168,7 @@ impl ConfigPicker {
     fn pick_sync(&self, req: &PickRequest<'_>) -> Result<Picked<InFlightTicket>, PickError> {
         let state = self.state.load();
         let mut rng = rand::rng();
-        // (pool, public model, target model, priority) candidates in order.
-        let mut attempts: Vec<(Arc<str>, Option<Arc<str>>, Option<String>)> = Vec::new();
+        let mut attempts: Vec<Attempt> = Vec::new();
         let mut priority = 0;
         // A gateway that names no pool but sends a subset hint (the pool's endpoints) names the
         // pool that way: use it when exactly one pool has endpoints in the subset.

@@ -76,11 +76,10 @@ async fn run_stream<P: EndpointPicker>(
         pool_hint,
     );
     loop {
-        let msg = match inbound.message().await {
-            Ok(Some(m)) => m,
-            // The proxy closed its side (request done) or the stream broke: either way the
-            // exchange is over; dropping it reports the request finished.
-            Ok(None) | Err(_) => return,
+        // The proxy closed its side (request done) or the stream broke: either way the
+        // exchange is over; dropping it reports the request finished.
+        let Ok(Some(msg)) = inbound.message().await else {
+            return;
         };
         let mut step = ex.on_message(msg);
         if matches!(step, Step::Schedule) {
@@ -296,7 +295,7 @@ pub async fn start(config: ConfigSet, opts: EppOptions) -> Result<RunningEpp, St
                     Err(e) => tracing::error!("configuration rejected, keeping the old one:\n{e}"),
                 },
             );
-            let mut rx = stop_rx.clone();
+            let mut rx = stop_rx;
             tasks.push(tokio::spawn(async move {
                 let _ = rx.wait_for(|v| *v).await;
                 watcher.abort();

@@ -42,7 +42,12 @@ fn opts(drain: Duration) -> EppOptions {
 }
 
 async fn status(addr: std::net::SocketAddr, service: &str) -> i32 {
-    let mut c = HealthClient::connect(format!("http://{addr}")).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = HealthClient::new(channel);
     c.check(HealthCheckRequest {
         service: service.to_string(),
     })
@@ -58,7 +63,11 @@ async fn health_names_on_both_ports_and_drain_on_shutdown() {
     let epp = start(cfg, opts(Duration::from_millis(600))).await.unwrap();
     for addr in [epp.grpc_addr, epp.health_addr] {
         for name in HEALTH_SERVICES {
-            assert_eq!(status(addr, name).await, ServingStatus::Serving as i32, "{name}");
+            assert_eq!(
+                status(addr, name).await,
+                ServingStatus::Serving as i32,
+                "{name}"
+            );
         }
     }
     let health = epp.health_addr;
@@ -92,7 +101,10 @@ async fn one_exchange_over_grpc() {
         ProcessingRequest {
             request: Some(processing_request::Request::RequestHeaders(HttpHeaders {
                 headers: Some(HeaderMap {
-                    headers: vec![header(":method", "POST"), header(":path", "/v1/chat/completions")],
+                    headers: vec![
+                        header(":method", "POST"),
+                        header(":path", "/v1/chat/completions"),
+                    ],
                 }),
                 ..Default::default()
             })),
