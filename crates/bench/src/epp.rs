@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::load::chat_body;
-use crate::process::{free_port, http_call, wait_ready, Process};
+use crate::process::{free_port, http_call, wait_ready, Placement, Process};
 use crate::report::{median, ms, ms_delta, write_json, LoadReport, Machine, Table};
 
 const PUBLIC_MODEL: &str = "bench-model";
@@ -117,8 +117,8 @@ struct Bench {
     exe: PathBuf,
     envoy: PathBuf,
     work: PathBuf,
-    load_cpus: Option<String>,
-    proxy_cpus: Option<String>,
+    load: Placement,
+    proxy: Placement,
     counter: usize,
 }
 
@@ -134,7 +134,7 @@ impl Bench {
     fn spawn(&self, name: &str, bin: &Path, args: &[String], log: &str) -> anyhow::Result<Process> {
         Process::spawn(
             name,
-            self.proxy_cpus.as_deref(),
+            &self.proxy,
             bin,
             args,
             &[("INFERGATE_LOG", "warn")],
@@ -400,7 +400,7 @@ spec:
         .collect();
         let mut p = Process::spawn(
             "load generator",
-            self.load_cpus.as_deref(),
+            &self.load,
             &self.exe,
             &args,
             &[("INFERGATE_LOG", "warn")],
@@ -488,8 +488,14 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
         exe,
         envoy: envoy.clone(),
         work: work.clone(),
-        load_cpus: pin(&args.load_cpus),
-        proxy_cpus: pin(&args.proxy_cpus),
+        load: Placement {
+            cpus: pin(&args.load_cpus),
+            nice: None,
+        },
+        proxy: Placement {
+            cpus: pin(&args.proxy_cpus),
+            nice: None,
+        },
         counter: 0,
     };
     let machine = Machine::probe();
