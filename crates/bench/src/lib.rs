@@ -5,8 +5,9 @@
 //!   closed-loop saturation) — what every benchmark drives traffic with.
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
-//! - one module per benchmark: [`overhead`].
+//! - one module per benchmark: [`overhead`], [`epp`].
 
+pub mod epp;
 pub mod load;
 pub mod overhead;
 pub mod process;
@@ -21,11 +22,16 @@ pub enum BenchCommand {
     /// Added latency, throughput and memory of infergate next to a direct call and Envoy, with
     /// real processes; writes docs/benchmarks/overhead.md and overhead.json.
     Overhead(overhead::OverheadArgs),
+    /// What the Endpoint Picker adds behind Envoy (220 KB prompt, added p50) and how several
+    /// picker replicas route; real Envoy, `infergate epp` and simulated pools. Writes
+    /// docs/benchmarks/epp.md and epp.json.
+    Epp(epp::EppBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Load(args) => load::run_cli(&args).await,
         BenchCommand::Overhead(args) => overhead::run(&args).await,
+        BenchCommand::Epp(args) => epp::run(&args).await,
     }
 }

