@@ -48,7 +48,7 @@ pub enum Metric {
     Requests,
     Tokens(TokenType),
     Concurrency,
-    /// Money, in micro-USD.
+    /// Money, in nano-USD.
     Spend,
 }
 
@@ -137,7 +137,7 @@ pub struct Reserved {
 pub struct Actual {
     pub input_tokens: u64,
     pub output_tokens: u64,
-    pub cost_micros: u64,
+    pub cost_nanos: u64,
 }
 
 impl Reserved {
@@ -149,7 +149,7 @@ impl Reserved {
             Metric::Tokens(TokenType::Input) => Some(actual.input_tokens),
             Metric::Tokens(TokenType::Output) => Some(actual.output_tokens),
             Metric::Tokens(TokenType::Total) => Some(actual.input_tokens + actual.output_tokens),
-            Metric::Spend => Some(actual.cost_micros),
+            Metric::Spend => Some(actual.cost_nanos),
         }
     }
 
@@ -602,7 +602,7 @@ mod tests {
             &Actual {
                 input_tokens: 50,
                 output_tokens: 50,
-                cost_micros: 0,
+                cost_nanos: 0,
             },
             now + 10,
         );
