@@ -5,8 +5,10 @@
 //!   closed-loop saturation) — what every benchmark drives traffic with.
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
+//! - [`cluster`]: redis-server, a simulated backend and gateway replicas, for multi-replica runs.
 //! - one module per benchmark: [`overhead`].
 
+pub mod cluster;
 pub mod load;
 pub mod overhead;
 pub mod process;

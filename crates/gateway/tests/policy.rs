@@ -22,7 +22,12 @@ fn sha(s: &str) -> String {
 }
 
 /// Settings (admin token, SQLite in `dir`) plus extra settings lines, and Tenant documents.
-fn config(addrs: &[std::net::SocketAddr], dir: &std::path::Path, settings: &str, tenants: &str) -> String {
+fn config(
+    addrs: &[std::net::SocketAddr],
+    dir: &std::path::Path,
+    settings: &str,
+    tenants: &str,
+) -> String {
     let extra = format!(
         "  auth:\n    adminToken: {{sha256: {}}}\n  state: {{path: {}/state.db, ledgerFlush: 20ms}}\n{settings}",
         sha(ADMIN_TOKEN),
@@ -43,10 +48,19 @@ async fn admin(gw: &TestGateway, method: &str, path: &str, body: Value) -> Reply
 }
 
 async fn new_key(gw: &TestGateway, tenant: &str) -> (String, String) {
-    let r = admin(gw, "POST", "/admin/v1/keys", json!({"tenant": tenant, "name": "k"})).await;
+    let r = admin(
+        gw,
+        "POST",
+        "/admin/v1/keys",
+        json!({"tenant": tenant, "name": "k"}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let v = r.json();
-    (v["id"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string())
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["key"].as_str().unwrap().to_string(),
+    )
 }
 
 async fn chat_as(gw: &TestGateway, key: &str, body: &Value) -> Reply {
@@ -86,12 +100,23 @@ spec:
     let r = post(&url, chat(MODEL, false)).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "missing_credential");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization: Bearer"));
 
-    let r = post_with(&url, chat(MODEL, false), &[("authorization", "Bearer igk_12345678_wrongwrongwrong")]).await;
+    let r = post_with(
+        &url,
+        chat(MODEL, false),
+        &[("authorization", "Bearer igk_12345678_wrongwrongwrong")],
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "invalid_api_key");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("igk_12345678"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("igk_12345678"));
 
     // A declared key works, through any of the three headers, but only for its tenant's models.
     let narrow = "igk_00000000_narrowkeynarrowkeynarrowkey0000";
@@ -101,20 +126,43 @@ spec:
         let e = &r.json()["error"];
         assert_eq!(e["code"], "model_not_allowed");
         assert_eq!(e["param"], "model");
-        assert!(e["message"].as_str().unwrap().contains("allowed: other-model"));
+        assert!(e["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed: other-model"));
     }
     // /v1/models needs a credential and lists what the caller may use.
     assert_eq!(get(&format!("{}/v1/models", gw.base)).await.status, 401);
 
     let (_, key) = new_key(&gw, "acme").await;
-    let r = chat_as(&gw, &key, &serde_json::from_str(&chat(MODEL, false)).unwrap()).await;
+    let r = chat_as(
+        &gw,
+        &key,
+        &serde_json::from_str(&chat(MODEL, false)).unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
 
     let m = get(&format!("{}/metrics", gw.admin)).await.text();
-    assert_eq!(metric(&m, "infergate_auth_failures_total{reason=\"missing_credential\"}"), Some(2.0));
-    assert_eq!(metric(&m, "infergate_auth_failures_total{reason=\"invalid_api_key\"}"), Some(1.0));
     assert_eq!(
-        metric(&m, "infergate_authz_denials_total{tenant=\"narrow\",reason=\"model_not_allowed\"}"),
+        metric(
+            &m,
+            "infergate_auth_failures_total{reason=\"missing_credential\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "infergate_auth_failures_total{reason=\"invalid_api_key\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "infergate_authz_denials_total{tenant=\"narrow\",reason=\"model_not_allowed\"}"
+        ),
         Some(2.0)
     );
     // Labels never carry key ids.
@@ -130,7 +178,8 @@ async fn concurrent_requests_cannot_overshoot_a_token_limit() {
     let tenants = format!("{TENANT}  limits: {{tokens: {limit}}}\n");
     let gw = gateway(&config(&fleet.addrs(), dir.path(), "", &tenants)).await;
     let (_, key) = new_key(&gw, "acme").await;
-    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50});
+    let body =
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50});
     let mut tasks = Vec::new();
     for _ in 0..30 {
         let (gw_base, key, body) = (gw.base.clone(), key.clone(), body.clone());
@@ -161,13 +210,19 @@ async fn concurrent_requests_cannot_overshoot_a_token_limit() {
                 let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
                 assert!((1..=120).contains(&retry));
                 assert_eq!(r.headers["x-ratelimit-limit-tokens"], "600");
-                assert!(r.json()["error"]["message"].as_str().unwrap().contains("Limit 600"));
+                assert!(r.json()["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Limit 600"));
             }
             other => panic!("unexpected {other}: {}", r.text()),
         }
     }
     // Every admitted request was reserved before any of them finished: none overshoots.
-    assert!(used <= limit, "{used} tokens admitted against a limit of {limit}");
+    assert!(
+        used <= limit,
+        "{used} tokens admitted against a limit of {limit}"
+    );
     assert!(ok >= 8, "the limit is usable: {ok} admitted");
     assert_eq!(ok + limited, 30);
     gw.running.shutdown(Duration::from_secs(1)).await;
@@ -185,7 +240,12 @@ async fn concurrency_limit_counts_requests_in_flight() {
     for _ in 0..4 {
         let (base, key, body) = (gw.base.clone(), key.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            post_with(&format!("{base}/v1/chat/completions"), body.to_string(), &[("x-api-key", &key)]).await
+            post_with(
+                &format!("{base}/v1/chat/completions"),
+                body.to_string(),
+                &[("x-api-key", &key)],
+            )
+            .await
         }));
     }
     let mut statuses: Vec<u16> = Vec::new();
@@ -201,7 +261,13 @@ async fn concurrency_limit_counts_requests_in_flight() {
 
 /// Run requests until the budget cuts one off; return (index of the refused request, the
 /// refusal, Σ cost of the admitted ones in nano-USD).
-async fn run_until_cut(gw: &TestGateway, key: &str, stream: bool, price: Price, budget: u64) -> (usize, Reply, u64) {
+async fn run_until_cut(
+    gw: &TestGateway,
+    key: &str,
+    stream: bool,
+    price: Price,
+    budget: u64,
+) -> (usize, Reply, u64) {
     let body = json!({
         "model": MODEL,
         "messages": [{"role": "user", "content": "Tell me about gateways"}],
@@ -217,14 +283,25 @@ async fn run_until_cut(gw: &TestGateway, key: &str, stream: bool, price: Price, 
         let r = chat_as(gw, key, &body).await;
         if r.status == 429 {
             // The refusal comes exactly when the estimate no longer fits.
-            assert!(spent + est_cost > budget, "refused early at request {i}: spent {spent}");
+            assert!(
+                spent + est_cost > budget,
+                "refused early at request {i}: spent {spent}"
+            );
             return (i, r, spent);
         }
         assert_eq!(r.status, 200, "{}", r.text());
-        assert!(spent + est_cost <= budget, "request {i} should have been refused");
+        assert!(
+            spent + est_cost <= budget,
+            "request {i} should have been refused"
+        );
         let usage = if stream {
             let data = sse_data(&r.text());
-            let last = data.iter().rev().find(|d| d.contains("\"usage\"")).unwrap().clone();
+            let last = data
+                .iter()
+                .rev()
+                .find(|d| d.contains("\"usage\""))
+                .unwrap()
+                .clone();
             serde_json::from_str::<Value>(&last).unwrap()["usage"].clone()
         } else {
             r.json()["usage"].clone()
@@ -262,16 +339,26 @@ spec:
     let budget = 10_000_000; // $0.01 in nano-USD
     let (_, plain_key) = new_key(&gw, "plain").await;
     let (_, stream_key) = new_key(&gw, "streamer").await;
-    let (cut_plain, refusal, spent_plain) = run_until_cut(&gw, &plain_key, false, price, budget).await;
+    let (cut_plain, refusal, spent_plain) =
+        run_until_cut(&gw, &plain_key, false, price, budget).await;
     let (cut_stream, _, spent_stream) = run_until_cut(&gw, &stream_key, true, price, budget).await;
-    assert_eq!(cut_plain, cut_stream, "streamed and non-streamed requests cost the same");
+    assert_eq!(
+        cut_plain, cut_stream,
+        "streamed and non-streamed requests cost the same"
+    );
     assert_eq!(spent_plain, spent_stream);
     assert!(cut_plain > 10);
 
     let e = &refusal.json()["error"];
     assert_eq!(e["code"], "budget_exceeded");
     assert_eq!(refusal.status, 429);
-    assert!(e["message"].as_str().unwrap().contains("daily budget is $0.01"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily budget is $0.01"),
+        "{e}"
+    );
     assert!(refusal.headers.contains_key("retry-after"));
 
     // The spend report is the sum of usage x price.
@@ -286,9 +373,19 @@ spec:
     };
     assert_eq!(cost("plain"), spent_plain);
     assert_eq!(cost("streamer"), spent_stream);
-    let by_day = admin(&gw, "GET", "/admin/v1/spend?by=day,tenant,key,model", Value::Null).await.json();
+    let by_day = admin(
+        &gw,
+        "GET",
+        "/admin/v1/spend?by=day,tenant,key,model",
+        Value::Null,
+    )
+    .await
+    .json();
     assert_eq!(by_day["rows"].as_array().unwrap().len(), 2);
-    assert_eq!(by_day["totalNanoUsd"].as_u64().unwrap(), spent_plain + spent_stream);
+    assert_eq!(
+        by_day["totalNanoUsd"].as_u64().unwrap(),
+        spent_plain + spent_stream
+    );
     gw.running.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -301,7 +398,13 @@ async fn keys_rotate_with_a_grace_period_expire_and_revoke() {
     let (id, old) = new_key(&gw, "acme").await;
     assert_eq!(chat_as(&gw, &old, &body).await.status, 200);
 
-    let r = admin(&gw, "POST", &format!("/admin/v1/keys/{id}/rotate"), json!({"gracePeriod": "1500ms"})).await;
+    let r = admin(
+        &gw,
+        "POST",
+        &format!("/admin/v1/keys/{id}/rotate"),
+        json!({"gracePeriod": "1500ms"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let new = r.json()["key"].as_str().unwrap().to_string();
     assert_ne!(new, old);
@@ -315,18 +418,35 @@ async fn keys_rotate_with_a_grace_period_expire_and_revoke() {
     assert_eq!(r.json()["error"]["code"], "expired_api_key");
     assert_eq!(chat_as(&gw, &new, &body).await.status, 200);
 
-    let r = admin(&gw, "POST", &format!("/admin/v1/keys/{id}/revoke"), Value::Null).await;
+    let r = admin(
+        &gw,
+        "POST",
+        &format!("/admin/v1/keys/{id}/revoke"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(r.json()["status"], "revoked");
     let r = chat_as(&gw, &new, &body).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "revoked_api_key");
 
     let (id2, k2) = new_key(&gw, "acme").await;
-    admin(&gw, "POST", &format!("/admin/v1/keys/{id2}/expire"), json!({})).await;
-    assert_eq!(chat_as(&gw, &k2, &body).await.json()["error"]["code"], "expired_api_key");
+    admin(
+        &gw,
+        "POST",
+        &format!("/admin/v1/keys/{id2}/expire"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        chat_as(&gw, &k2, &body).await.json()["error"]["code"],
+        "expired_api_key"
+    );
 
     // Listings show ids and states, never keys or hashes.
-    let list = admin(&gw, "GET", "/admin/v1/keys", Value::Null).await.text();
+    let list = admin(&gw, "GET", "/admin/v1/keys", Value::Null)
+        .await
+        .text();
     assert!(list.contains(&id) && list.contains(&id2));
     for secret in [&old, &new, &k2] {
         assert!(!list.contains(secret.as_str()));
@@ -347,7 +467,11 @@ async fn keys_rotate_with_a_grace_period_expire_and_revoke() {
     let mut db = String::new();
     for f in std::fs::read_dir(dir.path()).unwrap() {
         let f = f.unwrap().path();
-        if f.file_name().unwrap().to_string_lossy().starts_with("state.db") {
+        if f.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("state.db")
+        {
             db.push_str(&String::from_utf8_lossy(&std::fs::read(&f).unwrap()));
         }
     }
@@ -365,7 +489,11 @@ async fn jwt_bearer_tokens_map_claims_to_a_tenant() {
     let secret = b"jwt-secret-for-tests-only-0123456789";
     let k = "and0LXNlY3JldC1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5";
     let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, format!(r#"{{"keys":[{{"kty":"oct","kid":"t1","alg":"HS256","k":"{k}"}}]}}"#)).unwrap();
+    std::fs::write(
+        &jwks,
+        format!(r#"{{"keys":[{{"kty":"oct","kid":"t1","alg":"HS256","k":"{k}"}}]}}"#),
+    )
+    .unwrap();
     let settings = format!(
         "  auth:\n    jwt: {{issuer: test-idp, audiences: [gw], jwksFile: {}, tenantClaim: org}}\n",
         jwks.display()
@@ -373,26 +501,44 @@ async fn jwt_bearer_tokens_map_claims_to_a_tenant() {
     // `auth` is set twice otherwise: merge the admin token in.
     let extra = settings.replace(
         "  auth:\n",
-        &format!("  auth:\n    adminToken: {{sha256: {}}}\n", sha(ADMIN_TOKEN)),
+        &format!(
+            "  auth:\n    adminToken: {{sha256: {}}}\n",
+            sha(ADMIN_TOKEN)
+        ),
     );
     let yaml = format!(
         "{}---\n{TENANT}",
-        config_yaml(&fleet.addrs(), &format!("{extra}  state: {{path: {}/s.db}}\n", dir.path().display()))
+        config_yaml(
+            &fleet.addrs(),
+            &format!("{extra}  state: {{path: {}/s.db}}\n", dir.path().display())
+        )
     );
     let gw = gateway(&yaml).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some("t1".into());
     let token = |claims: Value| encode(&h, &claims, &EncodingKey::from_secret(secret)).unwrap();
-    let good = token(json!({"sub": "alice", "iss": "test-idp", "aud": "gw", "exp": now + 300, "org": "acme"}));
+    let good = token(
+        json!({"sub": "alice", "iss": "test-idp", "aud": "gw", "exp": now + 300, "org": "acme"}),
+    );
     let body: Value = serde_json::from_str(&chat(MODEL, false)).unwrap();
     assert_eq!(chat_as(&gw, &good, &body).await.status, 200);
-    let expired = token(json!({"sub": "alice", "iss": "test-idp", "aud": "gw", "exp": now - 300, "org": "acme"}));
+    let expired = token(
+        json!({"sub": "alice", "iss": "test-idp", "aud": "gw", "exp": now - 300, "org": "acme"}),
+    );
     let r = chat_as(&gw, &expired, &body).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "invalid_token");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("expired"));
-    let stranger = token(json!({"sub": "bob", "iss": "test-idp", "aud": "gw", "exp": now + 300, "org": "nobody"}));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+    let stranger = token(
+        json!({"sub": "bob", "iss": "test-idp", "aud": "gw", "exp": now + 300, "org": "nobody"}),
+    );
     let r = chat_as(&gw, &stranger, &body).await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"]["code"], "unknown_tenant");
@@ -404,10 +550,10 @@ async fn anonymous_access_only_where_configured() {
     let fleet = fleet(1, "").await;
     let dir = tempfile::tempdir().unwrap();
     let tenants = format!("{TENANT}  limits: {{requests: 2}}\n");
-    let gw = gateway(&config(&fleet.addrs(), dir.path(), "", &tenants).replace(
-        "  auth:\n",
-        "  auth:\n    anonymousTenant: acme\n",
-    ))
+    let gw = gateway(
+        &config(&fleet.addrs(), dir.path(), "", &tenants)
+            .replace("  auth:\n", "  auth:\n    anonymousTenant: acme\n"),
+    )
     .await;
     let url = format!("{}/v1/chat/completions", gw.base);
     assert_eq!(post(&url, chat(MODEL, false)).await.status, 200);
