@@ -6,9 +6,10 @@
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
 //! - [`cluster`]: redis-server, a simulated backend and gateway replicas, for multi-replica runs.
-//! - one module per benchmark: [`overhead`].
+//! - one module per benchmark: [`overhead`], [`limits`].
 
 pub mod cluster;
+pub mod limits;
 pub mod load;
 pub mod overhead;
 pub mod process;
@@ -23,11 +24,15 @@ pub enum BenchCommand {
     /// Added latency, throughput and memory of infergate next to a direct call and Envoy, with
     /// real processes; writes docs/benchmarks/overhead.md and overhead.json.
     Overhead(overhead::OverheadArgs),
+    /// Accuracy of a shared tokens-per-minute limit: 3 replicas + redis-server and 100 clients,
+    /// then the in-process limiter; writes docs/benchmarks/limits.md and limits.json.
+    Limits(limits::LimitsArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Load(args) => load::run_cli(&args).await,
         BenchCommand::Overhead(args) => overhead::run(&args).await,
+        BenchCommand::Limits(args) => limits::run(&args).await,
     }
 }
