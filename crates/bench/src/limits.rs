@@ -96,6 +96,50 @@ struct Sample {
     status: u16,
     /// `usage.total_tokens` (200) or the `Requested N` of a 429.
     tokens: u64,
+    /// `x-ratelimit-reset-tokens` of an admitted request, in ms.
+    reset_ms: Option<u64>,
+}
+
+/// Parse a Go-style duration (`20ms`, `1.5s`, `1m59.512s`, `1h2m3s`) into ms.
+fn parse_go_duration(s: &str) -> Option<u64> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms.parse().ok();
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' | '.' => num.push(c),
+            'h' | 'm' | 's' => {
+                let v: f64 = num.parse().ok()?;
+                num.clear();
+                total += v * match c {
+                    'h' => 3_600_000.0,
+                    'm' => 60_000.0,
+                    _ => 1000.0,
+                };
+            }
+            _ => return None,
+        }
+    }
+    num.is_empty().then(|| total.round() as u64)
+}
+
+/// The window an admitted request was admitted in. The gateway answers with the time until the
+/// tokens bucket is back to full, which (with tokens admitted in the current window) is the rest
+/// of that window plus one more; the admission happened between `sent` and `done`, so the
+/// window's end is the one boundary in `[sent + reset − w, done + reset − w]`.
+fn admitted_window(s: &Sample, start_ms: u64, window_ms: u64) -> u64 {
+    let by_send = s.sent_ms.saturating_sub(start_ms) / window_ms;
+    let Some(reset) = s.reset_ms.filter(|r| *r >= window_ms) else {
+        return by_send;
+    };
+    let earliest_end = (s.sent_ms + reset).saturating_sub(window_ms);
+    let end = earliest_end.div_ceil(window_ms) * window_ms;
+    if end > s.done_ms + reset - window_ms + 1 {
+        return by_send;
+    }
+    (end.saturating_sub(start_ms) / window_ms).saturating_sub(1)
 }
 
 /// One window's figures.
@@ -158,7 +202,7 @@ fn config(
 ) -> String {
     let redis = match redis {
         Some((url, replicas)) => format!(
-            "\n    redis: {{url: '{url}', timeout: 100ms, onUnavailable: failOpen, fallbackShare: {:.4}}}",
+            "\n    redis: {{url: '{url}', timeout: 1s, onUnavailable: failOpen, fallbackShare: {:.4}}}",
             1.0 / replicas as f64
         ),
         None => String::new(),
@@ -259,11 +303,18 @@ async fn drive(d: Drive) -> Vec<Sample> {
                     Ok(a) => (a.status, 0),
                     Err(_) => (0, 0),
                 };
+                let reset_ms = r.as_ref().ok().and_then(|a| {
+                    a.headers
+                        .get("x-ratelimit-reset-tokens")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_go_duration)
+                });
                 local.push(Sample {
                     sent_ms,
                     done_ms,
                     status,
                     tokens,
+                    reset_ms,
                 });
                 if status != 200 {
                     let ms = rng.random_range(50..=150);
@@ -304,7 +355,12 @@ fn figures(
         if s.sent_ms < start_ms {
             continue;
         }
-        let i = (s.sent_ms - start_ms) / window_ms;
+        let sent_in = (s.sent_ms - start_ms) / window_ms;
+        let i = if s.status == 200 {
+            admitted_window(s, start_ms, window_ms)
+        } else {
+            sent_in
+        };
         let Some(f) = w.get_mut(i as usize) else {
             continue;
         };
@@ -312,7 +368,7 @@ fn figures(
             200 => {
                 f.admitted_tokens += s.tokens;
                 f.admitted_requests += 1;
-                if (s.done_ms.saturating_sub(start_ms)) / window_ms != i {
+                if (s.done_ms.saturating_sub(start_ms)) / window_ms != sent_in {
                     f.straddling_requests += 1;
                     f.straddling_tokens += s.tokens;
                 }
@@ -612,8 +668,11 @@ fn render(r: &LimitsResults, args: &LimitsArgs) -> String {
          and a random `max_tokens` of {} (the simulator answers exactly `max_tokens` tokens); on a \
          429 it waits 50–150 ms and sends a new random request, so demand always exceeds the limit. \
          One tenant, one key, `limits: {{tokens: L, per: 1 window, tokenType: total}}`. A request's \
-         `usage.total_tokens` counts in the clock-aligned window it was sent in; offered = admitted + \
-         the `Requested N` of every 429.\n",
+         `usage.total_tokens` counts in the clock-aligned window it was admitted in: admission \
+         happened between sending and the answer, and the answer's `x-ratelimit-reset-tokens` \
+         (to the millisecond) names the window's end. Offered = admitted + the `Requested N` of \
+         every 429. Redis `timeout` is 1s in this run (the machine is shared and loaded); \
+         `other` counts 503s (a Redis call slower than that) and transport errors.\n",
         args.prompt_bytes, args.max_tokens
     );
     let _ = writeln!(s, "## Summary\n");
@@ -717,6 +776,7 @@ mod tests {
             done_ms,
             status,
             tokens,
+            reset_ms: None,
         };
         let samples = vec![
             s(1000, 1010, 200, 100),
@@ -731,5 +791,26 @@ mod tests {
         assert_eq!(w[1].offered_tokens, 70);
         assert!(w[1].outage && !w[0].outage);
         assert!((w[0].admitted_over_limit - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reset_header_places_an_admission_in_its_window() {
+        assert_eq!(parse_go_duration("1m59.512s"), Some(119_512));
+        assert_eq!(parse_go_duration("20ms"), Some(20));
+        assert_eq!(parse_go_duration("1.5s"), Some(1500));
+        // Sent at 9.990 s into window 0, admitted at 10.030 (window 1): reset = 10 - 0.030 + 10.
+        let late = Sample {
+            sent_ms: 9_990,
+            done_ms: 10_050,
+            status: 200,
+            tokens: 5,
+            reset_ms: Some(19_970),
+        };
+        assert_eq!(admitted_window(&late, 0, 10_000), 1);
+        let on_time = Sample {
+            reset_ms: Some(10_020),
+            ..late
+        };
+        assert_eq!(admitted_window(&on_time, 0, 10_000), 0);
     }
 }

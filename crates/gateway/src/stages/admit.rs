@@ -75,19 +75,26 @@ impl RateHeaders {
     }
 }
 
-/// `20ms`, `1s`, `6m0s`, `1h2m3s` (Go duration style, as OpenAI sends).
+/// `20ms`, `1s`, `1.5s`, `6m0s`, `1m59.512s`, `1h2m3s` — Go's duration format to the
+/// millisecond, as OpenAI sends these headers.
 pub fn duration_text(ms: u64) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    let s = ms.div_ceil(1000);
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (s, frac) = (rest / 1000, rest % 1000);
+    let secs = if frac == 0 {
         format!("{s}s")
+    } else {
+        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{h}h{m}m{secs}")
+    } else if m > 0 {
+        format!("{m}m{secs}")
+    } else {
+        secs
     }
 }
 
@@ -298,8 +305,10 @@ mod tests {
     fn durations_read_like_openai() {
         assert_eq!(duration_text(20), "20ms");
         assert_eq!(duration_text(1000), "1s");
-        assert_eq!(duration_text(1001), "2s");
+        assert_eq!(duration_text(1500), "1.5s");
+        assert_eq!(duration_text(1001), "1.001s");
         assert_eq!(duration_text(360_000), "6m0s");
+        assert_eq!(duration_text(119_512), "1m59.512s");
         assert_eq!(duration_text(3_723_000), "1h2m3s");
     }
 }

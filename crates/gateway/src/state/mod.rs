@@ -251,6 +251,13 @@ impl PolicyState {
                 match r.admit(demand, &lease, self.lease_ms).await {
                     Ok(Ok(g)) => return Ok((g, Backend::Redis)),
                     Ok(Err(d)) => return Err(AdmitError::Denied(d)),
+                    // One slow answer while Redis is otherwise up: whether the script admitted
+                    // or refused is unknown, so admitting could overshoot and refusing with 429
+                    // would be a guess. The request gets 503 + Retry-After; a reservation the
+                    // script may have made stays counted (the safe side).
+                    Err(self::redis::RedisError::Timeout) if r.is_up() => {
+                        return Err(AdmitError::Unavailable);
+                    }
                     Err(e) => tracing::debug!("shared limiter unavailable: {e}"),
                 }
             }

@@ -1,7 +1,8 @@
 //! The shared state in Redis: limits and budgets (one atomic Lua script per admission, see
 //! `infergate_policy::redis_script`), API key records, and the health of the connection.
 //!
-//! When a call fails or times out, Redis is marked **down**: requests stop waiting on it at once
+//! When a call fails to connect, or calls time out and none has succeeded for a second, Redis is
+//! marked **down**: requests stop waiting on it at once
 //! (the admit stage applies the configured fail mode) and one background task probes it every
 //! 200 ms, reconnecting as needed. When a probe answers, Redis is **up** again and settlements
 //! that could not be written meanwhile are replayed (bounded queue) — including the spend of
@@ -23,6 +24,10 @@ use tokio::sync::{mpsc, Notify};
 /// Settlements kept while Redis is down; beyond this the oldest are dropped (and counted).
 const BACKLOG: usize = 100_000;
 const PROBE_EVERY: Duration = Duration::from_millis(200);
+/// A timeout marks Redis down only when nothing has succeeded for this long (a connection error
+/// does at once): slow answers on a busy machine are not an outage, and many calls time out
+/// together when they do.
+const DOWN_AFTER_MS: u64 = 1000;
 
 /// One settle call.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub struct RedisState {
     timeout: Duration,
     up: AtomicBool,
     probing: AtomicBool,
+    /// Unix ms of the last call that succeeded.
+    last_ok_ms: AtomicU64,
     came_back: Notify,
     admit_script: Script,
     settle_script: Script,
@@ -74,6 +81,7 @@ impl RedisState {
             timeout,
             up: AtomicBool::new(false),
             probing: AtomicBool::new(false),
+            last_ok_ms: AtomicU64::new(0),
             came_back: Notify::new(),
             admit_script: Script::new(ADMIT_LUA),
             settle_script: Script::new(SETTLE_LUA),
@@ -87,6 +95,7 @@ impl RedisState {
     /// Connect (waiting up to the timeout) and start the background tasks.
     pub async fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         if self.connect().await.is_ok() {
+            self.last_ok_ms.store(super::now_ms(), Ordering::Relaxed);
             self.up.store(true, Ordering::SeqCst);
         } else {
             tracing::warn!(
@@ -145,6 +154,7 @@ impl RedisState {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
                 if me.probe().await {
+                    me.last_ok_ms.store(super::now_ms(), Ordering::Relaxed);
                     me.probing.store(false, Ordering::SeqCst);
                     me.up.store(true, Ordering::SeqCst);
                     tracing::info!("Redis answers again; shared limits are back");
@@ -187,22 +197,26 @@ impl RedisState {
         self: &Arc<Self>,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisError> {
+        let timed_out = || {
+            let last = self.last_ok_ms.load(Ordering::Relaxed);
+            if super::now_ms().saturating_sub(last) > DOWN_AFTER_MS {
+                self.mark_down();
+            }
+            RedisError::Timeout
+        };
         match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.last_ok_ms.store(super::now_ms(), Ordering::Relaxed);
+                Ok(v)
+            }
+            Ok(Err(e)) if e.is_timeout() => Err(timed_out()),
             Ok(Err(e)) => {
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || e.is_connection_refusal()
-                {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
                     self.mark_down();
                 }
                 Err(RedisError::Redis(e))
             }
-            Err(_) => {
-                self.mark_down();
-                Err(RedisError::Timeout)
-            }
+            Err(_) => Err(timed_out()),
         }
     }
 
