@@ -13,13 +13,14 @@ use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-use crate::process::{free_port, wait_ready, Process};
+use crate::process::{free_port, wait_ready, Placement, Process};
 
 /// A `redis-server` this run started.
 pub struct RedisServer {
     pub process: Option<Process>,
     pub port: u16,
     dir: PathBuf,
+    placement: Placement,
 }
 
 fn redis_binary() -> anyhow::Result<PathBuf> {
@@ -37,6 +38,15 @@ fn redis_binary() -> anyhow::Result<PathBuf> {
 impl RedisServer {
     /// Start on `port` (a free one when `None`), persistence off, files under `dir`.
     pub async fn start(dir: &Path, port: Option<u16>) -> anyhow::Result<Self> {
+        Self::start_placed(dir, port, Placement::default()).await
+    }
+
+    /// As [`RedisServer::start`], on the given CPUs / nice level.
+    pub async fn start_placed(
+        dir: &Path,
+        port: Option<u16>,
+        placement: Placement,
+    ) -> anyhow::Result<Self> {
         let port = match port {
             Some(p) => p,
             None => free_port()?,
@@ -47,6 +57,7 @@ impl RedisServer {
             process: None,
             port,
             dir,
+            placement,
         };
         s.restart().await?;
         Ok(s)
@@ -70,7 +81,14 @@ impl RedisServer {
         .map(|s| s.to_string())
         .collect();
         let log = self.dir.join("redis.log");
-        let mut p = Process::spawn("redis-server", None, &redis_binary()?, &args, &[], &log)?;
+        let mut p = Process::spawn(
+            "redis-server",
+            &self.placement,
+            &redis_binary()?,
+            &args,
+            &[],
+            &log,
+        )?;
         let until = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = p.exited() {
@@ -162,7 +180,11 @@ impl Replica {
             "--admin".into(),
             admin.to_string(),
         ];
-        let mut process = Process::spawn(name, cpus, bin, &args, env, log)?;
+        let placement = Placement {
+            cpus: cpus.map(str::to_string),
+            nice: None,
+        };
+        let mut process = Process::spawn(name, &placement, bin, &args, env, log)?;
         wait_ready(&mut process, admin, "/readyz", Duration::from_secs(30)).await?;
         Ok(Self {
             process,
@@ -190,7 +212,11 @@ pub async fn start_sim(
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let mut p = Process::spawn("sim", cpus, bin, &args, &[], log)?;
+    let placement = Placement {
+        cpus: cpus.map(str::to_string),
+        nice: None,
+    };
+    let mut p = Process::spawn("sim", &placement, bin, &args, &[], log)?;
     wait_ready(&mut p, addr, "/health", Duration::from_secs(20)).await?;
     Ok((p, addr))
 }
