@@ -481,22 +481,57 @@ async fn keys_rotate_with_a_grace_period_expire_and_revoke() {
     }
 }
 
+/// Serve `body` to every HTTP request on a loopback port (a stand-in identity provider).
+async fn serve_jwks(body: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
-async fn jwt_bearer_tokens_map_claims_to_a_tenant() {
+async fn jwt_bearer_tokens_map_claims_to_a_tenant_with_jwks_from_a_file() {
+    jwt_case(false).await;
+}
+
+#[tokio::test]
+async fn jwt_bearer_tokens_map_claims_to_a_tenant_with_jwks_from_a_url() {
+    jwt_case(true).await;
+}
+
+async fn jwt_case(from_url: bool) {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     let fleet = fleet(1, "").await;
     let dir = tempfile::tempdir().unwrap();
     let secret = b"jwt-secret-for-tests-only-0123456789";
     let k = "and0LXNlY3JldC1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5";
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(
-        &jwks,
-        format!(r#"{{"keys":[{{"kty":"oct","kid":"t1","alg":"HS256","k":"{k}"}}]}}"#),
-    )
-    .unwrap();
+    let jwks_json = format!(r#"{{"keys":[{{"kty":"oct","kid":"t1","alg":"HS256","k":"{k}"}}]}}"#);
+    let source = if from_url {
+        format!(
+            "jwksUrl: 'http://{}/jwks.json'",
+            serve_jwks(jwks_json).await
+        )
+    } else {
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, jwks_json).unwrap();
+        format!("jwksFile: {}", jwks.display())
+    };
     let settings = format!(
-        "  auth:\n    jwt: {{issuer: test-idp, audiences: [gw], jwksFile: {}, tenantClaim: org}}\n",
-        jwks.display()
+        "  auth:\n    jwt: {{issuer: test-idp, audiences: [gw], {source}, tenantClaim: org}}\n"
     );
     // `auth` is set twice otherwise: merge the admin token in.
     let extra = settings.replace(
@@ -563,5 +598,46 @@ async fn anonymous_access_only_where_configured() {
     let r = post(&url, chat(MODEL, false)).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.headers["x-ratelimit-limit-requests"], "2");
+    gw.running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn budgets_survive_a_restart_through_the_ledger() {
+    let fleet = fleet(1, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = format!("  prices: [{{model: {MODEL}, input: 1000, output: 1000}}]\n");
+    let tenants = "apiVersion: infergate.dev/v1alpha1
+kind: Tenant
+metadata: {name: acme}
+spec:
+  models: ['*']
+  budgets: [{period: lifetime, usd: 1}]
+  keys: [{name: k, sha256: KEYHASH}]
+";
+    let key = "igk_00000001_restartrestartrestartrestart0001";
+    let yaml = config(
+        &fleet.addrs(),
+        dir.path(),
+        &settings,
+        &tenants.replace("KEYHASH", &sha(key)),
+    );
+    // $1000 per million tokens: each request (~15 prompt + 8 output tokens) costs ~$0.023.
+    let body: Value = serde_json::from_str(&chat(MODEL, false)).unwrap();
+    let gw = gateway(&yaml).await;
+    let mut first_run = 0;
+    while chat_as(&gw, key, &body).await.status == 200 {
+        first_run += 1;
+        assert!(first_run < 100);
+    }
+    gw.running.shutdown(Duration::from_secs(1)).await;
+    // Same state file, new process state: the lifetime budget is still spent.
+    let gw = gateway(&yaml).await;
+    let r = chat_as(&gw, key, &body).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "budget_exceeded");
+    assert!(
+        !r.headers.contains_key("retry-after"),
+        "a lifetime budget does not reset"
+    );
     gw.running.shutdown(Duration::from_secs(1)).await;
 }
