@@ -99,7 +99,7 @@ fn view(r: &KeyRecord, now: u64) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateKey {
     tenant: String,
@@ -204,21 +204,6 @@ async fn body<T: for<'de> Deserialize<'de> + Default>(
             format!("the request body is not what this endpoint takes: {e}"),
         )
     })
-}
-
-impl Default for CreateKey {
-    fn default() -> Self {
-        Self {
-            tenant: String::new(),
-            name: String::new(),
-            roles: Vec::new(),
-            models: Vec::new(),
-            limits: None,
-            budgets_usd: None,
-            expires_at: None,
-            expires_in: None,
-        }
-    }
 }
 
 fn query_params(req: &Request<Incoming>) -> BTreeMap<String, String> {

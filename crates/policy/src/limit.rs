@@ -242,11 +242,9 @@ pub fn sliding_retry_after(
     } else {
         // In the next window, where `curr` becomes the previous one.
         let to_next = w - elapsed.min(w);
-        if curr == 0 {
-            to_next
-        } else {
-            let left_allowed = room * w / curr;
-            to_next + (w - left_allowed.min(w)) + 1
+        match (room * w).checked_div(curr) {
+            None => to_next,
+            Some(left_allowed) => to_next + (w - left_allowed.min(w)) + 1,
         }
     };
     Some(u64::try_from(ms).unwrap_or(u64::MAX))

@@ -25,6 +25,9 @@ use super::sqlite::SqliteStore;
 pub const CACHE_TTL: Duration = Duration::from_millis(500);
 const CACHE_ENTRIES: usize = 100_000;
 
+/// A cached lookup: the record (or its absence) and when it was fetched.
+type CacheEntry = (Option<Arc<KeyRecord>>, Instant);
+
 enum Backend {
     Sqlite {
         db: SqliteStore,
@@ -33,7 +36,7 @@ enum Backend {
     },
     Redis {
         redis: Arc<RedisState>,
-        cache: Mutex<LruCache<String, (Option<Arc<KeyRecord>>, Instant)>>,
+        cache: Mutex<LruCache<String, CacheEntry>>,
     },
 }
 

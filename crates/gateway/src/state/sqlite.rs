@@ -187,10 +187,12 @@ impl SqliteStore {
         let cmd = make(tx);
         let sender = self.tx.clone();
         // The channel may be full of spend records; wait for room off the runtime.
-        tokio::task::spawn_blocking(move || sender.send(cmd))
+        let sent = tokio::task::spawn_blocking(move || sender.send(cmd).is_ok())
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|_| "the state database thread stopped".to_string())?;
+            .map_err(|e| e.to_string())?;
+        if !sent {
+            return Err("the state database thread stopped".to_string());
+        }
         rx.await
             .map_err(|_| "the state database thread stopped".to_string())?
     }
