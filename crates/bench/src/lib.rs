@@ -5,9 +5,12 @@
 //!   closed-loop saturation) — what every benchmark drives traffic with.
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
-//! - one module per benchmark: [`overhead`], [`epp`].
+//! - [`cluster`]: redis-server, a simulated backend and gateway replicas, for multi-replica runs.
+//! - one module per benchmark: [`overhead`], [`epp`], [`limits`].
 
+pub mod cluster;
 pub mod epp;
+pub mod limits;
 pub mod load;
 pub mod overhead;
 pub mod process;
@@ -26,6 +29,9 @@ pub enum BenchCommand {
     /// picker replicas route; real Envoy, `infergate epp` and simulated pools. Writes
     /// docs/benchmarks/epp.md and epp.json.
     Epp(epp::EppBenchArgs),
+    /// Accuracy of a shared tokens-per-minute limit: 3 replicas + redis-server and 100 clients,
+    /// then the in-process limiter; writes docs/benchmarks/limits.md and limits.json.
+    Limits(limits::LimitsArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -33,5 +39,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Load(args) => load::run_cli(&args).await,
         BenchCommand::Overhead(args) => overhead::run(&args).await,
         BenchCommand::Epp(args) => epp::run(&args).await,
+        BenchCommand::Limits(args) => limits::run(&args).await,
     }
 }

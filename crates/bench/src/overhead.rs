@@ -84,7 +84,25 @@ pub struct OverheadArgs {
     /// --max-foreign-cpu busy for a second); then run anyway.
     #[arg(long, default_value = "0s", value_parser = crate::load::parse_duration)]
     pub quiet_wait: Duration,
+    /// Identities and limits on infergate's path: `off` (as in the core issue), `local` (a
+    /// tenant, an API key declared in config sent with every request, token and request limits
+    /// checked and settled in-process) or `redis` (the same against a redis-server this run
+    /// starts, pinned beside the proxy).
+    #[arg(long, value_enum, default_value = "off")]
+    pub policy: PolicyMode,
 }
+
+/// What `--policy` turns on.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    Off,
+    Local,
+    Redis,
+}
+
+/// The API key the benchmark's tenant declares (by hash) and the load generator sends.
+const BENCH_KEY: &str = "igk_0be4c400_overheadbenchmarkkeyoverheadbench";
 
 /// Which way a request goes to the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -371,6 +389,10 @@ pub struct OverheadResults {
     pub memory_latency: BTreeMap<Via, Figures>,
     pub targets: Vec<TargetCheck>,
     pub notes: Vec<String>,
+    /// `--policy`: identities and limits on infergate's path.
+    pub policy: PolicyMode,
+    /// Where the raw figures were written (for the report's link).
+    pub json_file: String,
 }
 
 /// Where things run.
@@ -387,6 +409,8 @@ struct Bench {
     retries: u32,
     max_foreign_cpu: f64,
     quiet_wait: Duration,
+    policy: PolicyMode,
+    redis_url: Option<String>,
 }
 
 /// The backend and the proxies in front of it.
@@ -493,7 +517,7 @@ spec:
   admin: 127.0.0.1:{admin}
   accessLog:
     path: {log}
----
+{state}---
 apiVersion: inference.networking.k8s.io/v1
 kind: InferencePool
 metadata:
@@ -515,10 +539,55 @@ spec:
   targets:
   - pool: bench-pool
     model: {TARGET_MODEL}
-",
+{policy}",
             log = self.work.join(format!("access-{tag}.log")).display(),
             bport = backend.port(),
+            state = self.policy_config(tag).0,
+            policy = self.policy_config(tag).1,
         )
+    }
+
+    /// With `--policy`: state settings and a tenant whose limits are checked on every request
+    /// (high enough never to refuse one, so the figures are the cost of checking).
+    fn policy_config(&self, tag: &str) -> (String, String) {
+        if self.policy == PolicyMode::Off {
+            return (String::new(), String::new());
+        }
+        let redis = match &self.redis_url {
+            Some(u) => format!("\n    redis: {{url: '{u}', timeout: 100ms}}"),
+            None => String::new(),
+        };
+        let hash = {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(BENCH_KEY.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let state = format!(
+            "  state:\n    path: {}{redis}\n",
+            self.work.join(format!("state-{tag}.db")).display()
+        );
+        let tenant = format!(
+            r"# --policy {mode}: identities and token limits on.
+---
+apiVersion: infergate.dev/v1alpha1
+kind: Tenant
+metadata:
+  name: bench
+spec:
+  models: ['*']
+  limits: {{requests: 1000000000, tokens: 1000000000000}}
+  keyLimits: {{tokens: 1000000000000, tokenType: total}}
+  keys:
+  - {{name: bench, sha256: {hash}}}
+",
+            mode = match self.policy {
+                PolicyMode::Local => "local",
+                _ => "redis",
+            },
+        );
+        (state, tenant)
     }
 
     async fn start_infergate(
@@ -671,6 +740,11 @@ spec:
         .iter()
         .map(ToString::to_string)
         .collect();
+        let mut args = args;
+        if via == Via::Infergate && self.policy != PolicyMode::Off {
+            args.push("--header".into());
+            args.push(format!("authorization: Bearer {BENCH_KEY}"));
+        }
         let mut p = Process::spawn(
             "load generator",
             &self.load_placement,
@@ -1083,7 +1157,7 @@ pub fn render_markdown(r: &OverheadResults, infergate_yaml: &str) -> String {
     let _ = writeln!(
         s,
         "Produced by `{}` (infergate {}{}). Figures are medians over {} interleaved round(s); \
-         the raw figures are in [`overhead.json`](overhead.json).\n",
+         the raw figures are in [`{}`]({}).\n",
         r.command,
         short(&r.versions.infergate_commit),
         if r.versions.infergate_dirty {
@@ -1091,8 +1165,30 @@ pub fn render_markdown(r: &OverheadResults, infergate_yaml: &str) -> String {
         } else {
             ""
         },
-        r.plan.rounds
+        r.plan.rounds,
+        r.json_file,
+        r.json_file
     );
+    match r.policy {
+        PolicyMode::Off => {}
+        PolicyMode::Local => {
+            let _ = writeln!(
+                s,
+                "> **`--policy local`**: every request to infergate carries an API key (declared in \
+                 config, hashed and looked up), is authorized against its tenant's models, has its \
+                 prompt tokenized for the estimate and is reserved and settled in request, token and \
+                 per-key token limits by the in-process limiter (limits high enough never to refuse).\n"
+            );
+        }
+        PolicyMode::Redis => {
+            let _ = writeln!(
+                s,
+                "> **`--policy redis`**: as `--policy local`, but the limits live in a redis-server \
+                 started by this run (pinned beside the proxy): one atomic Lua script per request at \
+                 admission and one at settle.\n"
+            );
+        }
+    }
     if r.quick {
         let _ = writeln!(
             s,
@@ -1402,6 +1498,21 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         retries: args.retries,
         max_foreign_cpu: args.max_foreign_cpu,
         quiet_wait: args.quiet_wait,
+        policy: args.policy,
+        redis_url: None,
+    };
+    let redis = if args.policy == PolicyMode::Redis {
+        let r =
+            crate::cluster::RedisServer::start_placed(&work, None, bench.proxy_placement.clone())
+                .await?;
+        bench.redis_url = Some(r.url());
+        bench.processes.insert(
+            "redis-server".into(),
+            format!("redis-server --port {} (pinned with the proxy)", r.port),
+        );
+        Some(r)
+    } else {
+        None
     };
     let machine = Machine::probe();
     let versions = Versions {
@@ -1427,6 +1538,7 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         r = measure(&mut bench, &plan) => r,
         () = interrupted() => Err(anyhow::anyhow!("interrupted; the benchmark's processes were stopped")),
     };
+    drop(redis);
     if !args.keep_work_dir && outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -1475,6 +1587,11 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         infergate_vm_hwm_kib_all_rounds: m.infergate_vm_hwm_kib_all_rounds,
         targets: Vec::new(),
         notes,
+        policy: args.policy,
+        json_file: args.out.with_extension("json").file_name().map_or_else(
+            || "overhead.json".into(),
+            |f| f.to_string_lossy().into_owned(),
+        ),
     };
     let errors: u64 = results
         .latency
@@ -1764,6 +1881,8 @@ mod tests {
             infergate_vm_hwm_kib_all_rounds: Some(25_000),
             targets: Vec::new(),
             notes: Vec::new(),
+            policy: PolicyMode::Off,
+            json_file: "overhead.json".into(),
         };
         r.targets = target_checks(&r);
         let verdicts: Vec<Verdict> = r.targets.iter().map(|t| t.verdict).collect();

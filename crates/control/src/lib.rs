@@ -5,6 +5,7 @@
 //! This crate decides what a configuration means; it never serves traffic.
 
 pub mod loader;
+pub mod policy;
 pub mod resources;
 pub mod routing;
 pub mod units;

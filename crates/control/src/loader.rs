@@ -176,6 +176,8 @@ pub struct Settings {
     pub probe_path: String,
     pub access_log: Option<String>,
     pub reload_interval: Option<Duration>,
+    /// Identities, limits, budgets, prices, state.
+    pub policy: crate::policy::PolicySettings,
 }
 
 impl Default for Settings {
@@ -196,6 +198,7 @@ impl Default for Settings {
             probe_path: "/health".into(),
             access_log: Some("stdout".into()),
             reload_interval: Some(Duration::from_secs(1)),
+            policy: crate::policy::PolicySettings::default(),
         }
     }
 }
@@ -210,6 +213,7 @@ pub struct ConfigSet {
     pub legacy_models: Vec<LegacyModel>,
     pub public_models: Vec<PublicModel>,
     pub simulators: Vec<Simulator>,
+    pub tenants: Vec<crate::policy::Tenant>,
     /// Problems that do not stop the configuration from serving.
     pub warnings: Vec<ConfigError>,
 }
@@ -218,6 +222,12 @@ impl ConfigSet {
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
     }
+
+    /// Whether any identity is configured; once one is, requests need a credential (or an
+    /// `auth.anonymousTenant`).
+    pub fn identities_configured(&self) -> bool {
+        !self.tenants.is_empty() || self.settings.policy.auth.jwt.is_some()
+    }
 }
 
 /// Where a resource came from, for error messages.
@@ -225,6 +235,12 @@ struct At<'a> {
     file: &'a str,
     doc: &'a DocLines,
     resource: String,
+}
+
+impl crate::policy::Report for At<'_> {
+    fn err(&self, field: &str, message: String) -> ConfigError {
+        At::err(self, field, message)
+    }
 }
 
 impl At<'_> {
@@ -253,11 +269,12 @@ struct Parsed<'a> {
     public: Vec<Located<'a, PublicModelSpec>>,
     settings: Vec<Located<'a, GatewaySettingsSpec>>,
     simulators: Vec<Located<'a, SimulatorSpec>>,
+    tenants: Vec<Located<'a, crate::policy::TenantSpec>>,
 }
 
 const KNOWN: &str = "InferencePool (inference.networking.k8s.io/v1 or inference.networking.x-k8s.io/v1alpha2), \
 InferenceObjective, InferenceModelRewrite, InferenceModel (inference.networking.x-k8s.io/v1alpha2), \
-PublicModel, GatewaySettings, Simulator (infergate.dev/v1alpha1)";
+PublicModel, GatewaySettings, Tenant, Simulator (infergate.dev/v1alpha1)";
 
 fn typed<T: DeserializeOwned>(
     value: serde_yaml_ng::Value,
@@ -360,6 +377,7 @@ fn parse_text<'a>(
             (INFERGATE_V1ALPHA1, "PublicModel") => load.file_into(&mut out.public, at, id),
             (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
             (INFERGATE_V1ALPHA1, "Simulator") => load.file_into(&mut out.simulators, at, id),
+            (INFERGATE_V1ALPHA1, "Tenant") => load.file_into(&mut out.tenants, at, id),
             _ => errors.push(at.err(
                 "kind",
                 format!("unknown kind `{kind}` in `{api_version}`; known kinds: {KNOWN}"),
@@ -533,6 +551,7 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     dup_check(&parsed.legacy, errors);
     dup_check(&parsed.public, errors);
     dup_check(&parsed.simulators, errors);
+    dup_check(&parsed.tenants, errors);
 
     // Settings.
     if parsed.settings.len() > 1 {
@@ -750,6 +769,25 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         });
     }
 
+    let tenants: Vec<(crate::policy::Tenant, &dyn crate::policy::Report)> = parsed
+        .tenants
+        .iter()
+        .map(|t| {
+            let tenant = crate::policy::tenant(&t.res.metadata.name, &t.res.spec, &t.at, errors);
+            (tenant, &t.at as &dyn crate::policy::Report)
+        })
+        .collect();
+    crate::policy::cross_check(
+        &set.settings.policy,
+        &tenants,
+        parsed
+            .settings
+            .first()
+            .map(|s| &s.at as &dyn crate::policy::Report),
+        errors,
+    );
+    set.tenants = tenants.into_iter().map(|(t, _)| t).collect();
+
     for s in &parsed.simulators {
         let spec = &s.res.spec;
         if spec.replicas == 0 || spec.replicas > 64 {
@@ -855,6 +893,17 @@ fn resolve_settings(
     } else if let Some(d) = spec.reload.interval {
         s.reload_interval = Some(d.get().max(Duration::from_millis(50)));
     }
+    s.policy = crate::policy::settings(
+        &crate::policy::PolicySpecs {
+            auth: &spec.auth,
+            state: &spec.state,
+            limits: &spec.limits,
+            budgets: &spec.budgets,
+            prices: &spec.prices,
+        },
+        at,
+        errors,
+    );
     s
 }
 

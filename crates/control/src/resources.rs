@@ -3,7 +3,7 @@
 //! Upstream kinds keep their upstream shape (Gateway API Inference Extension): `InferencePool`
 //! (v1 and v1alpha2), `InferenceObjective`, `InferenceModelRewrite` and the legacy
 //! `InferenceModel`. infergate's own kinds live in `infergate.dev/v1alpha1` and are few:
-//! `PublicModel`, `GatewaySettings` and, for demos and tests, `Simulator`.
+//! `PublicModel`, `GatewaySettings`, `Tenant` and, for demos and tests, `Simulator`.
 //!
 //! Spec structs deny unknown fields so a typo is an error with a line number, not a silently
 //! ignored setting. `status` is accepted and ignored.
@@ -306,6 +306,20 @@ pub struct GatewaySettingsSpec {
     pub access_log: AccessLogSettings,
     #[serde(default)]
     pub reload: ReloadSettings,
+    /// Credentials accepted from callers, and the admin API's.
+    #[serde(default)]
+    pub auth: crate::policy::AuthSpec,
+    /// Where keys, spend and shared limits live (SQLite file, Redis).
+    #[serde(default)]
+    pub state: crate::policy::StateSpec,
+    /// Model-wide limits and the token estimate.
+    #[serde(default)]
+    pub limits: crate::policy::GlobalLimitsSpec,
+    #[serde(default)]
+    pub budgets: crate::policy::BudgetSettingsSpec,
+    /// USD per million tokens, per public model (and backend).
+    #[serde(default)]
+    pub prices: Vec<crate::policy::PriceSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

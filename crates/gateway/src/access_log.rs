@@ -23,6 +23,12 @@ pub struct AccessRecord<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
+    /// The caller's tenant, when identities are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<&'a str>,
+    /// The API key's id (`igk_…`, never the key) or the token subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
     /// The model the client asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<&'a str>,
@@ -207,6 +213,8 @@ mod tests {
             method: "POST",
             path: "/v1/chat/completions",
             status: 200,
+            tenant: None,
+            key_id: None,
             model: Some("m"),
             model_served: Some("t"),
             pool: Some("p"),

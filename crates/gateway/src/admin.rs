@@ -1,5 +1,6 @@
 //! The admin listener, on its own address: `/metrics` (Prometheus text), `/healthz` (the process
-//! is alive), `/readyz` (configuration loaded and listeners up; the body lists pool health).
+//! is alive), `/readyz` (configuration loaded and listeners up; the body lists pool health), and
+//! the key and spend API under `/admin/v1/` (see [`crate::admin_api`]; it needs the admin token).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +16,17 @@ use crate::respond::GatewayBody;
 use crate::Gateway;
 
 pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<GatewayBody> {
+    if req.uri().path().starts_with("/admin/v1") {
+        if let Some(resp) = crate::admin_api::handle(&gw, req).await {
+            return resp;
+        }
+        return error_response(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            "unknown admin path",
+        ));
+    }
     if req.method() != Method::GET {
         return error_response(&ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -26,6 +38,9 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Gatewa
     match req.uri().path() {
         "/metrics" => {
             refresh_endpoint_gauges(&gw);
+            if let Some(r) = &gw.policy.redis {
+                gw.metrics.limiter_redis_up.set(i64::from(r.is_up()));
+            }
             let mut resp = Response::new(GatewayBody::full(gw.metrics.encode()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -48,6 +48,14 @@ pub struct RequestContext {
     pub priority: i32,
     /// The caller, once the identify stage has run (None = anonymous).
     pub identity: Option<std::sync::Arc<infergate_policy::Identity>>,
+    /// The caller as the policy stages see it (tenant, key record).
+    pub caller: Option<infergate_policy::access::Caller>,
+    /// What admission reserved; taken by settle.
+    pub admission: Option<crate::stages::admit::Admission>,
+    /// `x-ratelimit-*` values for the response.
+    pub rate_headers: Option<crate::stages::admit::RateHeaders>,
+    /// SSE events forwarded to the client (output estimate when a stream ends without usage).
+    pub stream_events: u64,
     pub attempts: u32,
     /// Time spent waiting on upstreams (excluded from the overhead figure).
     pub upstream_wait: Duration,
@@ -76,6 +84,10 @@ impl RequestContext {
             stream: false,
             priority: 0,
             identity: None,
+            caller: None,
+            admission: None,
+            rate_headers: None,
+            stream_events: 0,
             attempts: 0,
             upstream_wait: Duration::ZERO,
             chunk_work: Duration::ZERO,
@@ -86,8 +98,10 @@ impl RequestContext {
         }
     }
 
-    /// Record metrics and the access-log line. Call exactly once per request.
-    pub fn settle(&self, gw: &Gateway, snap: &Snapshot, outcome: Option<Outcome>) {
+    /// True up limits and budgets, record spend, metrics and the access-log line. Call exactly
+    /// once per request.
+    pub fn settle(&mut self, gw: &Gateway, snap: &Snapshot, outcome: Option<Outcome>) {
+        crate::stages::admit::settle(gw, snap, self);
         let elapsed = self.started.elapsed();
         // Streams: the gateway's share of the time to first byte plus per-chunk work; after the
         // first byte, waiting on the upstream is not the gateway's time.
@@ -171,6 +185,11 @@ impl RequestContext {
                 method: self.method.as_str(),
                 path: &self.path,
                 status: self.status,
+                tenant: self.identity.as_deref().map(|i| &*i.tenant),
+                key_id: self
+                    .identity
+                    .as_deref()
+                    .and_then(|i| i.key_id.as_deref().or(i.subject.as_deref())),
                 model: self.model.as_deref(),
                 model_served: self.served_model.as_deref(),
                 pool: self.pool.as_ref().map(|l| &*l.0),

@@ -4,15 +4,21 @@
 //! | status | when |
 //! |---|---|
 //! | 400 | malformed JSON, missing `model`, wrongly typed fields |
+//! | 401 | missing, unknown, expired or revoked credential |
+//! | 403 | the caller may not use the model |
 //! | 404 | unknown model, unknown path |
 //! | 405 | known path, wrong method |
 //! | 413 | body over `maxRequestBody` |
+//! | 429 | a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) would be exceeded |
 //! | 502 | upstream refused, reset or broke the response |
-//! | 503 | no endpoint can take the request |
+//! | 503 | no endpoint can take the request; the key store or shared limiter is unreachable (fail-closed) |
 //! | 504 | upstream did not answer in time |
 
 use http::StatusCode;
 use infergate_control::RouteError;
+use infergate_policy::access::{AuthError, ModelDenied};
+use infergate_policy::budget::format_usd;
+use infergate_policy::limit::{Metric, Scope};
 use infergate_protocol::{ApiError, BodyError};
 use infergate_scheduler::SchedulingError;
 
@@ -40,6 +46,67 @@ pub enum GatewayError {
     UpstreamTimeout { pool: String, secs: u64 },
     #[error("the upstream response from pool `{pool}` failed: {detail}")]
     UpstreamBroken { pool: String, detail: String },
+    #[error("authentication failed: {0}")]
+    Unauthenticated(AuthError),
+    #[error("model `{}` is not allowed for tenant `{}`", .0.model, .0.tenant)]
+    ModelNotAllowed(ModelDenied),
+    #[error("rate limit on {:?} {}", .0.scope, .0.subject)]
+    RateLimited(Box<LimitHit>),
+    #[error("budget of {:?} {} exceeded", .0.scope, .0.subject)]
+    BudgetExceeded(Box<LimitHit>),
+    #[error("the shared limiter is unreachable")]
+    LimiterUnavailable,
+}
+
+/// A limit or budget that refused a request.
+#[derive(Debug, Clone)]
+pub struct LimitHit {
+    pub scope: Scope,
+    pub subject: String,
+    pub metric: Metric,
+    /// Budgets: `day`, `week`, `month`, `lifetime`.
+    pub period: Option<&'static str>,
+    pub limit: u64,
+    pub used: u64,
+    pub requested: u64,
+    /// The window of a rate limit, in ms.
+    pub window_ms: Option<u64>,
+    pub retry_after_ms: Option<u64>,
+}
+
+fn scope_phrase(scope: Scope, subject: &str) -> String {
+    match scope {
+        Scope::Key => format!("key {subject}"),
+        Scope::Tenant => format!("tenant `{subject}`"),
+        Scope::Model => format!("model `{subject}` (all tenants)"),
+        Scope::TenantModel => {
+            let (t, m) = subject.split_once('/').unwrap_or((subject, ""));
+            format!("tenant `{t}` on model `{m}`")
+        }
+    }
+}
+
+fn window_phrase(ms: Option<u64>) -> String {
+    match ms {
+        Some(60_000) | None => "per minute".into(),
+        Some(ms) if ms % 60_000 == 0 => format!("per {} minutes", ms / 60_000),
+        Some(ms) => format!("per {}s", ms as f64 / 1000.0),
+    }
+}
+
+/// `1.8s`, `12s`, `3m20s` — as OpenAI writes waits.
+pub fn human_wait(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 120_000 {
+        format!("{}s", ms.div_ceil(1000))
+    } else if ms < 7_200_000 {
+        let s = ms.div_ceil(1000);
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        let m = ms.div_ceil(60_000);
+        format!("{}h{}m", m / 60, m % 60)
+    }
 }
 
 const INVALID: &str = "invalid_request_error";
@@ -62,6 +129,11 @@ impl GatewayError {
             GatewayError::UpstreamConnect { .. } => "upstream_connect_error",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
             GatewayError::UpstreamBroken { .. } => "upstream_error",
+            GatewayError::Unauthenticated(e) => e.reason(),
+            GatewayError::ModelNotAllowed(_) => "model_not_allowed",
+            GatewayError::RateLimited(_) => "rate_limit_exceeded",
+            GatewayError::BudgetExceeded(_) => "budget_exceeded",
+            GatewayError::LimiterUnavailable => "limiter_unavailable",
         }
     }
 
@@ -166,6 +238,162 @@ impl GatewayError {
                      Retry the request."
                 ),
             ),
+            GatewayError::Unauthenticated(e) => {
+                let (status, msg) = match e {
+                    AuthError::Missing => (
+                        StatusCode::UNAUTHORIZED,
+                        "You didn't provide an API key. Send it as `Authorization: Bearer <key>` \
+                         (or the `x-api-key` / `api-key` header), or a JWT as \
+                         `Authorization: Bearer <token>`."
+                            .to_string(),
+                    ),
+                    AuthError::UnknownKey { claimed_id } => (
+                        StatusCode::UNAUTHORIZED,
+                        match claimed_id {
+                            Some(id) => format!(
+                                "Incorrect API key provided for key {id}. Check that you copied the \
+                                 whole key, or ask your administrator for a new one."
+                            ),
+                            None => "Incorrect API key provided. Check that you copied the whole key \
+                                     (infergate keys start with `igk_`), or ask your administrator \
+                                     for one."
+                                .to_string(),
+                        },
+                    ),
+                    AuthError::ExpiredKey { id } => (
+                        StatusCode::UNAUTHORIZED,
+                        format!(
+                            "API key {id} has expired. Use the key that replaced it, or ask your \
+                             administrator to rotate it (`infergate keys rotate {id}`)."
+                        ),
+                    ),
+                    AuthError::RevokedKey { id } => (
+                        StatusCode::UNAUTHORIZED,
+                        format!(
+                            "API key {id} has been revoked. Ask your administrator for a new key."
+                        ),
+                    ),
+                    AuthError::InvalidToken(why) => (
+                        StatusCode::UNAUTHORIZED,
+                        format!("The bearer token was not accepted: {why}. Get a fresh token from \
+                                 your identity provider."),
+                    ),
+                    AuthError::UnknownTenant(t) => (
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "Your credential belongs to tenant `{t}`, which this gateway does not \
+                             serve. Ask your administrator to declare a Tenant named `{t}`."
+                        ),
+                    ),
+                    AuthError::StoreUnavailable => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The gateway cannot check API keys right now (its key store is \
+                         unreachable). Try again shortly."
+                            .to_string(),
+                    ),
+                };
+                let ty = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    SERVER
+                } else {
+                    INVALID
+                };
+                let err = ApiError::new(status, ty, reason, msg);
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    err.with_retry_after(1)
+                } else {
+                    err
+                }
+            }
+            GatewayError::ModelNotAllowed(d) => {
+                let allowed = if d.allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    d.allowed.join(", ")
+                };
+                let whose = if d.by_key { "your API key" } else { "your tenant" };
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    INVALID,
+                    reason,
+                    format!(
+                        "Model `{}` is not allowed for {whose} (tenant `{}`; allowed: {allowed}). \
+                         Use an allowed model, or ask your administrator to add `{}` to the \
+                         tenant's `models`.",
+                        d.model, d.tenant, d.model
+                    ),
+                )
+                .with_param("model")
+            }
+            GatewayError::RateLimited(h) => {
+                let who = scope_phrase(h.scope, &h.subject);
+                let (kind, unit) = match h.metric {
+                    Metric::Requests => ("requests", "RPM"),
+                    Metric::Concurrency => ("requests", "concurrent requests"),
+                    _ => ("tokens", "TPM"),
+                };
+                let msg = match (h.metric, h.retry_after_ms) {
+                    (Metric::Concurrency, _) => format!(
+                        "Too many concurrent requests for {who}: limit {}, in flight {}. Wait for \
+                         one to finish, or ask for a higher `concurrency` limit.",
+                        h.limit, h.used
+                    ),
+                    (_, None) => format!(
+                        "Request too large for {who}: it needs {} {kind} but the limit is {} {} \
+                         in total. Lower `max_tokens` or shorten the prompt.",
+                        h.requested, h.limit, window_phrase(h.window_ms)
+                    ),
+                    (_, Some(ms)) => format!(
+                        "Rate limit reached for {who} on {kind} {} ({unit}): Limit {}, Used {}, \
+                         Requested {}. Please try again in {}, or lower `max_tokens`.",
+                        window_phrase(h.window_ms),
+                        h.limit,
+                        h.used,
+                        h.requested,
+                        human_wait(ms)
+                    ),
+                };
+                let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind, reason, msg);
+                if let Some(ms) = h.retry_after_ms {
+                    err = err.with_retry_after(ms.div_ceil(1000).max(1));
+                }
+                err
+            }
+            GatewayError::BudgetExceeded(h) => {
+                let who = scope_phrase(h.scope, &h.subject);
+                let period = h.period.unwrap_or("lifetime");
+                let when = match h.retry_after_ms {
+                    Some(ms) => format!(
+                        "The {period} budget resets in {}; or ask your administrator to raise it.",
+                        human_wait(ms)
+                    ),
+                    None => "Ask your administrator to raise it.".to_string(),
+                };
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "insufficient_quota",
+                    reason,
+                    format!(
+                        "Budget exceeded for {who}: the {period} budget is ${}, ${} is spent or \
+                         reserved, and this request may cost up to ${}. {when}",
+                        format_usd(h.limit),
+                        format_usd(h.used),
+                        format_usd(h.requested)
+                    ),
+                );
+                if let Some(ms) = h.retry_after_ms {
+                    err = err.with_retry_after(ms.div_ceil(1000).max(1));
+                }
+                err
+            }
+            GatewayError::LimiterUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER,
+                reason,
+                "The gateway cannot check rate limits right now (its shared limiter is \
+                 unreachable and it is configured to fail closed). Try again shortly."
+                    .to_string(),
+            )
+            .with_retry_after(1),
         }
     }
 }

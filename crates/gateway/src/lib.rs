@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_api;
 pub mod context;
 pub mod dispatch;
 pub mod error;
@@ -13,6 +14,8 @@ pub mod pipeline;
 pub mod respond;
 pub mod server;
 pub mod snapshot;
+pub mod stages;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +39,8 @@ pub struct Gateway {
     registry: EndpointRegistry,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
+    /// Limiter backends, key store, spend ledger, JWKS: state that outlives snapshots.
+    pub policy: Arc<state::PolicyState>,
     generation: AtomicU64,
     pub(crate) ready: AtomicBool,
 }
@@ -51,6 +56,7 @@ impl Gateway {
             )?),
             None => None,
         };
+        let policy = Arc::new(state::PolicyState::new(&config).map_err(std::io::Error::other)?);
         let registry = EndpointRegistry::default();
         let snap = Snapshot::build(1, config, &registry, None);
         metrics.config_generation.set(1);
@@ -59,6 +65,7 @@ impl Gateway {
             registry,
             metrics,
             access_log,
+            policy,
             generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
         })
@@ -82,6 +89,17 @@ impl Gateway {
         }
         if current.access_log != next.access_log {
             tracing::warn!("access log target changed; it takes effect at the next restart");
+        }
+        let (cp, np) = (&current.policy, &next.policy);
+        if cp.state != np.state
+            || cp.auth.admin_token != np.auth.admin_token
+            || cp.auth.jwt != np.auth.jwt
+            || prev.config.tenants.is_empty() != config.tenants.is_empty()
+        {
+            tracing::warn!(
+                "state (SQLite path, Redis), admin token, JWT settings or turning identities on/off changed; \
+                 they take effect at the next restart (tenants, keys in config, limits, budgets and prices apply now)"
+            );
         }
         let snap = Snapshot::build(generation, config, &self.registry, Some(&prev));
         drop(prev);
@@ -150,6 +168,9 @@ impl RunningGateway {
         for s in self.servers {
             let _ = tokio::time::timeout(drain + Duration::from_secs(1), s).await;
         }
+        if let Some(ledger) = &self.gateway.policy.ledger {
+            ledger.flush().await;
+        }
         for b in self.background {
             b.abort();
         }
@@ -174,6 +195,13 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
     let listen_addr = data_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
     let gw = Arc::new(Gateway::new(config)?);
+    let policy_tasks = {
+        let snap = gw.snapshot();
+        gw.policy
+            .init(&snap.config, &snap.policy)
+            .await
+            .map_err(std::io::Error::other)?
+    };
     let (tx, rx) = watch::channel(false);
     let drain = Duration::from_secs(30);
 
@@ -196,6 +224,13 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
         Duration::from_secs(1),
     ));
     let mut background = vec![tokio::spawn(health::run_prober(gw.clone()))];
+    background.extend(policy_tasks);
+    if gw.snapshot().policy.enabled {
+        // Build the tokenizers now, off the request path.
+        background.push(tokio::task::spawn_blocking(
+            infergate_policy::estimate::warm_up,
+        ));
+    }
     if let (Some(path), Some(interval)) = (opts.config_path, reload_interval) {
         let g = gw.clone();
         background.push(infergate_control::watch::spawn_watcher(

@@ -82,6 +82,37 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// Tenant names come from configuration (bounded); never key ids.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantReasonLabels {
+    pub tenant: Label,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub tenant: Label,
+    /// `admitted`, `rate_limited`, `budget_exceeded`, `unavailable`.
+    pub decision: &'static str,
+    /// Which bucket refused (`key`, `tenant`, `model`, `tenant_model`), empty when admitted.
+    pub scope: &'static str,
+    /// `requests`, `tokens`, `concurrency`, `spend`; empty when admitted.
+    pub metric: &'static str,
+    /// `local`, `redis`, `local_fallback`.
+    pub backend: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    pub tenant: Label,
+    pub gen_ai_request_model: Label,
+}
+
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 const DURATION_BUCKETS: &[f64] = &[
@@ -131,6 +162,12 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    pub authz_denials: Family<TenantReasonLabels, Counter>,
+    pub admissions: Family<AdmissionLabels, Counter>,
+    pub spend_usd: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    pub spend_ledger_dropped: Counter,
+    pub limiter_redis_up: Gauge,
 }
 
 impl Metrics {
@@ -153,6 +190,12 @@ impl Metrics {
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
             access_log_dropped: Counter::default(),
+            auth_failures: Family::default(),
+            authz_denials: Family::default(),
+            admissions: Family::default(),
+            spend_usd: Family::default(),
+            spend_ledger_dropped: Counter::default(),
+            limiter_redis_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register_with_unit(
@@ -223,6 +266,36 @@ impl Metrics {
             "infergate_access_log_dropped",
             "Access log lines dropped because the writer fell behind",
             m.access_log_dropped.clone(),
+        );
+        registry.register(
+            "infergate_auth_failures",
+            "Requests refused for their credential, by reason (missing_credential, invalid_api_key, expired_api_key, revoked_api_key, invalid_token, unknown_tenant, auth_unavailable)",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "infergate_authz_denials",
+            "Requests refused because the caller may not use the model, by tenant and reason",
+            m.authz_denials.clone(),
+        );
+        registry.register(
+            "infergate_limit_decisions",
+            "Admission decisions by tenant, decision, the refusing scope and metric, and backend",
+            m.admissions.clone(),
+        );
+        registry.register(
+            "infergate_spend_usd",
+            "Spend in US dollars (usage x price) by tenant and requested model",
+            m.spend_usd.clone(),
+        );
+        registry.register(
+            "infergate_spend_ledger_dropped",
+            "Spend records dropped because the ledger writer fell behind",
+            m.spend_ledger_dropped.clone(),
+        );
+        registry.register(
+            "infergate_limiter_redis_up",
+            "1 while the shared limiter (Redis) answers, 0 while the fail mode applies",
+            m.limiter_redis_up.clone(),
         );
         Self { registry, ..m }
     }

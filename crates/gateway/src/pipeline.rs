@@ -1,12 +1,19 @@
 //! The request pipeline. One request, one pass, in this order:
 //!
 //! ```text
-//! listen → parse → route → pick endpoint + dispatch (retry before first byte) → respond/stream → settle
+//! listen → identify → parse → guard (authorize) → admit → route → pick endpoint + dispatch
+//!        (retry before first byte) → respond/stream → settle
 //! ```
 //!
 //! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
+//! - **identify** (`stages::identify`): API key or JWT → caller (tenant, key, roles, regions,
+//!   priority). It needs only the headers, so it runs before the body is read: an
+//!   unauthenticated caller cannot make the gateway read a large body.
 //! - **parse** ([`read_body`], `RequestBody::parse`): body size limit, one pass over the JSON; the
 //!   raw bytes are kept and later spliced, never re-serialised.
+//! - **guard** (`stages::authorize`): may the caller use the model (deny by default).
+//! - **admit** (`stages::admit`): reserve the token estimate, the request and a concurrency slot
+//!   in every limit and budget that applies, atomically (in-process or Redis); 429 otherwise.
 //! - **route** (`RouteTable::resolve`): public model → ordered (pool, target model) attempts and
 //!   the request's priority.
 //! - **pick + dispatch** (`dispatch`): the pool's scheduling profile picks an endpoint, the body
@@ -14,11 +21,12 @@
 //!   endpoint, then the fallbacks.
 //! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
 //!   through chunk by chunk.
-//! - **settle** (`context`): metrics and one access-log line, for every outcome.
+//! - **settle** (`context`, `stages::admit::settle`): limits and budgets trued up to real usage,
+//!   spend ledger, metrics and one access-log line, for every outcome.
 //!
-//! Stages added by later work slot in between **parse** and **route** (identify, guard, cache,
-//! admit) and around **respond** (response guardrails); each reads and extends the
-//! [`RequestContext`] and never calls back into an earlier stage.
+//! Stages added by later work slot in between **guard** and **admit** (cache) and around
+//! **respond** (response guardrails); each reads and extends the [`RequestContext`] and never
+//! calls back into an earlier stage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +44,7 @@ use crate::dispatch::{dispatch, UpstreamResponse};
 use crate::error::GatewayError;
 use crate::respond::{GatewayBody, SseStream};
 use crate::snapshot::Snapshot;
+use crate::stages::{admit, authorize, identify::identify};
 use crate::Gateway;
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -69,6 +78,9 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Gatewa
             error_response(&e.to_api())
         }
     };
+    if let Some(h) = &ctx.rate_headers {
+        h.apply(resp.headers_mut());
+    }
     ctx.status = resp.status().as_u16();
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         resp.headers_mut()
@@ -108,10 +120,15 @@ async fn route_request(
                     path: path.to_string(),
                 });
             }
-            Ok(Handled::Done(json_response(
-                StatusCode::OK,
-                snap.models_body.clone(),
-            )))
+            // Once identities are configured, callers see the models they may use.
+            let body = match identify(gw, snap, req.headers()).await? {
+                Some(caller) => {
+                    let names = snap.policy.visible_models(&caller, &snap.model_names);
+                    Snapshot::models_body_for(&names)
+                }
+                None => snap.models_body.clone(),
+            };
+            Ok(Handled::Done(json_response(StatusCode::OK, body)))
         }
         _ => Err(GatewayError::UnknownPath {
             method: req.method().to_string(),
@@ -157,11 +174,24 @@ async fn inference(
     op: Operation,
     req: Request<Incoming>,
 ) -> Result<Handled, GatewayError> {
+    // identify
+    if let Some(caller) = identify(gw, snap, req.headers()).await? {
+        ctx.identity = Some(caller.identity.clone());
+        ctx.priority = caller.identity.priority.unwrap_or(0);
+        ctx.caller = Some(caller);
+    }
+
     // parse
     let (headers, bytes) = read_body(req, snap.settings().max_request_body).await?;
     let body = RequestBody::parse(bytes)?;
     let stream = body.stream() && op.can_stream();
     ctx.stream = stream;
+
+    // guard
+    authorize::authorize(gw, snap, ctx, body.model())?;
+
+    // admit
+    admit::admit(gw, snap, ctx, op, &body).await?;
 
     // route
     let decision = {
@@ -178,7 +208,10 @@ async fn inference(
         Err(e) => return Err(e.into()),
     };
     ctx.model = Some(decision.public_model.clone());
-    ctx.priority = decision.priority;
+    // An explicit objective or the model's own priority wins over the tenant's default.
+    if decision.priority != 0 || ctx.caller.is_none() {
+        ctx.priority = decision.priority;
+    }
 
     // pick endpoint + dispatch
     let upstream = dispatch(gw, snap, ctx, op, &body, &decision, &headers).await?;
@@ -221,6 +254,9 @@ async fn inference(
             let mut headers = HeaderMap::new();
             copy_response_headers(&up_headers, &mut headers);
             add_served_headers(ctx, &mut headers);
+            if let Some(h) = &ctx.rate_headers {
+                h.apply(&mut headers);
+            }
             if let Ok(v) = HeaderValue::from_str(&ctx.id) {
                 headers.insert(HeaderName::from_static("x-request-id"), v);
             }

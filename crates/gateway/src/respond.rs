@@ -4,8 +4,9 @@
 //! goes through the rewriter (model name back to what the client asked, the gateway's own usage
 //! chunk hidden, usage learned) and out again — O(1) work per chunk, no task per chunk, at most
 //! one partial event held. When the upstream breaks, stalls past the idle timeout or ends without
-//! `[DONE]`, the client gets a terminal SSE error event, never a clean-looking end. Dropping the
-//! body (client disconnect) still settles the request.
+//! `[DONE]`, the client gets a terminal SSE error event, never a clean-looking end. A stream
+//! settles when `[DONE]` arrives (before it is forwarded); dropping the body (client disconnect)
+//! still settles the request.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -158,6 +159,7 @@ impl SseStream {
         self.finished = true;
         if let Some(mut s) = self.settle.take() {
             s.ctx.usage = self.rewriter.usage;
+            s.ctx.stream_events = self.rewriter.events;
             if let Some(e) = error {
                 s.ctx.error = Some(e.reason());
             }
@@ -199,8 +201,17 @@ impl SseStream {
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers
                     };
-                    if let Some(out) = this.process(data) {
+                    let out = this.process(data);
+                    if this.rewriter.done && !this.rewriter.upstream_error {
+                        // Settle before `[DONE]` reaches the client: its next request then sees
+                        // this one's real usage in every limit and budget, not the reservation.
+                        this.finish(Outcome::Complete, None);
+                    }
+                    if let Some(out) = out {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    if this.finished {
+                        return Poll::Ready(None);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {

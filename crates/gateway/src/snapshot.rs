@@ -81,6 +81,10 @@ pub struct Snapshot {
     pub pools: HashMap<Arc<str>, PoolRuntime>,
     /// Pre-rendered `GET /v1/models` body.
     pub models_body: Bytes,
+    /// Public model names, for `GET /v1/models` filtered by what a caller may use.
+    pub model_names: Vec<Arc<str>>,
+    /// Tenants, keys declared in config, limits, prices: what the policy stages decide from.
+    pub policy: infergate_policy::access::PolicyTable,
     pub upstreams: Arc<Upstreams>,
     /// Model names allowed as metric label values.
     label_models: HashSet<Arc<str>>,
@@ -140,6 +144,8 @@ impl Snapshot {
             serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
                 .unwrap_or_default(),
         );
+        let model_names = routes.model_names().to_vec();
+        let policy = infergate_policy::access::PolicyTable::compile(&config);
         let label_models = routes
             .known_target_models()
             .into_iter()
@@ -151,6 +157,8 @@ impl Snapshot {
             routes,
             pools,
             models_body,
+            model_names,
+            policy,
             upstreams,
             label_models,
             other: Label::from("other"),
@@ -168,5 +176,19 @@ impl Snapshot {
 
     pub fn settings(&self) -> &infergate_control::Settings {
         &self.config.settings
+    }
+
+    /// The `GET /v1/models` body listing only `names`.
+    pub fn models_body_for(names: &[&Arc<str>]) -> Bytes {
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .map(|m| {
+                serde_json::json!({"id": &***m, "object": "model", "created": 0, "owned_by": "infergate"})
+            })
+            .collect();
+        Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
+                .unwrap_or_default(),
+        )
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_cli;
 mod epp;
 mod serve;
 
@@ -44,6 +45,10 @@ enum Command {
     /// Benchmarks (load generation and the overhead comparison).
     #[command(subcommand)]
     Bench(infergate_bench::BenchCommand),
+    /// API keys: create, list, rotate, expire, revoke (through the admin API); hash, generate.
+    Keys(admin_cli::KeysArgs),
+    /// Spend report by tenant, key, model and day (through the admin API).
+    Spend(admin_cli::SpendArgs),
 }
 
 fn init_logging(format: &str) {
@@ -112,6 +117,8 @@ fn main() -> ExitCode {
                     Command::Epp(args) => epp::run(args).await,
                     Command::Sim(args) => infergate_sim::run(*args).await,
                     Command::Bench(cmd) => infergate_bench::run(cmd).await,
+                    Command::Keys(args) => admin_cli::keys(args).await,
+                    Command::Spend(args) => admin_cli::spend(args).await,
                     Command::Check { .. } => Ok(()),
                 }
             });
