@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 pub mod response;
 pub mod sse;
+pub mod tokenizer;
 
 pub use body::{BodyError, Operation, RequestBody};
 pub use error::ApiError;

@@ -33,7 +33,8 @@ mod server;
 mod settings;
 mod stream;
 mod text;
-pub mod tokenizer;
+/// The tokenizer lives in `infergate-protocol` so the scheduler cuts prompts into the same blocks.
+pub use infergate_protocol::tokenizer;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
