@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod error;
+pub mod kv_events;
 pub mod response;
 pub mod sse;
 pub mod tokenizer;
