@@ -34,6 +34,7 @@ use crate::snapshot::Snapshot;
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     registry: EndpointRegistry,
+    schedulers: snapshot::SchedulerRegistry,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     generation: AtomicU64,
@@ -52,11 +53,13 @@ impl Gateway {
             None => None,
         };
         let registry = EndpointRegistry::default();
-        let snap = Snapshot::build(1, config, &registry, None);
+        let schedulers = snapshot::SchedulerRegistry::default();
+        let snap = Snapshot::build(1, config, &registry, &schedulers, None);
         metrics.config_generation.set(1);
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
+            schedulers,
             metrics,
             access_log,
             generation: AtomicU64::new(1),
@@ -83,7 +86,13 @@ impl Gateway {
         if current.access_log != next.access_log {
             tracing::warn!("access log target changed; it takes effect at the next restart");
         }
-        let snap = Snapshot::build(generation, config, &self.registry, Some(&prev));
+        let snap = Snapshot::build(
+            generation,
+            config,
+            &self.registry,
+            &self.schedulers,
+            Some(&prev),
+        );
         drop(prev);
         self.snapshot.store(Arc::new(snap));
         self.metrics

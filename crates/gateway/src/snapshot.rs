@@ -5,7 +5,7 @@
 //! reload never changes a request half-way and in-flight requests finish on the old snapshot.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use infergate_control::{AppProtocol, ConfigSet, RouteTable};
-use infergate_scheduler::{Endpoint, EndpointRegistry, SchedulingProfile};
+use infergate_scheduler::{Endpoint, EndpointRegistry, PoolScheduler};
 
 use crate::metrics::Label;
 
@@ -63,12 +63,53 @@ impl Upstreams {
     }
 }
 
+/// Keeps one [`PoolScheduler`] per pool across configuration snapshots: its queues, prefix
+/// indexes and scraped signals outlive a reload.
+#[derive(Default)]
+pub struct SchedulerRegistry {
+    by_pool: Mutex<HashMap<Arc<str>, Arc<PoolScheduler>>>,
+}
+
+impl SchedulerRegistry {
+    /// The schedulers for this snapshot's pools (created and started, or updated); pools no
+    /// longer configured are dropped (their scraper stops).
+    fn resolve(
+        &self,
+        pools: Vec<(Arc<str>, Vec<Endpoint>, Arc<infergate_control::PickerConfig>)>,
+    ) -> HashMap<Arc<str>, Arc<PoolScheduler>> {
+        let mut map = self
+            .by_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = HashMap::new();
+        for (name, endpoints, config) in pools {
+            let s = match map.remove(&name) {
+                Some(s) => {
+                    s.update(endpoints, config);
+                    s
+                }
+                None => {
+                    let s = Arc::new(PoolScheduler::new(&name, endpoints, config));
+                    if tokio::runtime::Handle::try_current().is_ok() {
+                        s.start();
+                    }
+                    s
+                }
+            };
+            next.insert(name, s);
+        }
+        *map = next.clone();
+        next
+    }
+}
+
 /// One InferencePool at run time.
 pub struct PoolRuntime {
     pub name: Arc<str>,
     pub label: Label,
     pub endpoints: Vec<Endpoint>,
-    pub profile: SchedulingProfile,
+    /// Admission, flow control and endpoint picking for this pool.
+    pub scheduler: Arc<PoolScheduler>,
     pub protocol: AppProtocol,
     /// `gen_ai.provider.name` for requests served by this pool (the engine type).
     pub provider: Label,
@@ -92,6 +133,7 @@ impl Snapshot {
         generation: u64,
         config: ConfigSet,
         registry: &EndpointRegistry,
+        schedulers: &SchedulerRegistry,
         previous: Option<&Snapshot>,
     ) -> Self {
         let routes = RouteTable::build(&config);
@@ -101,6 +143,17 @@ impl Snapshot {
             .map(|p| (Arc::from(p.name.as_str()), p.endpoints.clone()))
             .collect();
         let mut resolved = registry.resolve_pools(&specs);
+        let mut scheds = schedulers.resolve(
+            config
+                .pools
+                .iter()
+                .map(|p| {
+                    let name: Arc<str> = Arc::from(p.name.as_str());
+                    let eps = resolved.get(&name).cloned().unwrap_or_default();
+                    (name, eps, config.picker_for(p))
+                })
+                .collect(),
+        );
         let pools = config
             .pools
             .iter()
@@ -115,8 +168,12 @@ impl Snapshot {
                 let rt = PoolRuntime {
                     label: Label(name.clone()),
                     name: name.clone(),
+                    scheduler: scheds
+                        .remove(&name)
+                        .unwrap_or_else(|| {
+                            Arc::new(PoolScheduler::new(&name, endpoints.clone(), config.picker_for(p)))
+                        }),
                     endpoints,
-                    profile: SchedulingProfile::least_outstanding(),
                     protocol: p.app_protocol,
                     provider: Label::from(engine),
                 };
