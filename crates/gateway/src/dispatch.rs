@@ -177,7 +177,8 @@ pub async fn dispatch(
         let scheduled = pool.scheduler.schedule(&sreq).await;
         let mut scheduled = match scheduled {
             Ok(s) => {
-                gw.metrics.observe_queue(&pool.label, "dispatched", s.queued_for);
+                gw.metrics
+                    .observe_queue(&pool.label, "dispatched", s.queued_for);
                 ctx.queue_wait += s.queued_for;
                 s
             }

@@ -75,7 +75,11 @@ impl SchedulerRegistry {
     /// longer configured are dropped (their scraper stops).
     fn resolve(
         &self,
-        pools: Vec<(Arc<str>, Vec<Endpoint>, Arc<infergate_control::PickerConfig>)>,
+        pools: Vec<(
+            Arc<str>,
+            Vec<Endpoint>,
+            Arc<infergate_control::PickerConfig>,
+        )>,
     ) -> HashMap<Arc<str>, Arc<PoolScheduler>> {
         let mut map = self
             .by_pool
@@ -168,11 +172,13 @@ impl Snapshot {
                 let rt = PoolRuntime {
                     label: Label(name.clone()),
                     name: name.clone(),
-                    scheduler: scheds
-                        .remove(&name)
-                        .unwrap_or_else(|| {
-                            Arc::new(PoolScheduler::new(&name, endpoints.clone(), config.picker_for(p)))
-                        }),
+                    scheduler: scheds.remove(&name).unwrap_or_else(|| {
+                        Arc::new(PoolScheduler::new(
+                            &name,
+                            endpoints.clone(),
+                            config.picker_for(p),
+                        ))
+                    }),
                     endpoints,
                     protocol: p.app_protocol,
                     provider: Label::from(engine),

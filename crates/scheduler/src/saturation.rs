@@ -4,7 +4,9 @@
 //! - `utilization-detector` (the anchor's default): per endpoint
 //!   `max(queue / queueDepthThreshold, kv / kvCacheUtilThreshold)`, 1.0 when its metrics are
 //!   older than `metricsStalenessThreshold` (200 ms); the pool's saturation is the mean; ≥ 1.0 is
-//!   saturated. The queue is the scraped queue plus what the gateway sent since the scrape.
+//!   saturated. An endpoint never scraped yet (the gateway just started, or it exports no
+//!   metrics) counts the gateway's own in-flight requests as its queue instead of being "full",
+//!   so a fresh gateway does not shed its first sheddable requests. The queue is the scraped queue plus what the gateway sent since the scrape.
 //!   Ejected endpoints are left out (they take no traffic) unless every endpoint is ejected.
 //! - `concurrency-detector`: the gateway's own in-flight requests (or tokens) over
 //!   `maxConcurrency` per endpoint.
@@ -26,7 +28,11 @@ impl SaturationDetector {
     pub fn endpoint_score(&self, ep: &Endpoint, now_ms: u64) -> f64 {
         match self {
             SaturationDetector::Utilization(p) => {
-                let Some(m) = ep.metrics() else { return 1.0 };
+                let Some(m) = ep.metrics() else {
+                    // Not scraped yet (just started, or it exports no metrics): what this
+                    // gateway has in flight there stands in for its queue.
+                    return f64::from(ep.in_flight()) / p.queue_depth_threshold;
+                };
                 let stale_ms =
                     u64::try_from(p.metrics_staleness_threshold.get().as_millis()).unwrap_or(0);
                 if now_ms.saturating_sub(m.updated_ms) > stale_ms {
@@ -120,10 +126,13 @@ mod tests {
     }
 
     #[test]
-    fn stale_or_missing_metrics_count_as_full() {
+    fn stale_metrics_count_as_full_and_missing_ones_as_in_flight() {
         let d = SaturationDetector::Utilization(UtilizationParams::default());
         let a = ep(1);
+        assert_eq!(d.endpoint_score(&a, now_ms()), 0.0);
+        let g: Vec<_> = (0..5).map(|_| a.begin_request()).collect();
         assert_eq!(d.endpoint_score(&a, now_ms()), 1.0);
+        drop(g);
         a.set_metrics(metrics(0.0, 0.0));
         let now = now_ms();
         assert_eq!(d.endpoint_score(&a, now), 0.0);
