@@ -25,6 +25,7 @@ pub mod fake_metrics;
 mod fleet;
 mod inference;
 pub mod kv_cache;
+mod kv_publisher;
 mod latency;
 mod lora;
 mod metrics;

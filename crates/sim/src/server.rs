@@ -50,6 +50,8 @@ pub(crate) struct Replica {
     pub(crate) settings: ArcSwap<RuntimeSettings>,
     pub(crate) engine: Arc<Engine>,
     pub(crate) kv: Option<Arc<KvCache>>,
+    /// When each prefill lane is next free (`--prefill-parallelism`; empty = unlimited).
+    prefill_lanes: parking_lot::Mutex<Vec<Instant>>,
     loras: LoraRegistry,
     pub(crate) metrics: Metrics,
     ready_at: Instant,
@@ -69,6 +71,20 @@ fn header_value(s: &str, fallback: &'static str) -> HeaderValue {
 }
 
 impl Replica {
+    /// A prefill of `prefill` that could start at `ready`: with limited prefill lanes it starts
+    /// when the earliest lane frees, and the lane is taken until it ends. Returns the time from
+    /// `ready` to the end of the prefill.
+    pub(crate) fn schedule_prefill(&self, ready: Instant, prefill: Duration) -> Duration {
+        let mut lanes = self.prefill_lanes.lock();
+        let Some(lane) = lanes.iter_mut().min() else {
+            return prefill;
+        };
+        let start = (*lane).max(ready);
+        let end = start + prefill;
+        *lane = end;
+        end.saturating_duration_since(ready)
+    }
+
     pub(crate) fn new(config: Arc<SimConfig>, index: usize, port: u16) -> Self {
         let served_names = config.served_names();
         let primary = served_names
@@ -98,6 +114,10 @@ impl Replica {
                 config.max_loras,
             ),
             kv,
+            prefill_lanes: parking_lot::Mutex::new(vec![
+                Instant::now();
+                config.prefill_parallelism
+            ]),
             loras: LoraRegistry::new(
                 &config.lora_modules,
                 config.max_cpu_loras.unwrap_or(LORA_REGISTRY_LIMIT),
@@ -776,6 +796,27 @@ fn error_response(error: &SimError) -> Response<SimBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefill_lanes_queue_prefills_beyond_the_parallelism() {
+        let config = SimConfig {
+            prefill_parallelism: 2,
+            ..SimConfig::default()
+        };
+        let r = Replica::new(Arc::new(config), 0, 1);
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let p = Duration::from_millis(100);
+        // two lanes: the first two prefill at once, the third waits for a lane
+        assert_eq!(r.schedule_prefill(t0, p), p);
+        assert_eq!(r.schedule_prefill(t0, p), p);
+        assert_eq!(r.schedule_prefill(t0, p), 2 * p);
+        // a prefill ready after the lanes free starts at once
+        assert_eq!(r.schedule_prefill(t0 + 10 * p, p), p);
+        let unlimited = Replica::new(Arc::new(SimConfig::default()), 0, 1);
+        for _ in 0..10 {
+            assert_eq!(unlimited.schedule_prefill(t0, p), p);
+        }
+    }
 
     #[test]
     fn embeddings_are_deterministic_unit_vectors() {
