@@ -5,12 +5,14 @@
 //!   closed-loop saturation) — what every benchmark drives traffic with.
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
-//! - one module per benchmark: [`overhead`].
+//! - one module per benchmark: [`overhead`], [`routing`].
 
 pub mod load;
 pub mod overhead;
+pub mod plot;
 pub mod process;
 pub mod report;
+pub mod routing;
 
 /// `infergate bench …`
 #[derive(clap::Subcommand, Debug)]
@@ -21,11 +23,15 @@ pub enum BenchCommand {
     /// Added latency, throughput and memory of infergate next to a direct call and Envoy, with
     /// real processes; writes docs/benchmarks/overhead.md and overhead.json.
     Overhead(overhead::OverheadArgs),
+    /// Endpoint picking on the shared-prefix workload (8 simulated replicas, a ladder of rates,
+    /// six strategies); writes docs/benchmarks/routing.md, .json and .svg.
+    Routing(routing::RoutingArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Load(args) => load::run_cli(&args).await,
         BenchCommand::Overhead(args) => overhead::run(&args).await,
+        BenchCommand::Routing(args) => routing::run(&args).await,
     }
 }
