@@ -5,11 +5,12 @@
 //!   closed-loop saturation) — what every benchmark drives traffic with.
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
-//! - one module per benchmark: [`overhead`], [`routing`].
+//! - one module per benchmark: [`overhead`], [`routing`], [`priority`].
 
 pub mod load;
 pub mod overhead;
 pub mod plot;
+pub mod priority;
 pub mod process;
 pub mod report;
 pub mod routing;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     /// Endpoint picking on the shared-prefix workload (8 simulated replicas, a ladder of rates,
     /// six strategies); writes docs/benchmarks/routing.md, .json and .svg.
     Routing(routing::RoutingArgs),
+    /// Critical traffic on a pool saturated by sheddable batch traffic; writes
+    /// docs/benchmarks/priority.md and .json.
+    Priority(priority::PriorityArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -33,5 +37,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Load(args) => load::run_cli(&args).await,
         BenchCommand::Overhead(args) => overhead::run(&args).await,
         BenchCommand::Routing(args) => routing::run(&args).await,
+        BenchCommand::Priority(args) => priority::run(&args).await,
     }
 }

@@ -478,11 +478,21 @@ pub(crate) async fn start_bench(
     sim_yaml: &str,
     picker: &str,
 ) -> anyhow::Result<Bench> {
+    start_bench_with(replicas, sim_yaml, picker, "").await
+}
+
+/// As [`start_bench`], with more resources appended to the gateway configuration.
+pub(crate) async fn start_bench_with(
+    replicas: usize,
+    sim_yaml: &str,
+    picker: &str,
+    extra: &str,
+) -> anyhow::Result<Bench> {
     let cfg = infergate_sim::SimConfig::from_yaml(sim_yaml).context("simulator config")?;
     let fleet = infergate_sim::SimFleet::start(cfg, "127.0.0.1".parse()?, 0, replicas)
         .await
         .context("start the simulated fleet")?;
-    let yaml = gateway_yaml(&fleet.addrs(), picker);
+    let yaml = gateway_yaml(&fleet.addrs(), picker) + extra;
     let config = infergate_control::load_str("bench.yaml", &yaml)
         .map_err(|e| anyhow::anyhow!("bench configuration:\n{e}"))?;
     let gateway = infergate_gateway::start(

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
-use infergate_control::picker::{
-    PickerConfig, PluginInstance, PluginKind, PrecisePrefixParams,
-};
+use infergate_control::picker::{PickerConfig, PluginInstance, PluginKind, PrecisePrefixParams};
 use infergate_control::EndpointSpec;
 use infergate_scheduler::{
     EndpointMetrics, EndpointState, PoolScheduler, PromptKind, SchedulingRequest,
@@ -51,7 +49,9 @@ fn endpoints() -> Vec<Arc<EndpointState>> {
 }
 
 fn words(n: usize, seed: usize) -> String {
-    const W: &[&str] = &["model", "cache", "token", "route", "serve", "query", "agent", "data"];
+    const W: &[&str] = &[
+        "model", "cache", "token", "route", "serve", "query", "agent", "data",
+    ];
     (0..n)
         .map(|i| W[(i * 7 + seed) % W.len()])
         .collect::<Vec<_>>()
@@ -173,7 +173,8 @@ fn write_report() {
             p[0], p[1], p[2], p[3]
         );
     }
-    let _ = writeln!(
+    let _ =
+        writeln!(
         s,
         "\nThe precise profile tokenizes the prompt (the engine's tokenizer and chat template) \
          on every decision; the approximate one hashes 64-byte blocks of the raw JSON. \
@@ -181,7 +182,8 @@ fn write_report() {
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks/decision.md");
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks/decision.md");
     if let Some(dir) = out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
