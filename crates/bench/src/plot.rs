@@ -26,6 +26,9 @@ pub fn ladder_svg(
     titles: [&str; 4],
     x_label: &str,
 ) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let root = SVGBackend::new(path, (1100, 800)).into_drawing_area();
     root.fill(&WHITE).context("plot")?;
     let panels = root.split_evenly((2, 2));
