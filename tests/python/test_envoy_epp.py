@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -71,6 +72,19 @@ def http_get(url: str) -> str:
         return r.read().decode()
 
 
+PICKER_CONFIG = """
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+metadata: {{name: infergate-epp}}
+plugins:
+- type: concurrency-detector
+  parameters: {{maxConcurrency: {max_concurrency}}}
+saturationDetector: {{pluginRef: concurrency-detector}}
+flowControl: {{defaultRequestTTL: 20s}}
+"""
+
+
 class Stack:
     """Simulated pools + `infergate epp` + Envoy, all on loopback."""
 
@@ -101,7 +115,11 @@ class Stack:
             "CHAT_PORT_0": self.chat_ports[0], "CHAT_PORT_1": self.chat_ports[1],
             "CHAT_PORT_2": self.chat_ports[2], "SUMMARIZE_PORT": self.summarize_port,
         }))
-        self.start_epp(epp_cfg, max_concurrency)
+        # The pools' EndpointPickerConfig (both reference `infergate-epp`): saturated at
+        # `max_concurrency` requests in flight per endpoint; flow control queues the rest.
+        with epp_cfg.open("a") as f:
+            f.write(PICKER_CONFIG.format(max_concurrency=max_concurrency))
+        self.start_epp(epp_cfg)
         admin_path = workdir / "envoy-admin.txt"
         envoy_cfg = workdir / "envoy.yaml"
         envoy_cfg.write_text(render(EXAMPLE / "envoy.yaml", {
@@ -136,10 +154,10 @@ class Stack:
     def start(self, name, argv):
         self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(self.log(name), "w"))
 
-    def start_epp(self, cfg: Path, max_concurrency: int):
+    def start_epp(self, cfg: Path):
         self.start("epp", [self.bin, "epp", "--config", str(cfg), "--grpc", "127.0.0.1:0",
                            "--health", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
-                           "--max-concurrency", str(max_concurrency), "--drain-seconds", "2",
+                           "--drain-seconds", "2",
                            "--enable-test-endpoint-selection"])
         line = wait_for(lambda: re.search(r"ext_proc grpc://([\d.]+):(\d+) .*metrics (http://[\d.:]+)",
                                           self.log("epp").read_text()),
@@ -258,13 +276,14 @@ def test_streaming_with_the_openai_sdk(stack):
 
 def test_shed_request_gets_429_while_the_pool_is_saturated(stack):
     client = openai.OpenAI(base_url=stack.url + "/v1", api_key="unused")
-    # One slow stream occupies summarize-pool's only endpoint (the picker runs with
-    # --max-concurrency 1, so that is saturation).
+    # One slow stream occupies summarize-pool's only endpoint (its EndpointPickerConfig
+    # saturates at one request in flight per endpoint).
     stream = client.chat.completions.create(
         model="summarize", messages=[{"role": "user", "content": "a long answer"}],
         stream=True, max_tokens=200)
     it = iter(stream)
     next(it)  # the request is in flight
+    waiting = {}
     try:
         status, headers, body = stack.chat("batch job", model="summarize",
                                            headers={"x-gateway-inference-objective": "batch"})
@@ -273,12 +292,17 @@ def test_shed_request_gets_429_while_the_pool_is_saturated(stack):
         assert err["code"] == "shed"
         assert "sheddable" in err["message"]
         assert headers.get("retry-after") == "1"
-        # Requests that are not sheddable still go through.
-        status, _, body = stack.chat("interactive", model="summarize", max_tokens=1)
-        assert status == 200, body
+        # A request that is not sheddable waits in flow control for capacity instead.
+        t = threading.Thread(target=lambda: waiting.update(
+            r=stack.chat("interactive", model="summarize", max_tokens=1)))
+        t.start()
+        time.sleep(1.0)
+        assert "r" not in waiting, f"should wait while the pool is saturated: {waiting}"
     finally:
         stream.close()
-    # Once the stream is gone, sheddable requests are admitted again.
+    # The stream is gone: the waiting request is dispatched, and sheddable ones admitted again.
+    t.join(timeout=20)
+    assert waiting.get("r", (None,))[0] == 200, waiting
     wait_for(lambda: stack.chat("batch again", model="summarize", max_tokens=1,
                                 headers={"x-gateway-inference-objective": "batch"})[0] == 200,
              "the pool to drain")

@@ -5,6 +5,7 @@
 //! This crate decides what a configuration means; it never serves traffic.
 
 pub mod loader;
+pub mod picker;
 pub mod policy;
 pub mod resources;
 pub mod routing;
@@ -16,4 +17,5 @@ pub use loader::{
     load_path, load_sources, load_str, read_sources, AppProtocol, ConfigError, ConfigErrors,
     ConfigSet, EndpointSpec, Pool, Settings,
 };
+pub use picker::{PickerConfig, PluginKind};
 pub use routing::{RouteDecision, RouteError, RouteTable, RouteTarget};

@@ -5,10 +5,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::picker::{
+    validate_picker, EndpointPickerConfigDoc, PickerConfig, PICKER_API_GIE, PICKER_API_LLMD,
+    PICKER_KIND,
+};
 use crate::resources::*;
 use crate::yaml_lines::{document_lines, DocLines};
 
@@ -204,7 +209,7 @@ impl Default for Settings {
 }
 
 /// A validated configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSet {
     pub settings: Settings,
     pub pools: Vec<Pool>,
@@ -214,6 +219,8 @@ pub struct ConfigSet {
     pub public_models: Vec<PublicModel>,
     pub simulators: Vec<Simulator>,
     pub tenants: Vec<crate::policy::Tenant>,
+    /// `EndpointPickerConfig`s by name (see [`ConfigSet::picker_for`]).
+    pub pickers: Vec<Arc<PickerConfig>>,
     /// Problems that do not stop the configuration from serving.
     pub warnings: Vec<ConfigError>,
 }
@@ -227,6 +234,26 @@ impl ConfigSet {
     /// `auth.anonymousTenant`).
     pub fn identities_configured(&self) -> bool {
         !self.tenants.is_empty() || self.settings.policy.auth.jwt.is_some()
+    }
+
+    /// The endpoint-picker configuration a pool runs: the `EndpointPickerConfig` named like the
+    /// pool's `endpointPickerRef` (v1alpha2: `extensionRef`) when there is one; otherwise the
+    /// only `EndpointPickerConfig`, or the one named `default` when there are several; otherwise
+    /// the built-in default (the anchor's: queue 2, KV cache 2, prefix 3).
+    pub fn picker_for(&self, pool: &Pool) -> Arc<PickerConfig> {
+        if let Some(epp) = &pool.epp {
+            if let Some(p) = self.pickers.iter().find(|p| p.name == epp.name) {
+                return p.clone();
+            }
+        }
+        match self.pickers.as_slice() {
+            [only] => only.clone(),
+            many => many
+                .iter()
+                .find(|p| p.name == "default")
+                .cloned()
+                .unwrap_or_else(|| Arc::new(PickerConfig::default())),
+        }
     }
 }
 
@@ -270,11 +297,13 @@ struct Parsed<'a> {
     settings: Vec<Located<'a, GatewaySettingsSpec>>,
     simulators: Vec<Located<'a, SimulatorSpec>>,
     tenants: Vec<Located<'a, crate::policy::TenantSpec>>,
+    pickers: Vec<(At<'a>, EndpointPickerConfigDoc)>,
 }
 
 const KNOWN: &str = "InferencePool (inference.networking.k8s.io/v1 or inference.networking.x-k8s.io/v1alpha2), \
 InferenceObjective, InferenceModelRewrite, InferenceModel (inference.networking.x-k8s.io/v1alpha2), \
-PublicModel, GatewaySettings, Tenant, Simulator (infergate.dev/v1alpha1)";
+PublicModel, GatewaySettings, Tenant, Simulator (infergate.dev/v1alpha1), \
+EndpointPickerConfig (inference.networking.x-k8s.io/v1alpha1)";
 
 fn typed<T: DeserializeOwned>(
     value: serde_yaml_ng::Value,
@@ -355,6 +384,18 @@ fn parse_text<'a>(
                 field,
                 format!("every resource needs `apiVersion` and `kind`; known kinds: {KNOWN}"),
             ));
+            continue;
+        }
+        if kind == PICKER_KIND
+            && matches!(
+                api_version.as_str(),
+                PICKER_API_GIE | PICKER_API_LLMD | INFERGATE_V1ALPHA1
+            )
+        {
+            match typed::<EndpointPickerConfigDoc>(value, file, doc, &resource) {
+                Ok(d) => out.pickers.push((at, d)),
+                Err(e) => errors.push(e),
+            }
             continue;
         }
         let mut load = Loader {
@@ -787,6 +828,40 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         errors,
     );
     set.tenants = tenants.into_iter().map(|(t, _)| t).collect();
+
+    let mut picker_names: HashMap<String, usize> = HashMap::new();
+    for (at, doc) in &parsed.pickers {
+        let err = |field: &str, message: String| at.err(field, message);
+        let cfg = validate_picker(doc, &err, errors);
+        if let Some(prev) = picker_names.insert(cfg.name.clone(), at.doc.start_line) {
+            errors.push(at.err(
+                "metadata.name",
+                format!(
+                    "EndpointPickerConfig `{}` is declared twice (first at line {prev}); name \
+                     them apart with metadata.name",
+                    cfg.name
+                ),
+            ));
+        }
+        set.pickers.push(Arc::new(cfg));
+    }
+    if set.pickers.len() > 1 && !picker_names.contains_key("default") {
+        for p in &parsed.pools {
+            let named = p.res.spec.epp.as_ref().map(|e| e.name.as_str());
+            if !named.is_some_and(|n| picker_names.contains_key(n)) {
+                set.warnings.push(p.at.err(
+                    "spec",
+                    format!(
+                        "pool `{}` references none of the {} EndpointPickerConfigs (by \
+                         endpointPickerRef name) and none is named `default`; it uses the \
+                         built-in default profile",
+                        p.res.spec.name,
+                        set.pickers.len()
+                    ),
+                ));
+            }
+        }
+    }
 
     for s in &parsed.simulators {
         let spec = &s.res.spec;

@@ -7,12 +7,14 @@
 //! | 400 | body is not JSON, has no `model`, or a field has the wrong type |
 //! | 404 | the model is not routed by the configuration |
 //! | 413 | body larger than `GatewaySettings spec.maxRequestBody` |
-//! | 429 | sheddable request (priority < 0) while the pool is saturated |
+//! | 429 | sheddable request (priority < 0) while the pool is saturated; the pool's queue is full |
 //! | 500 | the proxy names a pool the picker does not know (a wiring mistake) |
-//! | 503 | no endpoint can take the request (none listed, none in the subset hint) |
+//! | 503 | no endpoint can take the request (none listed, none in the subset hint); waited in the queue past its TTL |
 
 use http::StatusCode;
 use infergate_protocol::{ApiError, BodyError};
+
+use infergate_scheduler::SchedulingError;
 
 use crate::scheduling::PickError;
 
@@ -42,6 +44,8 @@ impl EppError {
             EppError::Pick(PickError::NoEndpoint(_)) => "no_endpoint",
             EppError::Pick(PickError::Shed { .. }) => "shed",
             EppError::Pick(PickError::NoPool { .. }) => "no_pool",
+            EppError::Pick(PickError::Queue(SchedulingError::QueueFull { .. })) => "queue_full",
+            EppError::Pick(PickError::Queue(_)) => "queue_timeout",
         }
     }
 
@@ -113,6 +117,26 @@ impl EppError {
                      {priority} < 0), so it was dropped. Retry later, or send it with a \
                      non-negative priority (x-gateway-inference-objective naming an \
                      InferenceObjective with priority >= 0)."
+                ),
+            )
+            .with_retry_after(1),
+            EppError::Pick(PickError::Queue(e)) if e.status() == 429 => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                reason,
+                format!(
+                    "{e}: the pool is saturated and this many requests already wait. Retry \
+                     later, or raise the EndpointPickerConfig's flowControl limits."
+                ),
+            )
+            .with_retry_after(1),
+            EppError::Pick(PickError::Queue(e)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER,
+                reason,
+                format!(
+                    "{e}. Retry later; if it persists the pool needs more replicas (or a longer \
+                     flowControl.defaultRequestTTL)."
                 ),
             )
             .with_retry_after(1),

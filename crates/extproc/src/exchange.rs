@@ -28,6 +28,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use infergate_protocol::response::rewrite_body;
 use infergate_protocol::{EventOutcome, OpenAiStreamRewriter, RequestBody, SseSplitter, Usage};
+use infergate_scheduler::PromptKind;
 
 use crate::error::EppError;
 use crate::metrics::{Metrics, PoolLabels, RequestLabels, TokenLabels};
@@ -282,6 +283,13 @@ impl<T: Ticket> Exchange<T> {
             pool: self.pool_hint.as_deref(),
             subset: self.subset.as_deref(),
             prompt: self.parsed.as_ref().map_or(&[][..], |p| p.prompt_raw()),
+            prompt_kind: match &self.parsed {
+                Some(p) if p.has_messages() => PromptKind::Chat,
+                Some(p) if p.has_prompt() => PromptKind::Completion,
+                _ => PromptKind::Other,
+            },
+            max_tokens: self.parsed.as_ref().and_then(|p| p.max_tokens()),
+            size_bytes: self.parsed.as_ref().map_or(0, |p| p.bytes().len() as u64),
         }
     }
 

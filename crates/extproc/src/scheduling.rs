@@ -11,11 +11,10 @@
 //!    a candidate, then its fallbacks in order;
 //! 3. a request without a body (GET) goes to the only pool when there is one.
 //!
-//! Interim: until the scheduler's own entry point (admission and flow control inside) lands,
-//! shedding here uses the anchor's `concurrency-detector` rule on the requests this picker has in
-//! flight (pool saturated when in-flight ≥ endpoints × `max_concurrency`; a request with
-//! priority < 0 is then shed). Replacing [`ConfigPicker::schedule`]'s body with the new call is
-//! the whole switch.
+//! Inside a pool, the decision is the scheduler crate's [`PoolScheduler::schedule`] — the same
+//! admission, flow control (priority bands, fairness, TTL) and `Filter → Scorer → Picker`
+//! profile the gateway's own data plane runs, configured by the pool's `EndpointPickerConfig`.
+//! A sheddable request on a saturated pool gets 429; others may wait for capacity.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,7 +24,8 @@ use arc_swap::ArcSwap;
 use infergate_control::{ConfigSet, RouteError, RouteTable};
 use infergate_protocol::Usage;
 use infergate_scheduler::{
-    Endpoint, EndpointRegistry, InFlight, SchedulingError, SchedulingProfile, SchedulingRequest,
+    Endpoint, EndpointRegistry, InFlight, PoolScheduler, PromptKind, RequestUsage,
+    SchedulerRegistry, SchedulingError, SchedulingRequest, DEFAULT_FLOW,
 };
 
 /// What the protocol layer learned about a request, for scheduling.
@@ -46,6 +46,12 @@ pub struct PickRequest<'a> {
     pub subset: Option<&'a [String]>,
     /// Raw prompt bytes (prefix affinity).
     pub prompt: &'a [u8],
+    /// What the prompt bytes are (chat messages, completion prompt, other).
+    pub prompt_kind: PromptKind,
+    /// `max_tokens` of the body (the token estimate for the concurrency detector).
+    pub max_tokens: Option<u64>,
+    /// Body size (flow-control byte limits).
+    pub size_bytes: u64,
 }
 
 /// The decision.
@@ -64,7 +70,7 @@ pub struct Picked<T> {
 }
 
 /// Why no endpoint was picked. Mapped to a status and an OpenAI-style body in `error.rs`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PickError {
     #[error(transparent)]
     UnknownModel(#[from] RouteError),
@@ -74,6 +80,9 @@ pub enum PickError {
     NoEndpoint(String),
     #[error("pool `{pool}` is saturated and the request is sheddable (priority {priority})")]
     Shed { pool: String, priority: i32 },
+    /// Flow control refused or gave up: queue full (429) or waited past the TTL (503).
+    #[error(transparent)]
+    Queue(SchedulingError),
     #[error("a request without a body does not name a model, and this endpoint picker serves {pools} pools")]
     NoPool { pools: usize },
 }
@@ -109,55 +118,57 @@ pub trait EndpointPicker: Send + Sync + 'static {
 /// One place to try: (pool, public model, target model).
 type Attempt = (Arc<str>, Option<Arc<str>>, Option<String>);
 
-struct PoolState {
-    endpoints: Vec<Endpoint>,
-    profile: SchedulingProfile,
-}
-
 struct PickerState {
     routes: RouteTable,
-    pools: HashMap<Arc<str>, PoolState>,
+    pools: HashMap<Arc<str>, Arc<PoolScheduler>>,
     pool_names: Vec<Arc<str>>,
     max_body: usize,
 }
 
-/// The picker on the configuration and the scheduler crate's profiles.
+/// The picker on the configuration and the scheduler crate's [`PoolScheduler`]s.
 pub struct ConfigPicker {
     state: ArcSwap<PickerState>,
     registry: EndpointRegistry,
-    /// Requests in flight per endpoint at which a pool counts as saturated.
-    max_concurrency: u32,
+    schedulers: SchedulerRegistry,
 }
 
 impl ConfigPicker {
-    pub fn new(config: &ConfigSet, max_concurrency: u32) -> Self {
+    /// Build the pools' schedulers (their metric scrapers start when a tokio runtime is
+    /// running).
+    pub fn new(config: &ConfigSet) -> Self {
         let registry = EndpointRegistry::default();
-        let state = build_state(config, &registry);
+        let schedulers = SchedulerRegistry::default();
+        let state = build_state(config, &registry, &schedulers);
         Self {
             state: ArcSwap::from_pointee(state),
             registry,
-            max_concurrency: max_concurrency.max(1),
+            schedulers,
         }
     }
 
-    /// Swap in a new configuration; endpoint state (in-flight counts) carries over.
+    /// Swap in a new configuration; endpoint state, queues and prefix indexes carry over.
     pub fn apply(&self, config: &ConfigSet) {
-        self.state
-            .store(Arc::new(build_state(config, &self.registry)));
+        self.state.store(Arc::new(build_state(
+            config,
+            &self.registry,
+            &self.schedulers,
+        )));
     }
 
     pub fn pool_names(&self) -> Vec<Arc<str>> {
         self.state.load().pool_names.clone()
     }
 
+    /// The scheduler of `pool` (saturation and queue statistics for metrics and tests).
+    pub fn scheduler(&self, pool: &str) -> Option<Arc<PoolScheduler>> {
+        self.state.load().pools.get(pool).cloned()
+    }
+
     /// Requests in flight per endpoint of `pool` (for metrics and tests).
     pub fn in_flight(&self, pool: &str) -> Vec<(Arc<str>, u32)> {
-        self.state
-            .load()
-            .pools
-            .get(pool)
+        self.scheduler(pool)
             .map(|p| {
-                p.endpoints
+                p.endpoints()
                     .iter()
                     .map(|e| (e.host_port.clone(), e.in_flight()))
                     .collect()
@@ -165,8 +176,11 @@ impl ConfigPicker {
             .unwrap_or_default()
     }
 
-    fn pick_sync(&self, req: &PickRequest<'_>) -> Result<Picked<InFlightTicket>, PickError> {
-        let state = self.state.load();
+    /// Which (pool, public model, target model) to try, in order, and the request's priority.
+    fn attempts(
+        state: &PickerState,
+        req: &PickRequest<'_>,
+    ) -> Result<(Vec<Attempt>, i32), PickError> {
         let mut rng = rand::rng();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut priority = 0;
@@ -178,7 +192,7 @@ impl ConfigPicker {
                     state
                         .pools
                         .get(*name)
-                        .is_some_and(|p| p.endpoints.iter().any(|e| in_subset(e, subset)))
+                        .is_some_and(|p| p.endpoints().iter().any(|e| in_subset(e, subset)))
                 });
                 match (hits.next(), hits.next()) {
                     (Some(only), None) => Some(only.clone()),
@@ -225,7 +239,12 @@ impl ConfigPicker {
                 attempts.push((a.pool, Some(d.public_model.clone()), Some(a.model)));
             }
         }
+        Ok((attempts, priority))
+    }
 
+    async fn pick(&self, req: &PickRequest<'_>) -> Result<Picked<InFlightTicket>, PickError> {
+        let state = self.state.load_full();
+        let (attempts, priority) = Self::attempts(&state, req)?;
         let mut reasons = Vec::new();
         for (pool_name, public_model, target_model) in attempts {
             let Some(pool) = state.pools.get(&pool_name) else {
@@ -234,70 +253,75 @@ impl ConfigPicker {
                 ));
                 continue;
             };
-            let candidates: Vec<Endpoint> = match req.subset {
-                Some(subset) => pool
-                    .endpoints
+            // The proxy's subset (bare addresses match every port) as the pool's `host:port`s.
+            let endpoints = pool.endpoints();
+            let subset: Option<Vec<&str>> = req.subset.map(|subset| {
+                endpoints
                     .iter()
                     .filter(|e| in_subset(e, subset))
-                    .cloned()
-                    .collect(),
-                None => pool.endpoints.clone(),
-            };
-            if candidates.is_empty() {
-                reasons.push(if req.subset.is_some() {
+                    .map(|e| &*e.host_port)
+                    .collect()
+            });
+            if endpoints.is_empty() || subset.as_ref().is_some_and(Vec::is_empty) {
+                reasons.push(if endpoints.is_empty() {
+                    format!("pool `{pool_name}` has no endpoints")
+                } else {
                     format!(
                         "none of the {} endpoints of pool `{pool_name}` is in the subset the proxy allowed",
-                        pool.endpoints.len()
+                        endpoints.len()
                     )
-                } else {
-                    format!("pool `{pool_name}` has no endpoints")
                 });
                 continue;
             }
-            if priority < 0 && self.saturated(&pool.endpoints) {
-                return Err(PickError::Shed {
-                    pool: pool_name.to_string(),
-                    priority,
-                });
-            }
+            let target = target_model.as_deref().unwrap_or(req.model);
             let sreq = SchedulingRequest {
-                target_model: target_model.as_deref().unwrap_or(req.model),
+                request_id: "",
+                target_model: target,
                 prompt: req.prompt,
+                prompt_kind: req.prompt_kind,
                 priority,
+                fairness_id: req
+                    .fairness_id
+                    .filter(|f| !f.is_empty() && f.len() <= 256)
+                    .unwrap_or(DEFAULT_FLOW),
+                size_bytes: req.size_bytes,
+                estimated_tokens: req.prompt.len() as u64 / 4 + req.max_tokens.unwrap_or(256),
+                subset: subset.as_deref(),
+                exclude: &[],
+                min_endpoints: 0,
             };
-            match pool
-                .profile
-                .pick_endpoint(&pool_name, &sreq, &candidates, &[], &mut rng)
-            {
-                Ok(picked) if !picked.is_empty() => {
-                    let ticket = InFlightTicket {
-                        guard: Some(picked[0].begin_request()),
-                        pool_endpoints: pool.endpoints.clone(),
-                    };
+            match pool.schedule(&sreq).await {
+                Ok(mut scheduled) => {
+                    let primary = scheduled.primary.clone();
+                    let guard = scheduled.begin(&primary);
                     return Ok(Picked {
-                        endpoints: picked.iter().map(|e| e.host_port.clone()).collect(),
+                        endpoints: scheduled.endpoints().map(|e| e.host_port.clone()).collect(),
                         pool: pool_name,
                         public_model,
                         target_model,
                         priority,
-                        ticket,
+                        ticket: InFlightTicket {
+                            guard: Some(guard),
+                            pool_endpoints: endpoints,
+                        },
                     });
                 }
-                Ok(_) => reasons.push(format!("pool `{pool_name}` returned no endpoint")),
-                Err(
-                    e @ (SchedulingError::NoEndpoints { .. } | SchedulingError::AllFiltered { .. }),
-                ) => {
-                    reasons.push(e.to_string());
+                Err(SchedulingError::Shed { pool, .. }) => {
+                    return Err(PickError::Shed { pool, priority });
                 }
+                Err(
+                    e @ (SchedulingError::QueueFull { .. } | SchedulingError::QueueTimeout { .. }),
+                ) => {
+                    return Err(PickError::Queue(e));
+                }
+                Err(
+                    e @ (SchedulingError::NoEndpoints { .. }
+                    | SchedulingError::NoCandidates { .. }
+                    | SchedulingError::AllExcluded { .. }),
+                ) => reasons.push(e.to_string()),
             }
         }
         Err(PickError::NoEndpoint(reasons.join("; ")))
-    }
-
-    fn saturated(&self, endpoints: &[Endpoint]) -> bool {
-        let in_flight: u64 = endpoints.iter().map(|e| u64::from(e.in_flight())).sum();
-        let capacity = endpoints.len() as u64 * u64::from(self.max_concurrency);
-        in_flight >= capacity
     }
 }
 
@@ -308,7 +332,7 @@ impl EndpointPicker for ConfigPicker {
         &self,
         req: &PickRequest<'_>,
     ) -> impl Future<Output = Result<Picked<InFlightTicket>, PickError>> + Send {
-        std::future::ready(self.pick_sync(req))
+        self.pick(req)
     }
 
     fn max_body_bytes(&self) -> usize {
@@ -336,26 +360,29 @@ fn in_subset(e: &Endpoint, subset: &[String]) -> bool {
     })
 }
 
-fn build_state(config: &ConfigSet, registry: &EndpointRegistry) -> PickerState {
+fn build_state(
+    config: &ConfigSet,
+    registry: &EndpointRegistry,
+    schedulers: &SchedulerRegistry,
+) -> PickerState {
     let specs: Vec<(Arc<str>, Vec<_>)> = config
         .pools
         .iter()
         .map(|p| (Arc::from(p.name.as_str()), p.endpoints.clone()))
         .collect();
-    let mut resolved = registry.resolve_pools(&specs);
-    let mut pools = HashMap::new();
-    let mut pool_names = Vec::new();
-    for (name, _) in specs {
-        let endpoints = resolved.remove(&name).unwrap_or_default();
-        pools.insert(
-            name.clone(),
-            PoolState {
-                endpoints,
-                profile: SchedulingProfile::least_outstanding(),
-            },
-        );
-        pool_names.push(name);
-    }
+    let resolved = registry.resolve_pools(&specs);
+    let pools = schedulers.resolve(
+        config
+            .pools
+            .iter()
+            .map(|p| {
+                let name: Arc<str> = Arc::from(p.name.as_str());
+                let eps = resolved.get(&name).cloned().unwrap_or_default();
+                (name, eps, config.picker_for(p))
+            })
+            .collect(),
+    );
+    let mut pool_names: Vec<Arc<str>> = pools.keys().cloned().collect();
     pool_names.sort();
     PickerState {
         routes: RouteTable::build(config),
@@ -369,27 +396,33 @@ fn build_state(config: &ConfigSet, registry: &EndpointRegistry) -> PickerState {
 #[derive(Debug)]
 pub struct InFlightTicket {
     guard: Option<InFlight>,
-    pool_endpoints: Vec<Endpoint>,
+    pool_endpoints: Arc<Vec<Endpoint>>,
 }
 
 impl Ticket for InFlightTicket {
     fn served_by(&mut self, endpoint: &str) {
-        let current = self.guard.as_ref().map(|g| g.endpoint().host_port.clone());
-        if current.as_deref() == Some(endpoint) {
+        let (Some(guard), Some(e)) = (
+            self.guard.as_mut(),
+            self.pool_endpoints
+                .iter()
+                .find(|e| &*e.host_port == endpoint),
+        ) else {
             return;
-        }
-        if let Some(e) = self
-            .pool_endpoints
-            .iter()
-            .find(|e| &*e.host_port == endpoint)
-        {
-            // Move the count to where the request really is.
-            self.guard = Some(e.begin_request());
-        }
+        };
+        // Move the count to where the request really is.
+        guard.move_to(e);
     }
 
-    fn finish(self, _outcome: Finished) {
-        // Dropping the guard ends the in-flight count.
+    fn finish(mut self, outcome: Finished) {
+        // Usage feeds the pool's cache statistics; dropping the guard ends the in-flight count
+        // and lets flow control dispatch the next waiting request.
+        if let Some(guard) = self.guard.take() {
+            guard.finish(outcome.usage.map(|u| RequestUsage {
+                prompt_tokens: u.input_tokens,
+                cached_tokens: u.cached_input_tokens,
+                output_tokens: u.output_tokens,
+            }));
+        }
     }
 }
 
@@ -437,12 +470,36 @@ metadata: {name: batch}
 spec: {priority: -1, poolRef: {name: pool-a}}
 "#;
 
+    /// Saturation at one request in flight per endpoint; three endpoints listed per decision.
+    const SMALL_POOLS: &str = r#"
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: concurrency-detector
+  parameters: {maxConcurrency: 1}
+- type: max-score-picker
+  parameters: {maxNumOfEndpoints: 3}
+saturationDetector: {pluginRef: concurrency-detector}
+flowControl: {defaultRequestTTL: 200ms}
+"#;
+
     fn picker(max: u32) -> ConfigPicker {
-        ConfigPicker::new(&load_str("t.yaml", CFG).unwrap(), max)
+        let cfg = if max == 1 {
+            format!("{CFG}{SMALL_POOLS}")
+        } else {
+            CFG.replace("{maxConcurrency: 1}", "{maxConcurrency: 100}")
+                + &SMALL_POOLS.replace("maxConcurrency: 1}", "maxConcurrency: 100}")
+        };
+        ConfigPicker::new(&load_str("t.yaml", &cfg).unwrap())
     }
 
     fn pick(p: &ConfigPicker, r: PickRequest<'_>) -> Result<Picked<InFlightTicket>, PickError> {
-        p.pick_sync(&r)
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(p.pick(&r))
     }
 
     #[test]
@@ -565,15 +622,24 @@ spec: {priority: -1, poolRef: {name: pool-a}}
         // Three endpoints, one request each: saturated.
         let e = pick(&p, req).unwrap_err();
         assert!(matches!(e, PickError::Shed { priority: -1, .. }), "{e}");
-        // Non-sheddable traffic still goes through.
-        assert!(pick(
+        // Non-sheddable traffic waits in its band instead; here nothing frees up within the
+        // TTL, so it times out with 503.
+        let e = pick(
             &p,
             PickRequest {
                 model: "chat",
                 ..Default::default()
-            }
+            },
         )
-        .is_ok());
+        .unwrap_err();
+        assert!(
+            matches!(e, PickError::Queue(SchedulingError::QueueTimeout { .. })),
+            "{e}"
+        );
+        assert_eq!(
+            crate::error::EppError::from(e).to_api().status.as_u16(),
+            503
+        );
         held.pop().unwrap().ticket.finish(Finished::default());
         assert!(pick(&p, req).is_ok());
     }

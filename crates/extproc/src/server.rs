@@ -131,8 +131,6 @@ pub struct EppOptions {
     pub metrics: SocketAddr,
     /// Honour `test-epp-endpoint-selection` (conformance tests only).
     pub test_endpoint_selection: bool,
-    /// Interim shedding rule: requests in flight per endpoint at which a pool is saturated.
-    pub max_concurrency: u32,
     /// Watch this path and apply valid changes.
     pub config_path: Option<PathBuf>,
     pub config_fingerprint: u64,
@@ -149,7 +147,6 @@ impl Default for EppOptions {
             health: SocketAddr::from(([0, 0, 0, 0], 9003)),
             metrics: SocketAddr::from(([0, 0, 0, 0], 9090)),
             test_endpoint_selection: false,
-            max_concurrency: 100,
             config_path: None,
             config_fingerprint: 0,
             drain: Duration::from_secs(3),
@@ -219,7 +216,7 @@ pub async fn start(config: ConfigSet, opts: EppOptions) -> Result<RunningEpp, St
     let (health, health_addr) = bind(opts.health, "gRPC health").await?;
     let (metrics_l, metrics_addr) = bind(opts.metrics, "metrics").await?;
 
-    let picker = Arc::new(ConfigPicker::new(&config, opts.max_concurrency));
+    let picker = Arc::new(ConfigPicker::new(&config));
     let metrics = Arc::new(Metrics::new());
     let svc = EppService::new(
         picker.clone(),

@@ -54,6 +54,9 @@ pub struct AccessRecord<'a> {
     pub duration_ms: f64,
     pub overhead_ms: f64,
     pub priority: i32,
+    /// Time spent waiting in the pool's flow-control queue, when it waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_ms: Option<f64>,
     /// Stable error reason when the request failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
@@ -229,6 +232,7 @@ mod tests {
             duration_ms: 1.5,
             overhead_ms: 0.1,
             priority: 0,
+            queue_ms: None,
             error: None,
             outcome: None,
         };

@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use infergate_protocol::ApiError;
 
-use crate::metrics::{EndpointLabels, Label};
+use crate::metrics::{BandLabels, EndpointLabels, Label, PoolLabels};
 use crate::pipeline::error_response;
 use crate::respond::GatewayBody;
 use crate::Gateway;
@@ -96,10 +96,40 @@ fn text(status: StatusCode, body: &'static str) -> Response<GatewayBody> {
     resp
 }
 
-/// Endpoint gauges are read from the live endpoint state at scrape time.
+/// Endpoint and pool gauges are read from the live state at scrape time.
 fn refresh_endpoint_gauges(gw: &Gateway) {
     let snap = gw.snapshot();
+    gw.metrics.band_queue_size.clear();
     for pool in snap.pools.values() {
+        let stats = pool.scheduler.stats();
+        let pl = PoolLabels {
+            pool: pool.label.clone(),
+        };
+        gw.metrics
+            .pool_saturation
+            .get_or_create(&pl)
+            .set(stats.saturation);
+        let (n, bytes) = stats
+            .queued
+            .iter()
+            .fold((0u64, 0u64), |(n, b), s| (n + s.requests, b + s.bytes));
+        gw.metrics
+            .queue_size
+            .get_or_create(&pl)
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        gw.metrics
+            .queue_bytes
+            .get_or_create(&pl)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        for b in &stats.queued {
+            gw.metrics
+                .band_queue_size
+                .get_or_create(&BandLabels {
+                    pool: pool.label.clone(),
+                    priority: b.priority,
+                })
+                .set(i64::try_from(b.requests).unwrap_or(i64::MAX));
+        }
         for ep in &pool.endpoints {
             let labels = EndpointLabels {
                 pool: pool.label.clone(),
@@ -113,6 +143,16 @@ fn refresh_endpoint_gauges(gw: &Gateway) {
                 .endpoint_ejected
                 .get_or_create(&labels)
                 .set(i64::from(ep.is_ejected()));
+            if let Some(m) = ep.metrics() {
+                gw.metrics
+                    .endpoint_queue
+                    .get_or_create(&labels)
+                    .set(ep.queue_estimate().unwrap_or(m.waiting));
+                gw.metrics
+                    .endpoint_kv_usage
+                    .get_or_create(&labels)
+                    .set(m.kv_usage);
+            }
             let total = ep.ejections.load(Ordering::Relaxed);
             let c = gw.metrics.endpoint_ejections.get_or_create(&labels);
             let seen = c.get();

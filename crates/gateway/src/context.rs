@@ -59,6 +59,8 @@ pub struct RequestContext {
     pub attempts: u32,
     /// Time spent waiting on upstreams (excluded from the overhead figure).
     pub upstream_wait: Duration,
+    /// Time spent waiting in the pool's flow-control queue (excluded from the overhead figure).
+    pub queue_wait: Duration,
     /// Time spent processing streamed chunks (part of the overhead figure).
     pub chunk_work: Duration,
     pub usage: Option<Usage>,
@@ -90,6 +92,7 @@ impl RequestContext {
             stream_events: 0,
             attempts: 0,
             upstream_wait: Duration::ZERO,
+            queue_wait: Duration::ZERO,
             chunk_work: Duration::ZERO,
             usage: None,
             ttft: None,
@@ -105,9 +108,10 @@ impl RequestContext {
         let elapsed = self.started.elapsed();
         // Streams: the gateway's share of the time to first byte plus per-chunk work; after the
         // first byte, waiting on the upstream is not the gateway's time.
+        let waited = self.upstream_wait + self.queue_wait;
         let overhead = match self.ttft {
-            Some(ttft) => ttft.saturating_sub(self.upstream_wait) + self.chunk_work,
-            None => elapsed.saturating_sub(self.upstream_wait),
+            Some(ttft) => ttft.saturating_sub(waited) + self.chunk_work,
+            None => elapsed.saturating_sub(waited),
         };
         let m = &gw.metrics;
         let op = self.operation.map_or("unknown", Operation::as_genai);
@@ -204,6 +208,7 @@ impl RequestContext {
                 duration_ms: ms(elapsed),
                 overhead_ms: ms(overhead),
                 priority: self.priority,
+                queue_ms: (!self.queue_wait.is_zero()).then(|| ms(self.queue_wait)),
                 error: self.error,
                 outcome: outcome.map(Outcome::as_str),
             });

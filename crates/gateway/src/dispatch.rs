@@ -1,8 +1,11 @@
-//! Dispatch: send the request to an endpoint of the routed pool, and try again elsewhere when it
-//! fails before anything reached the client.
+//! Dispatch: admit the request to the routed pool (flow control), send it to the endpoint the
+//! pool's scheduler picked, and try again elsewhere when it fails before anything reached the
+//! client.
 //!
-//! Each attempt picks a fresh endpoint (the ones already tried are excluded), so a dead replica
-//! costs one refused connection, not a failed request. Attempts stop at the configured total
+//! [`PoolScheduler::schedule`](infergate_scheduler::PoolScheduler::schedule) runs admission
+//! (shed when saturated, or wait in the priority queue) and returns the primary endpoint plus
+//! ordered fallbacks (as many as attempts remain); attempts walk that list, then the public
+//! model's fallback pools. So a dead replica costs one refused connection, not a failed request. Attempts stop at the configured total
 //! (`retries.attempts`, default 3). Connect errors eject the endpoint at once; 5xx answers count
 //! toward ejection; 429 (a full queue) is retried elsewhere without ejecting. A streamed response
 //! is held until its first data frame arrives, so a stream that dies before its first token is
@@ -17,8 +20,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use infergate_control::RouteDecision;
 use infergate_protocol::{Operation, RequestBody};
-use infergate_scheduler::{Endpoint, Failure, InFlight, SchedulingRequest};
-use rand::SeedableRng;
+use infergate_scheduler::{
+    Endpoint, Failure, InFlight, PromptKind, SchedulingRequest, DEFAULT_FLOW,
+};
 
 use crate::context::RequestContext;
 use crate::error::GatewayError;
@@ -36,6 +40,8 @@ pub enum UpstreamResponse {
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
+        /// Counts the request at its endpoint until the pipeline has read the usage.
+        in_flight: Option<InFlight>,
     },
     /// A stream whose first data frame has arrived.
     Stream {
@@ -110,6 +116,17 @@ fn build_request(
     Ok(req)
 }
 
+/// The flow a request belongs to for fairness: `x-gateway-inference-fairness-id`, else the
+/// caller's identity, else the default flow.
+fn fairness_id<'a>(ctx: &'a RequestContext, client_headers: &'a HeaderMap) -> &'a str {
+    client_headers
+        .get("x-gateway-inference-fairness-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .or_else(|| ctx.identity.as_deref().map(|i| i.flow_id()))
+        .unwrap_or(DEFAULT_FLOW)
+}
+
 /// Try the decision's targets in order until one answers.
 pub async fn dispatch(
     gw: &Gateway,
@@ -122,42 +139,75 @@ pub async fn dispatch(
 ) -> Result<UpstreamResponse, GatewayError> {
     let settings = snap.settings();
     let max_attempts = settings.retry_attempts;
-    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
-    let mut tried: Vec<Endpoint> = Vec::new();
     let mut last_error: Option<GatewayError> = None;
     let mut last_response: Option<UpstreamResponse> = None;
+    let fairness = fairness_id(ctx, client_headers).to_string();
+    let prompt_kind = match op {
+        Operation::Chat => PromptKind::Chat,
+        Operation::Completion => PromptKind::Completion,
+        Operation::Embeddings => PromptKind::Other,
+    };
+    let prompt = body.prompt_raw();
+    let estimated_tokens = prompt.len() as u64 / 4 + body.max_tokens().unwrap_or(256);
+    let request_id = ctx.id.clone();
 
-    'targets: for target in &decision.attempts {
+    for target in &decision.attempts {
+        if ctx.attempts >= max_attempts {
+            break;
+        }
         let Some(pool) = snap.pools.get(&target.pool) else {
             last_error = Some(GatewayError::PoolMissing(target.pool.to_string()));
             continue;
         };
         let upstream_body = body.upstream_bytes(&target.model);
         let sreq = SchedulingRequest {
+            request_id: &request_id,
             target_model: &target.model,
-            prompt: body.prompt_raw(),
+            prompt,
+            prompt_kind,
             priority: decision.priority,
+            fairness_id: &fairness,
+            size_bytes: body.bytes().len() as u64,
+            estimated_tokens,
+            subset: None,
+            exclude: &[],
+            min_endpoints: usize::try_from(max_attempts - ctx.attempts).unwrap_or(1),
         };
-        while ctx.attempts < max_attempts {
-            let picked = match pool.profile.pick_endpoint(
-                &pool.name,
-                &sreq,
-                &pool.endpoints,
-                &tried,
-                &mut rng,
-            ) {
-                Ok(p) => p,
-                Err(e) => {
-                    // This pool has nothing (left) to offer; the next target may.
-                    if tried.iter().all(|t| t.pool != pool.name) {
-                        last_error = Some(e.into());
+        ctx.pool = Some(pool.label.clone());
+        let scheduled = pool.scheduler.schedule(&sreq).await;
+        let mut scheduled = match scheduled {
+            Ok(s) => {
+                gw.metrics
+                    .observe_queue(&pool.label, "dispatched", s.queued_for);
+                ctx.queue_wait += s.queued_for;
+                s
+            }
+            Err(e) => {
+                let (outcome, waited) = match &e {
+                    infergate_scheduler::SchedulingError::Shed { .. } => ("shed", None),
+                    infergate_scheduler::SchedulingError::QueueFull { .. } => ("queue_full", None),
+                    infergate_scheduler::SchedulingError::QueueTimeout { waited, .. } => {
+                        ("timeout", Some(*waited))
                     }
-                    continue 'targets;
+                    _ => ("no_endpoint", None),
+                };
+                if outcome != "no_endpoint" {
+                    gw.metrics
+                        .observe_queue(&pool.label, outcome, waited.unwrap_or_default());
                 }
-            };
-            let Some(ep) = picked.into_iter().next() else {
-                continue 'targets;
-            };
+                if let Some(w) = waited {
+                    ctx.queue_wait += w;
+                }
+                // This pool cannot take it now; the next target may.
+                last_error = Some(e.into());
+                continue;
+            }
+        };
+        let endpoints: Vec<Endpoint> = scheduled.endpoints().cloned().collect();
+        for ep in endpoints {
+            if ctx.attempts >= max_attempts {
+                break;
+            }
             ctx.attempts += 1;
             if ctx.attempts > 1 {
                 gw.metrics
@@ -171,10 +221,11 @@ pub async fn dispatch(
             ctx.provider = Some(pool.provider.clone());
             ctx.endpoint = Some(ep.host_port.clone());
             ctx.served_model = Some(target.model.clone());
-            tried.push(ep.clone());
+            let in_flight = scheduled.begin(&ep);
             match attempt(
                 pool,
                 &ep,
+                in_flight,
                 snap,
                 ctx,
                 op,
@@ -193,7 +244,6 @@ pub async fn dispatch(
                 }
             }
         }
-        break;
     }
     // Out of attempts: an upstream's own error answer is more useful than ours.
     if let Some(resp) = last_response {
@@ -202,9 +252,11 @@ pub async fn dispatch(
     Err(last_error.unwrap_or_else(|| GatewayError::PoolMissing(String::new())))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     pool: &PoolRuntime,
     ep: &Endpoint,
+    in_flight: InFlight,
     snap: &Snapshot,
     ctx: &mut RequestContext,
     op: Operation,
@@ -222,7 +274,6 @@ async fn attempt(
             None,
         )
     })?;
-    let in_flight = ep.begin_request();
     let client = snap.upstreams.client(pool.protocol);
     let sent = Instant::now();
     let result = tokio::time::timeout(settings.response_headers_timeout, client.request(req)).await;
@@ -325,7 +376,6 @@ async fn attempt(
     )
     .await;
     ctx.upstream_wait += started.elapsed();
-    drop(in_flight);
     let body = match collected {
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(e)) => {
@@ -356,6 +406,7 @@ async fn attempt(
         status,
         headers: parts.headers,
         body,
+        in_flight: Some(in_flight),
     };
     if status.is_server_error() {
         ep.record_failure(

@@ -9,9 +9,9 @@
 //! | 404 | unknown model, unknown path |
 //! | 405 | known path, wrong method |
 //! | 413 | body over `maxRequestBody` |
-//! | 429 | a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) would be exceeded |
+//! | 429 | a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) would be exceeded; the pool is saturated and the request is sheddable; the pool's queue is full |
 //! | 502 | upstream refused, reset or broke the response |
-//! | 503 | no endpoint can take the request; the key store or shared limiter is unreachable (fail-closed) |
+//! | 503 | no endpoint can take the request; waited in the queue past its TTL; the key store or shared limiter is unreachable (fail-closed) |
 //! | 504 | upstream did not answer in time |
 
 use http::StatusCode;
@@ -111,6 +111,7 @@ pub fn human_wait(ms: u64) -> String {
 
 const INVALID: &str = "invalid_request_error";
 const SERVER: &str = "server_error";
+const RATE_LIMIT: &str = "rate_limit_error";
 
 impl GatewayError {
     /// The stable reason (metric label, access log `error` field).
@@ -125,6 +126,9 @@ impl GatewayError {
             GatewayError::Route(RouteError::UnknownModel { .. }) => "model_not_found",
             GatewayError::UnknownPath { .. } => "unknown_url",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::Scheduling(SchedulingError::Shed { .. }) => "pool_saturated",
+            GatewayError::Scheduling(SchedulingError::QueueFull { .. }) => "queue_full",
+            GatewayError::Scheduling(SchedulingError::QueueTimeout { .. }) => "queue_timeout",
             GatewayError::Scheduling(_) | GatewayError::PoolMissing(_) => "no_endpoint",
             GatewayError::UpstreamConnect { .. } => "upstream_connect_error",
             GatewayError::UpstreamTimeout { .. } => "upstream_timeout",
@@ -198,6 +202,46 @@ impl GatewayError {
                 reason,
                 format!("{method} is not allowed on {path}; use {}.", allowed_method(path)),
             ),
+            GatewayError::Scheduling(SchedulingError::Shed { pool, .. }) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                RATE_LIMIT,
+                reason,
+                format!(
+                    "Pool `{pool}` is saturated and this request is sheddable (its priority is \
+                     below 0), so it was not queued. Retry later, or send it with a non-negative \
+                     priority (an InferenceObjective named in x-gateway-inference-objective)."
+                ),
+            )
+            .with_retry_after(1),
+            GatewayError::Scheduling(SchedulingError::QueueFull {
+                pool,
+                priority,
+                limit,
+            }) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                RATE_LIMIT,
+                reason,
+                format!(
+                    "Pool `{pool}` is saturated and its queue for priority {priority} is full \
+                     ({limit} limit). Retry later, or raise flowControl limits in the pool's \
+                     EndpointPickerConfig."
+                ),
+            )
+            .with_retry_after(1),
+            GatewayError::Scheduling(SchedulingError::QueueTimeout { pool, waited }) => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    SERVER,
+                    reason,
+                    format!(
+                        "Pool `{pool}` stayed saturated while the request waited {:.1}s in its \
+                         queue (flowControl.defaultRequestTTL). Retry later; if it persists, the \
+                         pool needs more replicas.",
+                        waited.as_secs_f64()
+                    ),
+                )
+                .with_retry_after(1)
+            }
             GatewayError::Scheduling(e) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 SERVER,
@@ -442,12 +486,55 @@ mod tests {
                 },
                 504,
             ),
+            (
+                SchedulingError::Shed {
+                    pool: "p".into(),
+                    saturation: 1.2,
+                }
+                .into(),
+                429,
+            ),
+            (
+                SchedulingError::QueueFull {
+                    pool: "p".into(),
+                    priority: 0,
+                    limit: "band",
+                }
+                .into(),
+                429,
+            ),
+            (
+                SchedulingError::QueueTimeout {
+                    pool: "p".into(),
+                    waited: std::time::Duration::from_secs(30),
+                }
+                .into(),
+                503,
+            ),
         ];
         for (e, status) in cases {
             let api = e.to_api();
             assert_eq!(api.status.as_u16(), status, "{e}");
             assert!(!api.message.is_empty());
         }
+    }
+
+    #[test]
+    fn a_shed_request_is_told_why_and_when_to_retry() {
+        let api = GatewayError::from(SchedulingError::Shed {
+            pool: "llama".into(),
+            saturation: 1.3,
+        })
+        .to_api();
+        assert_eq!(api.code, "pool_saturated");
+        assert_eq!(api.retry_after, Some(1));
+        assert!(api.message.contains("saturated") && api.message.contains("sheddable"));
+        let api = GatewayError::from(SchedulingError::QueueTimeout {
+            pool: "llama".into(),
+            waited: std::time::Duration::from_secs(30),
+        })
+        .to_api();
+        assert_eq!(api.code, "queue_timeout");
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::snapshot::Snapshot;
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     registry: EndpointRegistry,
+    schedulers: infergate_scheduler::SchedulerRegistry,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     /// Limiter backends, key store, spend ledger, JWKS: state that outlives snapshots.
@@ -58,11 +59,13 @@ impl Gateway {
         };
         let policy = Arc::new(state::PolicyState::new(&config).map_err(std::io::Error::other)?);
         let registry = EndpointRegistry::default();
-        let snap = Snapshot::build(1, config, &registry, None);
+        let schedulers = infergate_scheduler::SchedulerRegistry::default();
+        let snap = Snapshot::build(1, config, &registry, &schedulers, None);
         metrics.config_generation.set(1);
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
+            schedulers,
             metrics,
             access_log,
             policy,
@@ -101,7 +104,13 @@ impl Gateway {
                  they take effect at the next restart (tenants, keys in config, limits, budgets and prices apply now)"
             );
         }
-        let snap = Snapshot::build(generation, config, &self.registry, Some(&prev));
+        let snap = Snapshot::build(
+            generation,
+            config,
+            &self.registry,
+            &self.schedulers,
+            Some(&prev),
+        );
         drop(prev);
         self.snapshot.store(Arc::new(snap));
         self.metrics

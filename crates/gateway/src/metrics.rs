@@ -73,6 +73,20 @@ pub struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub pool: Label,
+    /// `dispatched`, `shed`, `queue_full`, `timeout`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BandLabels {
+    pub pool: Label,
+    /// A priority band (bounded: priorities come from configuration).
+    pub priority: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
     pub gen_ai_operation_name: &'static str,
 }
@@ -146,6 +160,13 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25,
 ];
 
+/// Time in the flow-control queue: 0 to ~2 min.
+const QUEUE_BUCKETS: &[f64] = &[
+    0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Every metric the data plane records.
 pub struct Metrics {
     pub registry: Registry,
@@ -159,6 +180,13 @@ pub struct Metrics {
     pub endpoint_ejected: Family<EndpointLabels, Gauge>,
     pub endpoint_ejections: Family<EndpointLabels, Counter>,
     pub upstream_retries: Family<PoolLabels, Counter>,
+    pub queue_duration: HistFamily<QueueLabels>,
+    pub queue_size: Family<PoolLabels, Gauge>,
+    pub queue_bytes: Family<PoolLabels, Gauge>,
+    pub band_queue_size: Family<BandLabels, Gauge>,
+    pub pool_saturation: Family<PoolLabels, FloatGauge>,
+    pub endpoint_queue: Family<EndpointLabels, FloatGauge>,
+    pub endpoint_kv_usage: Family<EndpointLabels, FloatGauge>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
@@ -187,6 +215,13 @@ impl Metrics {
             endpoint_ejected: Family::default(),
             endpoint_ejections: Family::default(),
             upstream_retries: Family::default(),
+            queue_duration: family(|| Histogram::new(QUEUE_BUCKETS.iter().copied())),
+            queue_size: Family::default(),
+            queue_bytes: Family::default(),
+            band_queue_size: Family::default(),
+            pool_saturation: Family::default(),
+            endpoint_queue: Family::default(),
+            endpoint_kv_usage: Family::default(),
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
             access_log_dropped: Counter::default(),
@@ -252,6 +287,44 @@ impl Metrics {
             "Attempts beyond the first, per pool",
             m.upstream_retries.clone(),
         );
+        registry.register_with_unit(
+            "infergate_flow_control_request_queue_duration",
+            "Time requests spent in the pool's flow-control queue, by outcome (dispatched, shed, \
+             queue_full, timeout); 0 for requests admitted at once",
+            Unit::Seconds,
+            m.queue_duration.clone(),
+        );
+        registry.register(
+            "infergate_flow_control_queue_size",
+            "Requests waiting in the pool's flow-control queue (autoscaling signal)",
+            m.queue_size.clone(),
+        );
+        registry.register(
+            "infergate_flow_control_queue_bytes",
+            "Bytes of the requests waiting in the pool's flow-control queue",
+            m.queue_bytes.clone(),
+        );
+        registry.register(
+            "infergate_flow_control_band_queue_size",
+            "Requests waiting per priority band (bands with waiters only)",
+            m.band_queue_size.clone(),
+        );
+        registry.register(
+            "infergate_pool_saturation",
+            "Mean endpoint utilisation per the saturation detector; >= 1 is saturated \
+             (autoscaling signal)",
+            m.pool_saturation.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_queue_size",
+            "The engine's waiting queue as last scraped, plus requests sent since",
+            m.endpoint_queue.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_kv_cache_utilization",
+            "The engine's KV-cache utilisation as last scraped (0..1)",
+            m.endpoint_kv_usage.clone(),
+        );
         registry.register(
             "infergate_config_reloads",
             "Configuration reloads by result (success, failure)",
@@ -298,6 +371,16 @@ impl Metrics {
             m.limiter_redis_up.clone(),
         );
         Self { registry, ..m }
+    }
+
+    /// Record a flow-control outcome and the time spent waiting.
+    pub fn observe_queue(&self, pool: &Label, outcome: &'static str, waited: std::time::Duration) {
+        self.queue_duration
+            .get_or_create(&QueueLabels {
+                pool: pool.clone(),
+                outcome,
+            })
+            .observe(waited.as_secs_f64());
     }
 
     /// The exposition text.

@@ -1,8 +1,8 @@
 //! The request pipeline. One request, one pass, in this order:
 //!
 //! ```text
-//! listen → identify → parse → guard (authorize) → admit → route → pick endpoint + dispatch
-//!        (retry before first byte) → respond/stream → settle
+//! listen → identify → parse → guard (authorize) → admit (limits) → route → flow control + pick
+//!        endpoint + dispatch (retry before first byte) → respond/stream → settle
 //! ```
 //!
 //! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
@@ -16,9 +16,11 @@
 //!   in every limit and budget that applies, atomically (in-process or Redis); 429 otherwise.
 //! - **route** (`RouteTable::resolve`): public model → ordered (pool, target model) attempts and
 //!   the request's priority.
-//! - **pick + dispatch** (`dispatch`): the pool's scheduling profile picks an endpoint, the body
-//!   goes out with the target model spliced in; failures before the first byte try another
-//!   endpoint, then the fallbacks.
+//! - **flow control + pick + dispatch** (`dispatch`): the pool's `PoolScheduler` admits the request
+//!   (sheddable → 429 when the pool is saturated; otherwise it may wait in its priority band
+//!   until capacity frees, 503 past the TTL) and picks the endpoint by live signals; the body
+//!   goes out with the target model spliced in; failures before the first byte try the picked
+//!   fallbacks, then the public model's fallback pools.
 //! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
 //!   through chunk by chunk.
 //! - **settle** (`context`, `stages::admit::settle`): limits and budgets trued up to real usage,
@@ -223,6 +225,7 @@ async fn inference(
             status,
             headers: up_headers,
             body: up_body,
+            in_flight,
         } => {
             let rewrite =
                 (ctx.served_model.as_deref() != Some(client_model)).then_some(client_model);
@@ -233,6 +236,9 @@ async fn inference(
             } else {
                 up_body
             };
+            if let Some(f) = in_flight {
+                f.finish(ctx.usage.map(crate::respond::scheduler_usage));
+            }
             let mut resp = Response::new(GatewayBody::full(out));
             *resp.status_mut() = status;
             copy_response_headers(&up_headers, resp.headers_mut());

@@ -90,7 +90,7 @@ struct Settlement {
     gw: Arc<Gateway>,
     snap: Arc<Snapshot>,
     ctx: RequestContext,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl SseStream {
@@ -118,7 +118,7 @@ impl SseStream {
                 gw,
                 snap,
                 ctx,
-                _in_flight: in_flight,
+                in_flight,
             }),
         };
         if let Some(first) = first {
@@ -164,6 +164,8 @@ impl SseStream {
                 s.ctx.error = Some(e.reason());
             }
             s.ctx.settle(&s.gw, &s.snap, Some(outcome));
+            // The scheduler learns the request ended (and how much of its prompt was cached).
+            s.in_flight.finish(s.ctx.usage.map(scheduler_usage));
         }
     }
 
@@ -255,6 +257,15 @@ impl SseStream {
                 }
             }
         }
+    }
+}
+
+/// Usage as the scheduler's finish hook takes it.
+pub fn scheduler_usage(u: infergate_protocol::Usage) -> infergate_scheduler::RequestUsage {
+    infergate_scheduler::RequestUsage {
+        prompt_tokens: u.input_tokens,
+        cached_tokens: u.cached_input_tokens,
+        output_tokens: u.output_tokens,
     }
 }
 

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use infergate_control::{AppProtocol, ConfigSet, RouteTable};
-use infergate_scheduler::{Endpoint, EndpointRegistry, SchedulingProfile};
+use infergate_scheduler::{Endpoint, EndpointRegistry, PoolScheduler, SchedulerRegistry};
 
 use crate::metrics::Label;
 
@@ -68,7 +68,8 @@ pub struct PoolRuntime {
     pub name: Arc<str>,
     pub label: Label,
     pub endpoints: Vec<Endpoint>,
-    pub profile: SchedulingProfile,
+    /// Admission, flow control and endpoint picking for this pool.
+    pub scheduler: Arc<PoolScheduler>,
     pub protocol: AppProtocol,
     /// `gen_ai.provider.name` for requests served by this pool (the engine type).
     pub provider: Label,
@@ -96,6 +97,7 @@ impl Snapshot {
         generation: u64,
         config: ConfigSet,
         registry: &EndpointRegistry,
+        schedulers: &SchedulerRegistry,
         previous: Option<&Snapshot>,
     ) -> Self {
         let routes = RouteTable::build(&config);
@@ -105,6 +107,17 @@ impl Snapshot {
             .map(|p| (Arc::from(p.name.as_str()), p.endpoints.clone()))
             .collect();
         let mut resolved = registry.resolve_pools(&specs);
+        let mut scheds = schedulers.resolve(
+            config
+                .pools
+                .iter()
+                .map(|p| {
+                    let name: Arc<str> = Arc::from(p.name.as_str());
+                    let eps = resolved.get(&name).cloned().unwrap_or_default();
+                    (name, eps, config.picker_for(p))
+                })
+                .collect(),
+        );
         let pools = config
             .pools
             .iter()
@@ -119,8 +132,14 @@ impl Snapshot {
                 let rt = PoolRuntime {
                     label: Label(name.clone()),
                     name: name.clone(),
+                    scheduler: scheds.remove(&name).unwrap_or_else(|| {
+                        Arc::new(PoolScheduler::new(
+                            &name,
+                            endpoints.clone(),
+                            config.picker_for(p),
+                        ))
+                    }),
                     endpoints,
-                    profile: SchedulingProfile::least_outstanding(),
                     protocol: p.app_protocol,
                     provider: Label::from(engine),
                 };

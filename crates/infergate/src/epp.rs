@@ -21,10 +21,6 @@ pub struct EppArgs {
     /// Prometheus metrics address (GET /metrics).
     #[arg(long, default_value = "0.0.0.0:9090")]
     metrics: SocketAddr,
-    /// Requests in flight per endpoint at which a pool counts as saturated (sheddable requests,
-    /// priority < 0, then get 429).
-    #[arg(long, default_value_t = 100)]
-    max_concurrency: u32,
     /// On SIGTERM, report NOT_SERVING and keep serving this many seconds before closing, so
     /// the proxy's health check takes this picker out first (0 = stop at once).
     #[arg(long, default_value_t = 3.0)]
@@ -52,7 +48,6 @@ pub async fn run(args: EppArgs) -> anyhow::Result<()> {
             health: args.health,
             metrics: args.metrics,
             test_endpoint_selection: args.enable_test_endpoint_selection,
-            max_concurrency: args.max_concurrency,
             config_path: Some(args.config.clone()),
             config_fingerprint: infergate_control::watch::fingerprint(&sources),
             drain: Duration::try_from_secs_f64(args.drain_seconds.max(0.0))
