@@ -4,6 +4,7 @@
 //!
 //! This crate decides what a configuration means; it never serves traffic.
 
+pub mod backends;
 pub mod loader;
 pub mod resources;
 pub mod routing;
@@ -13,6 +14,10 @@ pub mod yaml_lines;
 
 pub use loader::{
     load_path, load_sources, load_str, read_sources, AppProtocol, ConfigError, ConfigErrors,
-    ConfigSet, EndpointSpec, Pool, Settings,
+    ConfigSet, EndpointSpec, Pool, Settings, Target, Upstream,
 };
-pub use routing::{RouteDecision, RouteError, RouteTable, RouteTarget};
+pub use backends::{Backend, CircuitSettings, CredentialMaterial, CredentialSource, Pricing};
+pub use routing::{
+    parse_regions, region_allowed, RouteDecision, RouteError, RouteQuery, RouteTable, RouteTarget,
+    RouteUpstream,
+};

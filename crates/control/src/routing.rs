@@ -1,35 +1,81 @@
-//! Routing by model: the public model name a client sends → an ordered list of (pool, target
-//! model) attempts, and the request's priority. Pure: the random draw comes from the caller.
+//! Routing by model: the public model name a client sends → an ordered list of attempts (a pool
+//! or an external backend, plus the target model), the request's priority and an optional shadow
+//! target. Pure: the random draw comes from the caller, headers through a lookup function.
 //!
 //! Sources of routes, in precedence order for one name:
-//! 1. `PublicModel` — weighted targets (pool + optional model) and ordered fallbacks;
+//! 1. `PublicModel` — header-matched canaries (first match wins), else weighted targets; then
+//!    ordered fallbacks; optionally a shadow target for a share of requests;
 //! 2. legacy `InferenceModel` — `modelName` on a pool with weighted `targetModels`;
 //! 3. `InferenceModelRewrite` exact matches — the matched name routes to the rewrite's pool.
 //!
-//! Inside the chosen pool the model name is then rewritten by the pool's
-//! `InferenceModelRewrite` rules (an exact match beats a match-all rule; the first declared wins
-//! among equals), unless the `x-gateway-model-name-rewrite` header forces a target.
+//! Inside a chosen pool the model name is then rewritten by the pool's `InferenceModelRewrite`
+//! rules (an exact match beats a match-all rule; the first declared wins among equals), unless
+//! the `x-gateway-model-name-rewrite` header forces a target.
+//!
+//! **Data residency**: when the request carries allowed regions, only targets whose region is
+//! allowed are drawn, fallbacks outside them are dropped, and a shadow copy never leaves them.
+//! If nothing compliant is left the request is refused ([`RouteError::RegionNotAllowed`]), never
+//! sent elsewhere. A target's region is its backend's `region`, its pool's `infergate.dev/region`
+//! label, or `dataResidency.localRegion`; a target without one is not compliant.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::loader::{ConfigSet, Target, WeightedName};
+use crate::loader::{ConfigSet, Target, Upstream, WeightedName};
 
 /// Why a request could not be routed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     #[error("The model `{model}` does not exist; available models: {available}")]
     UnknownModel { model: String, available: String },
+    #[error(
+        "The model `{model}` has no target in the regions this request may use ({allowed}); its \
+         targets are in: {regions}"
+    )]
+    RegionNotAllowed {
+        model: String,
+        allowed: String,
+        regions: String,
+    },
+}
+
+/// Where one attempt goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RouteUpstream {
+    Pool(Arc<str>),
+    Backend(Arc<str>),
+}
+
+impl RouteUpstream {
+    pub fn name(&self) -> &Arc<str> {
+        match self {
+            RouteUpstream::Pool(n) | RouteUpstream::Backend(n) => n,
+        }
+    }
 }
 
 /// One place to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTarget {
-    pub pool: Arc<str>,
+    pub upstream: RouteUpstream,
     /// The model name to put in the upstream body.
     pub model: String,
+    /// The model's context window, when configured (context-length failover).
+    pub context_window: Option<u64>,
+    /// Where the target processes data.
+    pub region: Option<Arc<str>>,
+}
+
+impl RouteTarget {
+    /// The pool, when the target is one.
+    pub fn pool(&self) -> Option<&Arc<str>> {
+        match &self.upstream {
+            RouteUpstream::Pool(p) => Some(p),
+            RouteUpstream::Backend(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,15 +88,37 @@ pub struct RouteDecision {
     pub priority: i32,
     /// The objective named by the request, if it exists.
     pub objective: Option<Arc<str>>,
+    /// A candidate that gets a copy of this request (answer discarded).
+    pub shadow: Option<RouteTarget>,
+    /// The canary rule that matched, by index.
+    pub canary: Option<usize>,
+}
+
+/// What routing looks at in one request.
+pub struct RouteQuery<'a> {
+    pub model: &'a str,
+    /// `x-gateway-model-name-rewrite`.
+    pub rewrite_header: Option<&'a str>,
+    /// `x-gateway-inference-objective`.
+    pub objective: Option<&'a str>,
+    /// Request header lookup by lower-case name (canary matches).
+    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    /// Regions the request may be served in; `None` = no restriction.
+    pub allowed_regions: Option<&'a [Arc<str>]>,
+}
+
+#[derive(Debug, Clone)]
+struct PublicEntry {
+    targets: Vec<Target>,
+    fallbacks: Vec<Target>,
+    canaries: Vec<(Vec<(String, String)>, Vec<Target>)>,
+    shadow: Option<(Target, u32)>,
+    priority: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
 enum ModelEntry {
-    Public {
-        targets: Vec<Target>,
-        fallbacks: Vec<Target>,
-        priority: Option<i32>,
-    },
+    Public(Box<PublicEntry>),
     Legacy {
         pool: Arc<str>,
         targets: Vec<WeightedName>,
@@ -75,6 +143,9 @@ pub struct RouteTable {
     objectives: HashMap<Arc<str>, i32>,
     names: Vec<Arc<str>>,
     pools: HashMap<String, Arc<str>>,
+    backends: HashMap<String, Arc<str>>,
+    /// Region of each upstream (pool label / local region, backend region).
+    regions: HashMap<RouteUpstream, Arc<str>>,
 }
 
 fn draw<'a, T>(items: &'a [T], weight: impl Fn(&T) -> u32, rng: &mut impl Rng) -> Option<&'a T> {
@@ -93,11 +164,42 @@ fn draw<'a, T>(items: &'a [T], weight: impl Fn(&T) -> u32, rng: &mut impl Rng) -
     items.last()
 }
 
+/// Whether `region` is allowed by `allowed` (exact, or a `prefix*` pattern; case-insensitive).
+pub fn region_allowed(region: Option<&str>, allowed: &[Arc<str>]) -> bool {
+    let Some(region) = region else { return false };
+    allowed.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => region.len() >= prefix.len() && region[..prefix.len()].eq_ignore_ascii_case(prefix),
+        None => region.eq_ignore_ascii_case(a),
+    })
+}
+
+/// Parse an allowed-regions header value: comma-separated, trimmed, empties dropped.
+pub fn parse_regions(value: &str) -> Vec<Arc<str>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(Arc::from)
+        .collect()
+}
+
 impl RouteTable {
     pub fn build(cfg: &ConfigSet) -> Self {
         let mut t = RouteTable::default();
+        let local = cfg.settings.local_region.as_deref();
         for p in &cfg.pools {
-            t.pools.insert(p.name.clone(), Arc::from(p.name.as_str()));
+            let name: Arc<str> = Arc::from(p.name.as_str());
+            t.pools.insert(p.name.clone(), name.clone());
+            if let Some(r) = p.region.as_deref().or(local) {
+                t.regions.insert(RouteUpstream::Pool(name), Arc::from(r));
+            }
+        }
+        for b in &cfg.backends {
+            let name: Arc<str> = Arc::from(b.name.as_str());
+            t.backends.insert(b.name.clone(), name.clone());
+            if let Some(r) = &b.region {
+                t.regions.insert(RouteUpstream::Backend(name), Arc::from(r.as_str()));
+            }
         }
         let pool_arc = |t: &RouteTable, name: &str| -> Arc<str> {
             t.pools
@@ -139,11 +241,17 @@ impl RouteTable {
         for m in &cfg.public_models {
             t.models.insert(
                 Arc::from(m.name.as_str()),
-                ModelEntry::Public {
+                ModelEntry::Public(Box::new(PublicEntry {
                     targets: m.targets.clone(),
                     fallbacks: m.fallbacks.clone(),
+                    canaries: m
+                        .canaries
+                        .iter()
+                        .map(|c| (c.headers.clone(), c.targets.clone()))
+                        .collect(),
+                    shadow: m.shadow.as_ref().map(|s| (s.target.clone(), s.per_million)),
                     priority: m.priority,
-                },
+                })),
             );
         }
         for o in &cfg.objectives {
@@ -164,12 +272,12 @@ impl RouteTable {
         let mut out: Vec<String> = self.names.iter().map(|n| n.to_string()).collect();
         for e in self.models.values() {
             match e {
-                ModelEntry::Public {
-                    targets, fallbacks, ..
-                } => out.extend(
-                    targets
+                ModelEntry::Public(p) => out.extend(
+                    p.targets
                         .iter()
-                        .chain(fallbacks)
+                        .chain(&p.fallbacks)
+                        .chain(p.canaries.iter().flat_map(|c| &c.1))
+                        .chain(p.shadow.iter().map(|s| &s.0))
                         .filter_map(|t| t.model.clone()),
                 ),
                 ModelEntry::Legacy { targets, .. } => {
@@ -199,28 +307,65 @@ impl RouteTable {
         }
     }
 
-    fn target(
-        &self,
-        pool: &Arc<str>,
-        explicit: Option<&str>,
-        public: &str,
-        forced: Option<&str>,
-        rng: &mut impl Rng,
-    ) -> RouteTarget {
-        let model = match forced {
-            Some(f) => f.to_string(),
-            None => {
-                let base = explicit.unwrap_or(public);
-                self.rewrite_in_pool(pool, base, rng)
-            }
-        };
-        RouteTarget {
-            pool: pool.clone(),
-            model,
+    fn upstream_of(&self, u: &Upstream) -> RouteUpstream {
+        match u {
+            Upstream::Pool(p) => RouteUpstream::Pool(
+                self.pools.get(p).cloned().unwrap_or_else(|| Arc::from(p.as_str())),
+            ),
+            Upstream::Backend(b) => RouteUpstream::Backend(
+                self.backends.get(b).cloned().unwrap_or_else(|| Arc::from(b.as_str())),
+            ),
         }
     }
 
-    /// Route one request.
+    fn region_of(&self, u: &RouteUpstream) -> Option<&Arc<str>> {
+        self.regions.get(u)
+    }
+
+    fn compliant(&self, t: &Target, allowed: Option<&[Arc<str>]>) -> bool {
+        match allowed {
+            None => true,
+            Some(a) => region_allowed(self.region_of(&self.upstream_of(&t.upstream)).map(|r| &**r), a),
+        }
+    }
+
+    fn route_target(
+        &self,
+        upstream: RouteUpstream,
+        explicit: Option<&str>,
+        public: &str,
+        forced: Option<&str>,
+        context_window: Option<u64>,
+        rng: &mut impl Rng,
+    ) -> RouteTarget {
+        let model = match (forced, &upstream) {
+            (Some(f), _) => f.to_string(),
+            (None, RouteUpstream::Pool(pool)) => {
+                self.rewrite_in_pool(pool, explicit.unwrap_or(public), rng)
+            }
+            (None, RouteUpstream::Backend(_)) => explicit.unwrap_or(public).to_string(),
+        };
+        let region = self.region_of(&upstream).cloned();
+        RouteTarget {
+            upstream,
+            model,
+            context_window,
+            region,
+        }
+    }
+
+    fn from_target(&self, t: &Target, public: &str, forced: Option<&str>, rng: &mut impl Rng) -> RouteTarget {
+        self.route_target(
+            self.upstream_of(&t.upstream),
+            t.model.as_deref(),
+            public,
+            forced,
+            t.context_window,
+            rng,
+        )
+    }
+
+    /// Route one request (no canary headers, no region restriction).
     ///
     /// `rewrite_header` is `x-gateway-model-name-rewrite`, `objective` is
     /// `x-gateway-inference-objective`.
@@ -231,61 +376,115 @@ impl RouteTable {
         objective: Option<&str>,
         rng: &mut impl Rng,
     ) -> Result<RouteDecision, RouteError> {
+        let no_headers = |_: &str| None;
+        self.resolve_with(
+            &RouteQuery {
+                model,
+                rewrite_header,
+                objective,
+                header: &no_headers,
+                allowed_regions: None,
+            },
+            rng,
+        )
+    }
+
+    /// Route one request.
+    pub fn resolve_with(&self, q: &RouteQuery<'_>, rng: &mut impl Rng) -> Result<RouteDecision, RouteError> {
+        let model = q.model;
         let Some((name, entry)) = self.models.get_key_value(model) else {
             return Err(RouteError::UnknownModel {
                 model: model.to_string(),
                 available: self.available(),
             });
         };
-        let forced = rewrite_header.filter(|h| !h.is_empty());
+        let forced = q.rewrite_header.filter(|h| !h.is_empty());
+        let allowed = q.allowed_regions;
+        let mut shadow = None;
+        let mut canary = None;
+        let mut candidates: Vec<RouteUpstream> = Vec::new();
         let (attempts, base_priority) = match entry {
-            ModelEntry::Public {
-                targets,
-                fallbacks,
-                priority,
-            } => {
-                let mut attempts = Vec::with_capacity(1 + fallbacks.len());
-                if let Some(t) = draw(targets, |t| t.weight, rng) {
-                    let pool = self
-                        .pools
-                        .get(&t.pool)
-                        .cloned()
-                        .unwrap_or_else(|| Arc::from(t.pool.as_str()));
-                    attempts.push(self.target(&pool, t.model.as_deref(), model, forced, rng));
+            ModelEntry::Public(p) => {
+                let mut list = &p.targets;
+                for (i, (headers, targets)) in p.canaries.iter().enumerate() {
+                    if headers.iter().all(|(h, v)| (q.header)(h) == Some(v.as_str())) {
+                        list = targets;
+                        canary = Some(i);
+                        break;
+                    }
                 }
-                for f in fallbacks {
-                    let pool = self
-                        .pools
-                        .get(&f.pool)
-                        .cloned()
-                        .unwrap_or_else(|| Arc::from(f.pool.as_str()));
-                    attempts.push(self.target(&pool, f.model.as_deref(), model, forced, rng));
+                let mut attempts = Vec::with_capacity(1 + p.fallbacks.len());
+                candidates.extend(list.iter().chain(&p.fallbacks).map(|t| self.upstream_of(&t.upstream)));
+                let compliant: Vec<&Target> = list.iter().filter(|t| self.compliant(t, allowed)).collect();
+                if let Some(t) = draw(&compliant, |t| t.weight, rng) {
+                    attempts.push(self.from_target(t, model, forced, rng));
                 }
-                (attempts, priority.unwrap_or(0))
+                for f in p.fallbacks.iter().filter(|t| self.compliant(t, allowed)) {
+                    attempts.push(self.from_target(f, model, forced, rng));
+                }
+                if let Some((t, per_million)) = &p.shadow {
+                    if self.compliant(t, allowed) && rng.random_range(0..1_000_000) < *per_million {
+                        shadow = Some(self.from_target(t, model, forced, rng));
+                    }
+                }
+                (attempts, p.priority.unwrap_or(0))
             }
             ModelEntry::Legacy {
                 pool,
                 targets,
                 priority,
             } => {
+                let upstream = RouteUpstream::Pool(pool.clone());
+                candidates.push(upstream.clone());
                 let target_model = match forced {
                     Some(f) => f.to_string(),
                     None => draw(targets, |t| t.weight, rng)
                         .map_or_else(|| model.to_string(), |t| t.name.clone()),
                 };
-                (
+                let region = self.region_of(&upstream).cloned();
+                let ok = allowed.is_none_or(|a| region_allowed(region.as_deref(), a));
+                let attempts = if ok {
                     vec![RouteTarget {
-                        pool: pool.clone(),
+                        upstream,
                         model: target_model,
-                    }],
-                    *priority,
-                )
+                        context_window: None,
+                        region,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                (attempts, *priority)
             }
             ModelEntry::RewriteOnly { pool } => {
-                (vec![self.target(pool, None, model, forced, rng)], 0)
+                let upstream = RouteUpstream::Pool(pool.clone());
+                candidates.push(upstream.clone());
+                let t = self.route_target(upstream, None, model, forced, None, rng);
+                let ok = allowed.is_none_or(|a| region_allowed(t.region.as_deref(), a));
+                (if ok { vec![t] } else { Vec::new() }, 0)
             }
         };
-        let (objective, priority) = match objective.and_then(|o| self.objectives.get_key_value(o)) {
+        if attempts.is_empty() {
+            if let Some(a) = allowed {
+                let mut regions: Vec<String> = candidates
+                    .iter()
+                    .map(|u| {
+                        let r = self.region_of(u).map_or("no region", |r| &**r);
+                        format!("{} ({r})", u.name())
+                    })
+                    .collect();
+                regions.dedup();
+                return Err(RouteError::RegionNotAllowed {
+                    model: model.to_string(),
+                    allowed: if a.is_empty() {
+                        "none".to_string()
+                    } else {
+                        a.iter().map(|r| &**r).collect::<Vec<_>>().join(", ")
+                    },
+                    regions: regions.join(", "),
+                });
+            }
+        }
+        let (objective, priority) = match q.objective.and_then(|o| self.objectives.get_key_value(o)) {
             Some((name, p)) => (Some(name.clone()), *p),
             None => (None, base_priority),
         };
@@ -294,6 +493,8 @@ impl RouteTable {
             attempts,
             priority,
             objective,
+            shadow,
+            canary,
         })
     }
 
@@ -395,7 +596,7 @@ spec: {priority: 10, poolRef: {name: pool-a}}
             let d = t.resolve("chat", None, None, &mut rng).unwrap();
             assert_eq!(&*d.public_model, "chat");
             assert_eq!(d.attempts.len(), 2);
-            if &*d.attempts[0].pool == "pool-a" {
+            if &**d.attempts[0].upstream.name() == "pool-a" {
                 assert_eq!(d.attempts[0].model, "llama-8b");
                 a += 1;
             } else {
@@ -422,7 +623,7 @@ spec: {priority: 10, poolRef: {name: pool-a}}
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
         let d = t.resolve("food-review", None, None, &mut rng).unwrap();
         assert_eq!(d.priority, -1);
-        assert_eq!(&*d.attempts[0].pool, "pool-a");
+        assert_eq!(&**d.attempts[0].upstream.name(), "pool-a");
         assert!(d.attempts[0].model.starts_with("food-review-"));
         let d = t
             .resolve("food-review", None, Some("critical"), &mut rng)
@@ -438,7 +639,7 @@ spec: {priority: 10, poolRef: {name: pool-a}}
         assert_eq!(names, vec!["chat", "food-review", "summarize"]);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
         let d = t.resolve("summarize", None, None, &mut rng).unwrap();
-        assert_eq!(&*d.attempts[0].pool, "pool-a");
+        assert_eq!(&**d.attempts[0].upstream.name(), "pool-a");
         assert_eq!(d.attempts[0].model, "summarize-lora");
     }
 
