@@ -40,6 +40,19 @@ pub enum GatewayError {
     UpstreamTimeout { pool: String, secs: u64 },
     #[error("the upstream response from pool `{pool}` failed: {detail}")]
     UpstreamBroken { pool: String, detail: String },
+    #[error("the circuit of `{upstream}` is open")]
+    CircuitOpen { upstream: String, cooldown_secs: u64 },
+    #[error("backend `{backend}`: {error}")]
+    Translate {
+        backend: String,
+        error: infergate_providers::TranslateError,
+    },
+    #[error("backend `{backend}` credentials: {detail}")]
+    BackendCredentials { backend: String, detail: String },
+    #[error("backend `{backend}` needs the caller's own credential")]
+    MissingClientCredential { backend: String },
+    #[error("the Messages request is not valid: {0}")]
+    MessagesRequest(String),
 }
 
 const INVALID: &str = "invalid_request_error";
@@ -56,6 +69,12 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => "request_too_large",
             GatewayError::BodyRead(_) => "body_read_error",
             GatewayError::Route(RouteError::UnknownModel { .. }) => "model_not_found",
+            GatewayError::Route(RouteError::RegionNotAllowed { .. }) => "region_not_allowed",
+            GatewayError::CircuitOpen { .. } => "circuit_open",
+            GatewayError::Translate { .. } => "unsupported_by_backend",
+            GatewayError::BackendCredentials { .. } => "upstream_credentials",
+            GatewayError::MissingClientCredential { .. } => "missing_credentials",
+            GatewayError::MessagesRequest(_) => "invalid_request",
             GatewayError::UnknownPath { .. } => "unknown_url",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Scheduling(_) | GatewayError::PoolMissing(_) => "no_endpoint",
@@ -107,17 +126,64 @@ impl GatewayError {
                 reason,
                 format!("The request body could not be read ({detail}); send it again."),
             ),
+            GatewayError::Route(e @ RouteError::RegionNotAllowed { .. }) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                reason,
+                format!(
+                    "{e}. This request may not leave its allowed regions, so it was not sent; \
+                     ask the operator for a target in an allowed region."
+                ),
+            )
+            .with_param("model"),
             GatewayError::Route(e) => {
                 ApiError::new(StatusCode::NOT_FOUND, INVALID, reason, format!("{e}."))
                     .with_param("model")
             }
+            GatewayError::CircuitOpen {
+                upstream,
+                cooldown_secs,
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER,
+                reason,
+                format!(
+                    "`{upstream}` failed repeatedly and is paused (circuit open), and no fallback \
+                     could take the request. Try again in {cooldown_secs}s."
+                ),
+            )
+            .with_retry_after(*cooldown_secs),
+            GatewayError::Translate { backend, error } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                INVALID,
+                reason,
+                format!("The request cannot be sent to backend `{backend}`: {error}. Change the request, or route this model elsewhere."),
+            ),
+            GatewayError::BackendCredentials { backend, detail } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER,
+                reason,
+                format!("The gateway could not authenticate to backend `{backend}` ({detail}). The operator must fix the backend's credentials."),
+            ),
+            GatewayError::MissingClientCredential { backend } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                reason,
+                format!("Backend `{backend}` uses each caller's own key: send it as `Authorization: Bearer <key>` (or `x-api-key`)."),
+            ),
+            GatewayError::MessagesRequest(detail) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                INVALID,
+                reason,
+                format!("The Messages request body is not valid ({detail}). Send {{\"model\", \"max_tokens\", \"messages\": [...]}} as the Anthropic API documents it."),
+            ),
             GatewayError::UnknownPath { method, path } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 INVALID,
                 reason,
                 format!(
                     "Invalid URL ({method} {path}). This gateway serves POST /v1/chat/completions, \
-                     POST /v1/completions, POST /v1/embeddings and GET /v1/models."
+                     POST /v1/completions, POST /v1/embeddings, POST /v1/messages and GET /v1/models."
                 ),
             ),
             GatewayError::MethodNotAllowed { method, path } => ApiError::new(

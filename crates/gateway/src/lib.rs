@@ -12,7 +12,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod respond;
 pub mod server;
+pub mod shadow;
 pub mod snapshot;
+pub mod stages;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,12 +31,20 @@ use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLog;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Shared, Snapshot};
+use crate::upstream::budget::RetryBudget;
+use crate::upstream::circuit::CircuitRegistry;
+use crate::upstream::credentials::CredentialStore;
 
 /// Shared state of one running gateway.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     registry: EndpointRegistry,
+    pub circuits: CircuitRegistry,
+    pub credentials: Arc<CredentialStore>,
+    pub retry_budget: RetryBudget,
+    /// Bounds shadow copies in flight.
+    pub shadow_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     generation: AtomicU64,
@@ -52,11 +63,26 @@ impl Gateway {
             None => None,
         };
         let registry = EndpointRegistry::default();
-        let snap = Snapshot::build(1, config, &registry, None);
+        let circuits = CircuitRegistry::default();
+        let credentials = Arc::new(CredentialStore::default());
+        let snap = Snapshot::build(
+            1,
+            config,
+            &Shared {
+                registry: &registry,
+                circuits: &circuits,
+                credentials: &credentials,
+            },
+            None,
+        );
         metrics.config_generation.set(1);
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
+            circuits,
+            credentials,
+            retry_budget: RetryBudget::default(),
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(shadow::MAX_IN_FLIGHT)),
             metrics,
             access_log,
             generation: AtomicU64::new(1),
@@ -83,7 +109,16 @@ impl Gateway {
         if current.access_log != next.access_log {
             tracing::warn!("access log target changed; it takes effect at the next restart");
         }
-        let snap = Snapshot::build(generation, config, &self.registry, Some(&prev));
+        let snap = Snapshot::build(
+            generation,
+            config,
+            &Shared {
+                registry: &self.registry,
+                circuits: &self.circuits,
+                credentials: &self.credentials,
+            },
+            Some(&prev),
+        );
         drop(prev);
         self.snapshot.store(Arc::new(snap));
         self.metrics
@@ -195,7 +230,13 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
         rx,
         Duration::from_secs(1),
     ));
-    let mut background = vec![tokio::spawn(health::run_prober(gw.clone()))];
+    let mut background = vec![
+        tokio::spawn(health::run_prober(gw.clone())),
+        tokio::spawn(upstream::credentials::run_file_watcher(
+            gw.credentials.clone(),
+            reload_interval.unwrap_or(Duration::from_secs(1)),
+        )),
+    ];
     if let (Some(path), Some(interval)) = (opts.config_path, reload_interval) {
         let g = gw.clone();
         background.push(infergate_control::watch::spawn_watcher(

@@ -73,6 +73,27 @@ pub struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// Pool or backend name.
+    pub upstream: Label,
+    /// `success`, `connect_error`, `timeout`, `status_5xx`, `status_429`, `context_length`,
+    /// `credentials`, `broken`, `untranslatable`, `no_client_credential`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub upstream: Label,
+    /// `success`, `error`, `dropped`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
     pub gen_ai_operation_name: &'static str,
 }
@@ -128,6 +149,12 @@ pub struct Metrics {
     pub endpoint_ejected: Family<EndpointLabels, Gauge>,
     pub endpoint_ejections: Family<EndpointLabels, Counter>,
     pub upstream_retries: Family<PoolLabels, Counter>,
+    pub upstream_attempts: Family<AttemptLabels, Counter>,
+    pub circuit_open: Family<PoolLabels, Gauge>,
+    pub circuit_opened: Family<PoolLabels, Counter>,
+    pub retry_budget_exhausted: Counter,
+    pub shadow_requests: Family<ShadowLabels, Counter>,
+    pub shadow_duration: HistFamily<UpstreamLabels>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
@@ -150,6 +177,12 @@ impl Metrics {
             endpoint_ejected: Family::default(),
             endpoint_ejections: Family::default(),
             upstream_retries: Family::default(),
+            upstream_attempts: Family::default(),
+            circuit_open: Family::default(),
+            circuit_opened: Family::default(),
+            retry_budget_exhausted: Counter::default(),
+            shadow_requests: Family::default(),
+            shadow_duration: family(|| Histogram::new(DURATION_BUCKETS.iter().copied())),
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
             access_log_dropped: Counter::default(),
@@ -206,8 +239,39 @@ impl Metrics {
         );
         registry.register(
             "infergate_upstream_retries",
-            "Attempts beyond the first, per pool",
+            "Attempts beyond the first, per pool or backend",
             m.upstream_retries.clone(),
+        );
+        registry.register(
+            "infergate_upstream_attempts",
+            "Attempts sent to each pool or backend, by result",
+            m.upstream_attempts.clone(),
+        );
+        registry.register(
+            "infergate_circuit_open",
+            "1 while the target's circuit is open (requests skip it)",
+            m.circuit_open.clone(),
+        );
+        registry.register(
+            "infergate_circuit_opened",
+            "Times the target's circuit opened",
+            m.circuit_opened.clone(),
+        );
+        registry.register(
+            "infergate_retry_budget_exhausted",
+            "Extra attempts refused because the retry budget was spent",
+            m.retry_budget_exhausted.clone(),
+        );
+        registry.register(
+            "infergate_shadow_requests",
+            "Shadow copies sent to candidate targets, by outcome (answers are discarded)",
+            m.shadow_requests.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_shadow_duration",
+            "Latency of shadow copies, to the end of the answer",
+            Unit::Seconds,
+            m.shadow_duration.clone(),
         );
         registry.register(
             "infergate_config_reloads",
