@@ -139,7 +139,7 @@ async fn config_change_during_50_streams_drops_none_and_bad_config_is_rejected()
     tokio::time::sleep(Duration::from_millis(150)).await;
     let changed = config_yaml(&addrs[..1], "  reload: {interval: 50ms}")
         + "---\napiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {name: second}\nspec:\n  targets: [{pool: pool, model: served/model-7b}]\n";
-    std::fs::write(&gw.config_file, &changed).unwrap();
+    write_atomic(&gw.config_file, &changed);
     let models_url = format!("{}/v1/models", gw.base);
     let mut reloaded = false;
     for _ in 0..100 {
@@ -158,7 +158,7 @@ async fn config_change_during_50_streams_drops_none_and_bad_config_is_rejected()
     }
 
     // A broken file is rejected; the previous config keeps serving.
-    std::fs::write(&gw.config_file, "apiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {name: x}\nspec:\n  targets: [{pool: missing}]\n").unwrap();
+    write_atomic(&gw.config_file, "apiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {name: x}\nspec:\n  targets: [{pool: missing}]\n");
     let admin_metrics = format!("{}/metrics", gw.admin);
     let mut rejected = false;
     for _ in 0..100 {
