@@ -259,7 +259,7 @@ impl Default for Settings {
             reload_interval: Some(Duration::from_secs(1)),
             first_token_timeout: Duration::from_secs(300),
             retry_budget_ratio: RatioMillis(200),
-            retry_budget_min: 3,
+            retry_budget_min: 10,
             circuit: CircuitSettings::default(),
             region_header: None,
             local_region: None,

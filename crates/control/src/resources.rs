@@ -432,7 +432,7 @@ pub struct RetryBudgetSpec {
     /// Default 0.2.
     #[serde(default)]
     pub ratio: Option<f64>,
-    /// Default 3: a floor so a quiet gateway can still fail over.
+    /// Default 10: a floor so a quiet gateway can still fail over.
     #[serde(default)]
     pub min_retries: Option<u32>,
 }

@@ -204,7 +204,6 @@ async fn run_attempts(
     let mut last_response: Option<UpstreamResponse> = None;
     // After a context-length error: only targets with a larger window than this.
     let mut need_context: Option<u64> = None;
-
     'targets: for target in &decision.attempts {
         if let Some(min) = need_context {
             if target.context_window.is_none_or(|w| w <= min) {
@@ -442,7 +441,7 @@ async fn attempt_pool(
     };
     let provider = infergate_providers::ProviderKind::OpenAiCompatible.provider();
     let reading = Instant::now();
-    let mut answer = read_answer(resp, provider, &target, deadline, settings.stream_idle_timeout, &name, true).await;
+    let mut answer = read_answer(resp, provider, &target, deadline, settings.first_token_timeout, settings.stream_idle_timeout, &name, true).await;
     ctx.upstream_wait += reading.elapsed();
     match &mut answer {
         Ok(UpstreamResponse::Stream { in_flight: slot, .. }) => {
@@ -537,7 +536,7 @@ async fn attempt_backend(
         }
         Ok(Ok(r)) => r,
     };
-    let answer = read_answer(resp, rt.provider, &t, deadline, rt.stream_idle_timeout, &name, false).await;
+    let answer = read_answer(resp, rt.provider, &t, deadline, rt.first_token_timeout, rt.stream_idle_timeout, &name, false).await;
     ctx.upstream_wait += started.elapsed();
     if let Err(f) = &answer {
         if f.result == "credentials" {
@@ -552,11 +551,13 @@ async fn attempt_backend(
 /// Read an upstream answer into the OpenAI format: a stream is held until the translator has
 /// produced its first events (a failure before that is still retryable), a whole body is
 /// translated, an error is classified.
+#[allow(clippy::too_many_arguments)]
 async fn read_answer(
     resp: Response<Incoming>,
     provider: &dyn Provider,
     target: &Target<'_>,
     deadline: Instant,
+    first_token: Duration,
     idle_timeout: Duration,
     upstream: &str,
     keep_headers: bool,
@@ -582,7 +583,7 @@ async fn read_answer(
                     return Err(AttemptFailure::retry(
                         GatewayError::UpstreamTimeout {
                             pool: upstream.to_string(),
-                            secs: deadline.saturating_duration_since(Instant::now()).as_secs(),
+                            secs: first_token.as_secs(),
                         },
                         "timeout",
                     ))
@@ -655,7 +656,7 @@ async fn read_answer(
             return Err(AttemptFailure::retry(
                 GatewayError::UpstreamTimeout {
                     pool: upstream.to_string(),
-                    secs: deadline.saturating_duration_since(Instant::now()).as_secs(),
+                    secs: first_token.as_secs(),
                 },
                 "timeout",
             ))

@@ -36,7 +36,7 @@ pub enum GatewayError {
     PoolMissing(String),
     #[error("could not reach any endpoint of pool `{pool}`: {detail}")]
     UpstreamConnect { pool: String, detail: String },
-    #[error("pool `{pool}` did not answer within {secs}s")]
+    #[error("`{pool}` did not answer within {secs}s")]
     UpstreamTimeout { pool: String, secs: u64 },
     #[error("the upstream response from pool `{pool}` failed: {detail}")]
     UpstreamBroken { pool: String, detail: String },
@@ -219,8 +219,8 @@ impl GatewayError {
                 SERVER,
                 reason,
                 format!(
-                    "Pool `{pool}` did not start answering within {secs}s. Try again, or ask for \
-                     fewer tokens."
+                    "`{pool}` did not start answering in time (first-token timeout {secs}s). Try \
+                     again, or ask for fewer tokens."
                 ),
             ),
             GatewayError::UpstreamBroken { pool, detail } => ApiError::new(

@@ -12,7 +12,15 @@ use crate::{json, pieces, reply_text, stream, words, Body, Call, Mode};
 fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" "),
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|b| match b["type"].as_str() {
+                Some("tool_result") => text_of(&b["content"]),
+                _ => b.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+            })
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => String::new(),
     }
 }

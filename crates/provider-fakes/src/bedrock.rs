@@ -16,7 +16,11 @@ fn text_of(blocks: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|b| b.get("text").and_then(Value::as_str))
+        .map(|b| match b.get("toolResult") {
+            Some(tr) => text_of(&tr["content"]),
+            None => b.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+        })
+        .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
 }

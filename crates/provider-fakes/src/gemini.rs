@@ -73,7 +73,11 @@ fn text_of(parts: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .filter_map(|p| {
+            p.get("text")
+                .or_else(|| p.pointer("/functionResponse/response/content"))
+                .and_then(Value::as_str)
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
