@@ -85,7 +85,9 @@ impl Pricing {
     pub fn cost(&self, input: u64, cached: u64, output: u64) -> f64 {
         let fresh = input.saturating_sub(cached) as f64;
         let cached_price = self.cached_input_per_mtok.unwrap_or(self.input_per_mtok);
-        (fresh * self.input_per_mtok + cached as f64 * cached_price + output as f64 * self.output_per_mtok)
+        (fresh * self.input_per_mtok
+            + cached as f64 * cached_price
+            + output as f64 * self.output_per_mtok)
             / 1e6
     }
 }
@@ -177,7 +179,10 @@ pub fn secret_values(
     Ok(out)
 }
 
-fn aws_from_map(get: impl Fn(&str) -> Option<String>, what: &str) -> Result<CredentialMaterial, String> {
+fn aws_from_map(
+    get: impl Fn(&str) -> Option<String>,
+    what: &str,
+) -> Result<CredentialMaterial, String> {
     let need = |k: &str| {
         get(k)
             .filter(|v| !v.trim().is_empty())
@@ -186,7 +191,9 @@ fn aws_from_map(get: impl Fn(&str) -> Option<String>, what: &str) -> Result<Cred
     Ok(CredentialMaterial::Aws(AwsCredentials {
         access_key_id: need("accessKeyId")?.trim().to_string(),
         secret_access_key: need("secretAccessKey")?.trim().to_string(),
-        session_token: get("sessionToken").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+        session_token: get("sessionToken")
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
     }))
 }
 
@@ -194,7 +201,10 @@ fn aws_from_map(get: impl Fn(&str) -> Option<String>, what: &str) -> Result<Cred
 /// credentials format (`aws_access_key_id = …` lines).
 fn aws_from_text(text: &str, what: &str) -> Result<CredentialMaterial, String> {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
-        return aws_from_map(|k| v.get(k).and_then(|x| x.as_str()).map(str::to_string), what);
+        return aws_from_map(
+            |k| v.get(k).and_then(|x| x.as_str()).map(str::to_string),
+            what,
+        );
     }
     let mut map = BTreeMap::new();
     for line in text.lines() {
@@ -205,7 +215,8 @@ fn aws_from_text(text: &str, what: &str) -> Result<CredentialMaterial, String> {
                 "aws_session_token" => "sessionToken",
                 _ => continue,
             };
-            map.entry(key.to_string()).or_insert_with(|| v.trim().to_string());
+            map.entry(key.to_string())
+                .or_insert_with(|| v.trim().to_string());
         }
     }
     aws_from_map(|k| map.get(k).cloned(), what)
@@ -222,7 +233,9 @@ fn from_text(kind: ProviderKind, text: &str, what: &str) -> Result<CredentialMat
             if key.is_empty() {
                 Err(format!("{what} is empty"))
             } else if key.chars().any(|c| c.is_control()) {
-                Err(format!("{what} holds more than one line; put only the key in it"))
+                Err(format!(
+                    "{what} holds more than one line; put only the key in it"
+                ))
             } else {
                 Ok(CredentialMaterial::ApiKey(key.to_string()))
             }
@@ -231,7 +244,10 @@ fn from_text(kind: ProviderKind, text: &str, what: &str) -> Result<CredentialMat
 }
 
 /// Read a credential from its source. Errors name the source, never the value.
-pub fn load_material(kind: ProviderKind, source: &CredentialSource) -> Result<CredentialMaterial, String> {
+pub fn load_material(
+    kind: ProviderKind,
+    source: &CredentialSource,
+) -> Result<CredentialMaterial, String> {
     match source {
         CredentialSource::Secret { name, key, values } => {
             if kind == ProviderKind::Bedrock && key.is_none() {
@@ -240,7 +256,10 @@ pub fn load_material(kind: ProviderKind, source: &CredentialSource) -> Result<Cr
             let key = key.as_deref().unwrap_or(default_secret_key(kind));
             let value = values.get(key).ok_or_else(|| {
                 let keys: Vec<&str> = values.keys().map(String::as_str).collect();
-                format!("Secret `{name}` has no key `{key}` (it has: {})", keys.join(", "))
+                format!(
+                    "Secret `{name}` has no key `{key}` (it has: {})",
+                    keys.join(", ")
+                )
             })?;
             from_text(kind, value, &format!("Secret `{name}` key `{key}`"))
         }
@@ -261,7 +280,8 @@ pub fn load_material(kind: ProviderKind, source: &CredentialSource) -> Result<Cr
                 };
                 return aws_from_map(get, &format!("environment prefix `{var}_`"));
             }
-            let value = std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?;
+            let value = std::env::var(var)
+                .map_err(|_| format!("environment variable `{var}` is not set"))?;
             from_text(kind, &value, &format!("environment variable `{var}`"))
         }
     }
@@ -283,7 +303,11 @@ mod tests {
 
     #[test]
     fn aws_shared_credentials_format() {
-        let m = aws_from_text("[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n", "f").unwrap();
+        let m = aws_from_text(
+            "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n",
+            "f",
+        )
+        .unwrap();
         match m {
             CredentialMaterial::Aws(a) => {
                 assert_eq!(a.access_key_id, "AKIDEXAMPLE");
@@ -291,7 +315,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(aws_from_text("aws_access_key_id = x\n", "f").unwrap_err().contains("secretAccessKey"));
+        assert!(aws_from_text("aws_access_key_id = x\n", "f")
+            .unwrap_err()
+            .contains("secretAccessKey"));
     }
 
     #[test]

@@ -12,11 +12,11 @@ pub mod units;
 pub mod watch;
 pub mod yaml_lines;
 
+pub use backends::{Backend, CircuitSettings, CredentialMaterial, CredentialSource, Pricing};
 pub use loader::{
     load_path, load_sources, load_str, read_sources, AppProtocol, ConfigError, ConfigErrors,
     ConfigSet, EndpointSpec, Pool, Settings, Target, Upstream,
 };
-pub use backends::{Backend, CircuitSettings, CredentialMaterial, CredentialSource, Pricing};
 pub use routing::{
     parse_regions, region_allowed, RouteDecision, RouteError, RouteQuery, RouteTable, RouteTarget,
     RouteUpstream,

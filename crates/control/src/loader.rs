@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::backends::{
-    credential_optional, default_base_url, load_material, secret_values, Backend,
-    CircuitSettings, CredentialSource, Pricing,
+    credential_optional, default_base_url, load_material, secret_values, Backend, CircuitSettings,
+    CredentialSource, Pricing,
 };
 use crate::resources::*;
 use crate::units::Dur;
@@ -434,7 +434,9 @@ fn parse_text<'a>(
                 load.file_into(&mut out.pools, at, pool_from_v1alpha2);
             }
             (GROUP_X_V1ALPHA2, "InferenceObjective") => load.file_into(&mut out.objectives, at, id),
-            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => load.file_into(&mut out.rewrites, at, id),
+            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => {
+                load.file_into(&mut out.rewrites, at, id);
+            }
             (GROUP_X_V1ALPHA2, "InferenceModel") => load.file_into(&mut out.legacy, at, id),
             (INFERGATE_V1ALPHA1, "PublicModel") => load.file_into(&mut out.public, at, id),
             (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
@@ -822,11 +824,22 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         }
     }
     for b in &parsed.backends {
-        if let Some(backend) = validate_backend(&b.at, &b.res.metadata.name, &b.res.spec, &secrets, set.settings.circuit, errors) {
+        if let Some(backend) = validate_backend(
+            &b.at,
+            &b.res.metadata.name,
+            &b.res.spec,
+            &secrets,
+            set.settings.circuit,
+            errors,
+        ) {
             set.backends.push(backend);
         }
     }
-    let backend_names: HashSet<String> = parsed.backends.iter().map(|b| b.res.metadata.name.clone()).collect();
+    let backend_names: HashSet<String> = parsed
+        .backends
+        .iter()
+        .map(|b| b.res.metadata.name.clone())
+        .collect();
 
     let mut public_names: HashMap<String, usize> = HashMap::new();
     for m in &parsed.public {
@@ -844,7 +857,11 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         if spec.targets.is_empty() {
             errors.push(m.at.err("spec.targets", "a public model needs at least one target"));
         }
-        let one_target = |t: &ModelTarget, field: &str, weight: u32, errors: &mut Vec<ConfigError>| -> Target {
+        let one_target = |t: &ModelTarget,
+                          field: &str,
+                          weight: u32,
+                          errors: &mut Vec<ConfigError>|
+         -> Target {
             let upstream = match (&t.pool, &t.backend) {
                 (Some(p), None) => {
                     pool_exists(&m.at, &format!("{field}.pool"), p, errors);
@@ -856,18 +873,26 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
                         known.sort();
                         errors.push(m.at.err(
                             &format!("{field}.backend"),
-                            format!("Backend `{b}` does not exist; known backends: [{}]", known.join(", ")),
+                            format!(
+                                "Backend `{b}` does not exist; known backends: [{}]",
+                                known.join(", ")
+                            ),
                         ));
                     }
                     Upstream::Backend(b.clone())
                 }
                 _ => {
-                    errors.push(m.at.err(field, "set exactly one of `pool` (an InferencePool) or `backend` (a Backend)"));
+                    errors.push(m.at.err(
+                        field,
+                        "set exactly one of `pool` (an InferencePool) or `backend` (a Backend)",
+                    ));
                     Upstream::Pool(String::new())
                 }
             };
             if let Some(model) = &t.model {
-                if infergate_providers::validate_model_name(model).is_err() && matches!(upstream, Upstream::Backend(_)) {
+                if infergate_providers::validate_model_name(model).is_err()
+                    && matches!(upstream, Upstream::Backend(_))
+                {
                     errors.push(m.at.err(
                         &format!("{field}.model"),
                         "a model name for a backend may use letters, digits and . _ : @ + - / only (it goes into URL paths)",
@@ -875,7 +900,10 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
                 }
             }
             if t.context_window == Some(0) {
-                errors.push(m.at.err(&format!("{field}.contextWindow"), "give the context window in tokens (> 0)"));
+                errors.push(m.at.err(
+                    &format!("{field}.contextWindow"),
+                    "give the context window in tokens (> 0)",
+                ));
             }
             Target {
                 upstream,
@@ -884,25 +912,32 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
                 context_window: t.context_window,
             }
         };
-        let convert = |list: &[ModelTarget], field: &str, errors: &mut Vec<ConfigError>| -> Vec<Target> {
-            let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
-            let weights = weights_all_or_none(&m.at, field, &weights, errors);
-            list.iter()
-                .enumerate()
-                .zip(weights)
-                .map(|((i, t), weight)| one_target(t, &format!("{field}[{i}]"), weight, errors))
-                .collect()
-        };
+        let convert =
+            |list: &[ModelTarget], field: &str, errors: &mut Vec<ConfigError>| -> Vec<Target> {
+                let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
+                let weights = weights_all_or_none(&m.at, field, &weights, errors);
+                list.iter()
+                    .enumerate()
+                    .zip(weights)
+                    .map(|((i, t), weight)| one_target(t, &format!("{field}[{i}]"), weight, errors))
+                    .collect()
+            };
         let targets = convert(&spec.targets, "spec.targets", errors);
         let fallbacks = convert(&spec.fallbacks, "spec.fallbacks", errors);
         let mut canaries = Vec::new();
         for (i, c) in spec.canaries.iter().enumerate() {
             let field = format!("spec.canaries[{i}]");
             if c.matches.headers.is_empty() {
-                errors.push(m.at.err(&format!("{field}.match.headers"), "list at least one header to match"));
+                errors.push(m.at.err(
+                    &format!("{field}.match.headers"),
+                    "list at least one header to match",
+                ));
             }
             if c.targets.is_empty() {
-                errors.push(m.at.err(&format!("{field}.targets"), "a canary needs at least one target"));
+                errors.push(m.at.err(
+                    &format!("{field}.targets"),
+                    "a canary needs at least one target",
+                ));
             }
             canaries.push(Canary {
                 headers: c
@@ -1009,7 +1044,10 @@ fn resolve_settings(
     if let Some(b) = &spec.retries.budget {
         if let Some(r) = b.ratio {
             if !(0.0..=10.0).contains(&r) {
-                errors.push(at.err("spec.retries.budget.ratio", "use a ratio from 0 to 10 (0.2 = 20% extra attempts)"));
+                errors.push(at.err(
+                    "spec.retries.budget.ratio",
+                    "use a ratio from 0 to 10 (0.2 = 20% extra attempts)",
+                ));
             }
             s.retry_budget_ratio = RatioMillis((r.clamp(0.0, 10.0) * 1000.0).round() as u32);
         }
@@ -1025,7 +1063,10 @@ fn resolve_settings(
         if http_header_name_ok(h) {
             s.region_header = Some(h.to_ascii_lowercase());
         } else {
-            errors.push(at.err("spec.dataResidency.regionHeader", format!("`{h}` is not a valid header name")));
+            errors.push(at.err(
+                "spec.dataResidency.regionHeader",
+                format!("`{h}` is not a valid header name"),
+            ));
         }
     }
     s.local_region = dr.local_region.clone();
@@ -1074,7 +1115,9 @@ fn resolve_settings(
 }
 
 fn http_header_name_ok(h: &str) -> bool {
-    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn circuit_settings(cb: &CircuitBreakerSpec, base: CircuitSettings) -> CircuitSettings {
@@ -1092,7 +1135,9 @@ fn check_url(url: &str, path_ok: bool) -> Result<(), String> {
         .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
     let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("`{url}` has no host (or has credentials in it; use `credentials`)"));
+        return Err(format!(
+            "`{url}` has no host (or has credentials in it; use `credentials`)"
+        ));
     }
     if !path_ok && !path.is_empty() {
         return Err(format!("`{url}` must not have a path"));
@@ -1112,24 +1157,44 @@ fn validate_backend(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Backend> {
     let Some(kind) = infergate_providers::ProviderKind::from_config(&spec.provider) else {
-        let known: Vec<&str> = infergate_providers::ProviderKind::ALL.iter().map(|(n, _)| *n).collect();
+        let known: Vec<&str> = infergate_providers::ProviderKind::ALL
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
         errors.push(at.err(
             "spec.provider",
-            format!("unknown provider `{}`; use one of {}", spec.provider, known.join(", ")),
+            format!(
+                "unknown provider `{}`; use one of {}",
+                spec.provider,
+                known.join(", ")
+            ),
         ));
         return None;
     };
     use infergate_providers::ProviderKind as K;
     let region = spec.region.clone();
     if matches!(kind, K::Bedrock | K::VertexAi) && region.is_none() {
-        errors.push(at.err("spec.region", format!("{} needs a region (e.g. eu-west-1 / europe-west4)", spec.provider)));
+        errors.push(at.err(
+            "spec.region",
+            format!(
+                "{} needs a region (e.g. eu-west-1 / europe-west4)",
+                spec.provider
+            ),
+        ));
     }
     if kind == K::VertexAi && spec.project.is_none() {
         errors.push(at.err("spec.project", "GCPVertexAI needs the GCP project id"));
     }
     if let Some(r) = &region {
-        if r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            errors.push(at.err("spec.region", "a region is letters, digits, - and _ (e.g. eu-west-1)"));
+        if r.is_empty()
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            errors.push(at.err(
+                "spec.region",
+                "a region is letters, digits, - and _ (e.g. eu-west-1)",
+            ));
         }
     }
     let base_url = match (&spec.base_url, default_base_url(kind, region.as_deref())) {
@@ -1143,7 +1208,10 @@ fn validate_backend(
         (None, None) => {
             errors.push(at.err(
                 "spec.baseURL",
-                format!("{} has no public default endpoint; set baseURL", spec.provider),
+                format!(
+                    "{} has no public default endpoint; set baseURL",
+                    spec.provider
+                ),
             ));
             String::new()
         }
@@ -1151,9 +1219,15 @@ fn validate_backend(
     let credentials = match &spec.credentials {
         None => None,
         Some(c) => {
-            let set = [c.secret_ref.is_some(), c.file.is_some(), c.env.is_some()].iter().filter(|x| **x).count();
+            let set = [c.secret_ref.is_some(), c.file.is_some(), c.env.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
             if set != 1 {
-                errors.push(at.err("spec.credentials", "set exactly one of secretRef, file or env"));
+                errors.push(at.err(
+                    "spec.credentials",
+                    "set exactly one of secretRef, file or env",
+                ));
                 None
             } else if let Some(r) = &c.secret_ref {
                 match secrets.get(&r.name) {
@@ -1183,7 +1257,10 @@ fn validate_backend(
                 errors.push(at.err("spec.credentials", e));
             }
         }
-        None if spec.credentials.is_none() && !spec.passthrough_credentials && !credential_optional(kind) => {
+        None if spec.credentials.is_none()
+            && !spec.passthrough_credentials
+            && !credential_optional(kind) =>
+        {
             errors.push(at.err(
                 "spec.credentials",
                 format!(
@@ -1197,7 +1274,10 @@ fn validate_backend(
     }
     let pricing = spec.pricing.map(|p| {
         if p.input < 0.0 || p.output < 0.0 || p.cached_input.is_some_and(|c| c < 0.0) {
-            errors.push(at.err("spec.pricing", "prices are USD per million tokens, not negative"));
+            errors.push(at.err(
+                "spec.pricing",
+                "prices are USD per million tokens, not negative",
+            ));
         }
         Pricing {
             input_per_mtok: p.input,
@@ -1227,7 +1307,10 @@ fn validate_backend(
         connect_timeout: spec.timeouts.connect.map(Dur::get),
         first_token_timeout: spec.timeouts.first_token.map(Dur::get),
         stream_idle_timeout: spec.timeouts.stream_idle.map(Dur::get),
-        circuit: spec.circuit_breaker.as_ref().map(|cb| circuit_settings(cb, base_circuit)),
+        circuit: spec
+            .circuit_breaker
+            .as_ref()
+            .map(|cb| circuit_settings(cb, base_circuit)),
         proxy: spec.proxy.clone(),
     })
 }

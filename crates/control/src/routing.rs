@@ -111,7 +111,7 @@ pub struct RouteQuery<'a> {
 struct PublicEntry {
     targets: Vec<Target>,
     fallbacks: Vec<Target>,
-    canaries: Vec<(Vec<(String, String)>, Vec<Target>)>,
+    canaries: Vec<crate::loader::Canary>,
     shadow: Option<(Target, u32)>,
     priority: Option<i32>,
 }
@@ -168,7 +168,9 @@ fn draw<'a, T>(items: &'a [T], weight: impl Fn(&T) -> u32, rng: &mut impl Rng) -
 pub fn region_allowed(region: Option<&str>, allowed: &[Arc<str>]) -> bool {
     let Some(region) = region else { return false };
     allowed.iter().any(|a| match a.strip_suffix('*') {
-        Some(prefix) => region.len() >= prefix.len() && region[..prefix.len()].eq_ignore_ascii_case(prefix),
+        Some(prefix) => {
+            region.len() >= prefix.len() && region[..prefix.len()].eq_ignore_ascii_case(prefix)
+        }
         None => region.eq_ignore_ascii_case(a),
     })
 }
@@ -198,7 +200,8 @@ impl RouteTable {
             let name: Arc<str> = Arc::from(b.name.as_str());
             t.backends.insert(b.name.clone(), name.clone());
             if let Some(r) = &b.region {
-                t.regions.insert(RouteUpstream::Backend(name), Arc::from(r.as_str()));
+                t.regions
+                    .insert(RouteUpstream::Backend(name), Arc::from(r.as_str()));
             }
         }
         let pool_arc = |t: &RouteTable, name: &str| -> Arc<str> {
@@ -244,11 +247,7 @@ impl RouteTable {
                 ModelEntry::Public(Box::new(PublicEntry {
                     targets: m.targets.clone(),
                     fallbacks: m.fallbacks.clone(),
-                    canaries: m
-                        .canaries
-                        .iter()
-                        .map(|c| (c.headers.clone(), c.targets.clone()))
-                        .collect(),
+                    canaries: m.canaries.clone(),
                     shadow: m.shadow.as_ref().map(|s| (s.target.clone(), s.per_million)),
                     priority: m.priority,
                 })),
@@ -276,7 +275,7 @@ impl RouteTable {
                     p.targets
                         .iter()
                         .chain(&p.fallbacks)
-                        .chain(p.canaries.iter().flat_map(|c| &c.1))
+                        .chain(p.canaries.iter().flat_map(|c| &c.targets))
                         .chain(p.shadow.iter().map(|s| &s.0))
                         .filter_map(|t| t.model.clone()),
                 ),
@@ -310,10 +309,16 @@ impl RouteTable {
     fn upstream_of(&self, u: &Upstream) -> RouteUpstream {
         match u {
             Upstream::Pool(p) => RouteUpstream::Pool(
-                self.pools.get(p).cloned().unwrap_or_else(|| Arc::from(p.as_str())),
+                self.pools
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(p.as_str())),
             ),
             Upstream::Backend(b) => RouteUpstream::Backend(
-                self.backends.get(b).cloned().unwrap_or_else(|| Arc::from(b.as_str())),
+                self.backends
+                    .get(b)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(b.as_str())),
             ),
         }
     }
@@ -325,7 +330,10 @@ impl RouteTable {
     fn compliant(&self, t: &Target, allowed: Option<&[Arc<str>]>) -> bool {
         match allowed {
             None => true,
-            Some(a) => region_allowed(self.region_of(&self.upstream_of(&t.upstream)).map(|r| &**r), a),
+            Some(a) => region_allowed(
+                self.region_of(&self.upstream_of(&t.upstream)).map(|r| &**r),
+                a,
+            ),
         }
     }
 
@@ -354,7 +362,13 @@ impl RouteTable {
         }
     }
 
-    fn from_target(&self, t: &Target, public: &str, forced: Option<&str>, rng: &mut impl Rng) -> RouteTarget {
+    fn resolve_target(
+        &self,
+        t: &Target,
+        public: &str,
+        forced: Option<&str>,
+        rng: &mut impl Rng,
+    ) -> RouteTarget {
         self.route_target(
             self.upstream_of(&t.upstream),
             t.model.as_deref(),
@@ -390,7 +404,11 @@ impl RouteTable {
     }
 
     /// Route one request.
-    pub fn resolve_with(&self, q: &RouteQuery<'_>, rng: &mut impl Rng) -> Result<RouteDecision, RouteError> {
+    pub fn resolve_with(
+        &self,
+        q: &RouteQuery<'_>,
+        rng: &mut impl Rng,
+    ) -> Result<RouteDecision, RouteError> {
         let model = q.model;
         let Some((name, entry)) = self.models.get_key_value(model) else {
             return Err(RouteError::UnknownModel {
@@ -406,25 +424,33 @@ impl RouteTable {
         let (attempts, base_priority) = match entry {
             ModelEntry::Public(p) => {
                 let mut list = &p.targets;
-                for (i, (headers, targets)) in p.canaries.iter().enumerate() {
-                    if headers.iter().all(|(h, v)| (q.header)(h) == Some(v.as_str())) {
-                        list = targets;
+                for (i, c) in p.canaries.iter().enumerate() {
+                    if c.headers
+                        .iter()
+                        .all(|(h, v)| (q.header)(h) == Some(v.as_str()))
+                    {
+                        list = &c.targets;
                         canary = Some(i);
                         break;
                     }
                 }
                 let mut attempts = Vec::with_capacity(1 + p.fallbacks.len());
-                candidates.extend(list.iter().chain(&p.fallbacks).map(|t| self.upstream_of(&t.upstream)));
-                let compliant: Vec<&Target> = list.iter().filter(|t| self.compliant(t, allowed)).collect();
+                candidates.extend(
+                    list.iter()
+                        .chain(&p.fallbacks)
+                        .map(|t| self.upstream_of(&t.upstream)),
+                );
+                let compliant: Vec<&Target> =
+                    list.iter().filter(|t| self.compliant(t, allowed)).collect();
                 if let Some(t) = draw(&compliant, |t| t.weight, rng) {
-                    attempts.push(self.from_target(t, model, forced, rng));
+                    attempts.push(self.resolve_target(t, model, forced, rng));
                 }
                 for f in p.fallbacks.iter().filter(|t| self.compliant(t, allowed)) {
-                    attempts.push(self.from_target(f, model, forced, rng));
+                    attempts.push(self.resolve_target(f, model, forced, rng));
                 }
                 if let Some((t, per_million)) = &p.shadow {
                     if self.compliant(t, allowed) && rng.random_range(0..1_000_000) < *per_million {
-                        shadow = Some(self.from_target(t, model, forced, rng));
+                        shadow = Some(self.resolve_target(t, model, forced, rng));
                     }
                 }
                 (attempts, p.priority.unwrap_or(0))
@@ -484,7 +510,8 @@ impl RouteTable {
                 });
             }
         }
-        let (objective, priority) = match q.objective.and_then(|o| self.objectives.get_key_value(o)) {
+        let (objective, priority) = match q.objective.and_then(|o| self.objectives.get_key_value(o))
+        {
             Some((name, p)) => (Some(name.clone()), *p),
             None => (None, base_priority),
         };

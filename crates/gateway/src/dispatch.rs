@@ -170,7 +170,17 @@ pub async fn dispatch(
     client_headers: &HeaderMap,
 ) -> Result<UpstreamResponse, GatewayError> {
     gw.retry_budget.record_request();
-    run_attempts(gw, snap, ctx, op, body, decision, client_headers, snap.settings().retry_attempts).await
+    run_attempts(
+        gw,
+        snap,
+        ctx,
+        op,
+        body,
+        decision,
+        client_headers,
+        snap.settings().retry_attempts,
+    )
+    .await
 }
 
 /// One attempt at one target, outside the retry budget (shadow copies).
@@ -248,7 +258,10 @@ async fn run_attempts(
                 }
             };
             if ctx.attempts > 0 {
-                if !gw.retry_budget.try_withdraw(settings.retry_budget_ratio.get(), settings.retry_budget_min) {
+                if !gw
+                    .retry_budget
+                    .try_withdraw(settings.retry_budget_ratio.get(), settings.retry_budget_min)
+                {
                     gw.metrics.retry_budget_exhausted.inc();
                     tracing::debug!(request_id = %ctx.id, "retry budget exhausted");
                     break 'targets;
@@ -308,7 +321,11 @@ async fn run_attempts(
                         }
                         FailureKind::Retry { breaker } => {
                             if breaker {
-                                circuit_event(gw, &upstream_label, circuit.record_failure(circuit_settings));
+                                circuit_event(
+                                    gw,
+                                    &upstream_label,
+                                    circuit.record_failure(circuit_settings),
+                                );
                             }
                             last_error = Some(f.error);
                             if target.pool().is_none() {
@@ -404,7 +421,8 @@ async fn attempt_pool(
     let sent = Instant::now();
     let result = tokio::time::timeout_at(deadline.into(), client.request(req)).await;
     ctx.upstream_wait += sent.elapsed();
-    let record = |f: Failure| ep.record_failure(f, settings.consecutive_5xx, settings.eject_cooldown);
+    let record =
+        |f: Failure| ep.record_failure(f, settings.consecutive_5xx, settings.eject_cooldown);
     let resp = match result {
         Err(_) => {
             record(Failure::Timeout);
@@ -417,7 +435,11 @@ async fn attempt_pool(
             ));
         }
         Ok(Err(e)) => {
-            record(if e.is_connect() { Failure::Connect } else { Failure::Status5xx });
+            record(if e.is_connect() {
+                Failure::Connect
+            } else {
+                Failure::Status5xx
+            });
             return Err(AttemptFailure::retry(
                 GatewayError::UpstreamConnect {
                     pool: name,
@@ -441,10 +463,22 @@ async fn attempt_pool(
     };
     let provider = infergate_providers::ProviderKind::OpenAiCompatible.provider();
     let reading = Instant::now();
-    let mut answer = read_answer(resp, provider, &target, deadline, settings.first_token_timeout, settings.stream_idle_timeout, &name, true).await;
+    let mut answer = read_answer(
+        resp,
+        provider,
+        &target,
+        deadline,
+        settings.first_token_timeout,
+        settings.stream_idle_timeout,
+        &name,
+        true,
+    )
+    .await;
     ctx.upstream_wait += reading.elapsed();
     match &mut answer {
-        Ok(UpstreamResponse::Stream { in_flight: slot, .. }) => {
+        Ok(UpstreamResponse::Stream {
+            in_flight: slot, ..
+        }) => {
             ep.record_success();
             *slot = Some(in_flight);
         }
@@ -471,7 +505,12 @@ async fn attempt_backend(
     let name = rt.spec.name.clone();
     let openai_body = body.upstream_bytes(&target.model);
     let request_id = ctx.id.clone();
-    let t = rt.target(&target.model, provider_operation(op), ctx.stream, &request_id);
+    let t = rt.target(
+        &target.model,
+        provider_operation(op),
+        ctx.stream,
+        &request_id,
+    );
     let translated = rt.provider.build_request(&openai_body, &t).map_err(|e| {
         let fatal = matches!(e, infergate_providers::TranslateError::InvalidRequest(_));
         AttemptFailure {
@@ -480,7 +519,11 @@ async fn attempt_backend(
                 error: e,
             },
             response: None,
-            kind: if fatal { FailureKind::Fatal } else { FailureKind::Retry { breaker: false } },
+            kind: if fatal {
+                FailureKind::Fatal
+            } else {
+                FailureKind::Retry { breaker: false }
+            },
             result: "untranslatable",
         }
     })?;
@@ -490,7 +533,9 @@ async fn attempt_backend(
         .await
         .map_err(|e| match e {
             BuildError::NoClientCredential => AttemptFailure {
-                error: GatewayError::MissingClientCredential { backend: name.clone() },
+                error: GatewayError::MissingClientCredential {
+                    backend: name.clone(),
+                },
                 response: None,
                 kind: FailureKind::Fatal,
                 result: "no_client_credential",
@@ -536,7 +581,17 @@ async fn attempt_backend(
         }
         Ok(Ok(r)) => r,
     };
-    let answer = read_answer(resp, rt.provider, &t, deadline, rt.first_token_timeout, rt.stream_idle_timeout, &name, false).await;
+    let answer = read_answer(
+        resp,
+        rt.provider,
+        &t,
+        deadline,
+        rt.first_token_timeout,
+        rt.stream_idle_timeout,
+        &name,
+        false,
+    )
+    .await;
     ctx.upstream_wait += started.elapsed();
     if let Err(f) = &answer {
         if f.result == "credentials" {
@@ -571,10 +626,17 @@ async fn read_answer(
         .unwrap_or("");
     let is_stream = content_type.starts_with("text/event-stream")
         || content_type.starts_with("application/vnd.amazon.eventstream");
-    let mut headers = if keep_headers { parts.headers.clone() } else { HeaderMap::new() };
+    let mut headers = if keep_headers {
+        parts.headers.clone()
+    } else {
+        HeaderMap::new()
+    };
 
     if status.is_success() && is_stream {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         let mut translator = provider.stream_translator(target);
         let mut first: Vec<Bytes> = Vec::new();
         loop {
@@ -640,7 +702,11 @@ async fn read_answer(
         });
     }
 
-    let collected = tokio::time::timeout_at(deadline.into(), Limited::new(incoming, MAX_UPSTREAM_BODY).collect()).await;
+    let collected = tokio::time::timeout_at(
+        deadline.into(),
+        Limited::new(incoming, MAX_UPSTREAM_BODY).collect(),
+    )
+    .await;
     let body = match collected {
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(e)) => {
@@ -663,14 +729,21 @@ async fn read_answer(
         }
     };
     if !keep_headers {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(v) = parts.headers.get(header::RETRY_AFTER) {
             headers.insert(header::RETRY_AFTER, v.clone());
         }
     }
     if status.is_success() {
         return match provider.translate_response(&body, target) {
-            Ok(b) => Ok(UpstreamResponse::Full { status, headers, body: b }),
+            Ok(b) => Ok(UpstreamResponse::Full {
+                status,
+                headers,
+                body: b,
+            }),
             Err(e) => Err(AttemptFailure::retry(
                 GatewayError::UpstreamBroken {
                     pool: upstream.to_string(),
@@ -681,7 +754,11 @@ async fn read_answer(
         };
     }
     let class = provider.classify_error(status.as_u16(), &body);
-    let translated = if keep_headers { body.clone() } else { provider.translate_error(status.as_u16(), &body) };
+    let translated = if keep_headers {
+        body.clone()
+    } else {
+        provider.translate_error(status.as_u16(), &body)
+    };
     if !keep_headers {
         headers.remove(header::CONTENT_LENGTH);
     }

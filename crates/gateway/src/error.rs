@@ -41,7 +41,10 @@ pub enum GatewayError {
     #[error("the upstream response from pool `{pool}` failed: {detail}")]
     UpstreamBroken { pool: String, detail: String },
     #[error("the circuit of `{upstream}` is open")]
-    CircuitOpen { upstream: String, cooldown_secs: u64 },
+    CircuitOpen {
+        upstream: String,
+        cooldown_secs: u64,
+    },
     #[error("backend `{backend}`: {error}")]
     Translate {
         backend: String,

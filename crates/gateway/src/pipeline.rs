@@ -31,17 +31,17 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use infergate_protocol::response::rewrite_body;
 use infergate_control::RouteQuery;
+use infergate_protocol::response::rewrite_body;
 use infergate_protocol::{ApiError, OpenAiStreamRewriter, Operation, RequestBody};
 use infergate_providers::anthropic::MessagesStreamEncoder;
 
 use crate::context::{ClientFormat, RequestContext};
 use crate::dispatch::{dispatch, UpstreamResponse};
-use crate::stages::{messages, residency};
 use crate::error::GatewayError;
 use crate::respond::{GatewayBody, SseStream};
 use crate::snapshot::Snapshot;
+use crate::stages::{messages, residency};
 use crate::Gateway;
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -215,7 +215,16 @@ async fn inference(
 
     // shadow
     if let Some(target) = &decision.shadow {
-        crate::shadow::spawn(gw, snap, target.clone(), op, &body, stream, &headers, &ctx.id);
+        crate::shadow::spawn(
+            gw,
+            snap,
+            target.clone(),
+            op,
+            &body,
+            stream,
+            &headers,
+            &ctx.id,
+        );
     }
 
     // pick endpoint + dispatch
@@ -246,7 +255,10 @@ async fn inference(
             *resp.status_mut() = status;
             copy_response_headers(&up_headers, resp.headers_mut());
             if ctx.format == ClientFormat::Anthropic {
-                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
             }
             add_served_headers(ctx, resp.headers_mut());
             Ok(Handled::Done(resp))

@@ -169,7 +169,8 @@ impl SseStream {
         let t = Instant::now();
         let mut out = BytesMut::new();
         let (rewriter, encoder) = (&mut self.rewriter, &mut self.encoder);
-        self.translator.feed(chunk, &mut |ev| emit(rewriter, encoder, &ev, &mut out));
+        self.translator
+            .feed(chunk, &mut |ev| emit(rewriter, encoder, &ev, &mut out));
         self.account(t);
         (!out.is_empty()).then(|| out.freeze())
     }
@@ -178,7 +179,8 @@ impl SseStream {
     fn drain(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
         let (rewriter, encoder) = (&mut self.rewriter, &mut self.encoder);
-        self.translator.finish(&mut |ev| emit(rewriter, encoder, &ev, &mut out));
+        self.translator
+            .finish(&mut |ev| emit(rewriter, encoder, &ev, &mut out));
         (!out.is_empty()).then(|| out.freeze())
     }
 
@@ -203,7 +205,11 @@ impl SseStream {
 
     /// End the stream with a terminal error event in the client's format. What was delivered
     /// before it is settled (usage seen so far).
-    fn fail(&mut self, err: GatewayError, before: Option<Bytes>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn fail(
+        &mut self,
+        err: GatewayError,
+        before: Option<Bytes>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let api: ApiError = err.to_api();
         let event = match self.encoder {
             Some(_) => crate::stages::messages::error_event(&api),

@@ -21,6 +21,7 @@ use crate::Gateway;
 pub const MAX_IN_FLIGHT: usize = 64;
 
 /// Send a copy of the request to `target` in the background.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     gw: &Arc<Gateway>,
     snap: &Arc<Snapshot>,
@@ -66,16 +67,22 @@ pub fn spawn(
                 idle_timeout,
                 ..
             }) => {
-                let mut complete = first.iter().any(|ev| ev.as_ref() == infergate_providers::chunk::DONE);
+                let mut complete = first
+                    .iter()
+                    .any(|ev| ev.as_ref() == infergate_providers::chunk::DONE);
                 loop {
                     match tokio::time::timeout(idle_timeout, rest.frame()).await {
                         Ok(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
-                                translator.feed(data, &mut |ev| complete |= ev.as_ref() == infergate_providers::chunk::DONE);
+                                translator.feed(data, &mut |ev| {
+                                    complete |= ev.as_ref() == infergate_providers::chunk::DONE;
+                                });
                             }
                         }
                         Ok(None) => {
-                            translator.finish(&mut |ev| complete |= ev.as_ref() == infergate_providers::chunk::DONE);
+                            translator.finish(&mut |ev| {
+                                complete |= ev.as_ref() == infergate_providers::chunk::DONE;
+                            });
                             break;
                         }
                         _ => break,

@@ -173,8 +173,12 @@ impl Snapshot {
                 circuit_settings: b.circuit.unwrap_or(config.settings.circuit),
                 label: Label(name.clone()),
                 provider_label: Label::from(b.provider_name.as_str()),
-                first_token_timeout: b.first_token_timeout.unwrap_or(config.settings.first_token_timeout),
-                stream_idle_timeout: b.stream_idle_timeout.unwrap_or(config.settings.stream_idle_timeout),
+                first_token_timeout: b
+                    .first_token_timeout
+                    .unwrap_or(config.settings.first_token_timeout),
+                stream_idle_timeout: b
+                    .stream_idle_timeout
+                    .unwrap_or(config.settings.stream_idle_timeout),
                 client_key: key,
                 spec: b.clone(),
             };

@@ -111,7 +111,10 @@ fn stream_text(body: &str) -> (String, Vec<Value>) {
             continue;
         }
         let v: Value = serde_json::from_str(&d).unwrap();
-        if let Some(t) = v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+        if let Some(t) = v
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+        {
             text.push_str(t);
         }
         chunks.push(v);
@@ -151,7 +154,12 @@ data: {{accessKeyId: {}, secretAccessKey: {}}}
         b64(SK)
     );
     yaml += &backend("openai", "OpenAI", &format!("{}/v1", openai.base_url()), "");
-    yaml += &backend("azure", "AzureOpenAI", &azure.base_url(), "  apiVersion: 2024-10-21");
+    yaml += &backend(
+        "azure",
+        "AzureOpenAI",
+        &azure.base_url(),
+        "  apiVersion: 2024-10-21",
+    );
     yaml += &backend("anthropic", "Anthropic", &anthropic.base_url(), "");
     yaml += &format!(
         "---
@@ -191,52 +199,99 @@ spec:
         ("openai", "gpt-4o", "openai"),
         ("azure", "my-gpt4o-deployment", "azure.ai.openai"),
         ("anthropic", "claude-sonnet-4-5", "anthropic"),
-        ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0", "aws.bedrock"),
+        (
+            "bedrock",
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "aws.bedrock",
+        ),
         ("vertex", "gemini-2.0-flash", "gcp.vertex_ai"),
         ("gemini", "gemini-2.0-flash", "gcp.gemini"),
     ];
     for (b, m, _) in &cases {
-        yaml += &model(&format!("m-{b}"), &format!("[{{backend: {b}, model: \"{m}\"}}]"), "");
+        yaml += &model(
+            &format!("m-{b}"),
+            &format!("[{{backend: {b}, model: \"{m}\"}}]"),
+            "",
+        );
     }
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
     for (b, m, genai) in &cases {
         let public = format!("m-{b}");
-        let r = post_with(&url, chat_body(&public, false, "Say hello"), &[("authorization", "Bearer client-key-never-forwarded")]).await;
+        let r = post_with(
+            &url,
+            chat_body(&public, false, "Say hello"),
+            &[("authorization", "Bearer client-key-never-forwarded")],
+        )
+        .await;
         assert_eq!(r.status, 200, "{b}: {}", r.text());
         let v = r.json();
-        assert_eq!(v["choices"][0]["message"]["content"], "echo: Say hello", "{b}: {v}");
-        assert_eq!(v["model"], public.as_str(), "{b}: the client sees the name it asked for");
+        assert_eq!(
+            v["choices"][0]["message"]["content"], "echo: Say hello",
+            "{b}: {v}"
+        );
+        assert_eq!(
+            v["model"],
+            public.as_str(),
+            "{b}: the client sees the name it asked for"
+        );
         assert_eq!(v["choices"][0]["finish_reason"], "stop", "{b}");
-        assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() >= 2, "{b}: {v}");
+        assert!(
+            v["usage"]["prompt_tokens"].as_u64().unwrap() >= 2,
+            "{b}: {v}"
+        );
         assert_eq!(r.headers["x-infergate-backend"], *b);
         assert_eq!(r.headers["x-infergate-provider"], *genai);
         assert_eq!(r.headers["x-infergate-served-model"], *m);
 
-        let body = json!({"model": public, "stream": true, "stream_options": {"include_usage": true},
+        let body =
+            json!({"model": public, "stream": true, "stream_options": {"include_usage": true},
                           "messages": [{"role": "user", "content": "Say hello"}]})
-        .to_string();
+            .to_string();
         let r = post(&url, body).await;
         assert_eq!(r.status, 200, "{b}");
         assert_eq!(r.headers["content-type"], "text/event-stream", "{b}");
         let text = r.text();
         let (content, chunks) = stream_text(&text);
         assert_eq!(content, "echo: Say hello", "{b}: {text}");
-        assert_eq!(sse_data(&text).last().map(String::as_str), Some("[DONE]"), "{b}: {text}");
-        assert!(chunks.iter().any(|c| c["usage"]["completion_tokens"].as_u64().is_some_and(|n| n > 0)), "{b}: usage chunk: {text}");
-        assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"), "{b}");
+        assert_eq!(
+            sse_data(&text).last().map(String::as_str),
+            Some("[DONE]"),
+            "{b}: {text}"
+        );
+        assert!(
+            chunks.iter().any(|c| c["usage"]["completion_tokens"]
+                .as_u64()
+                .is_some_and(|n| n > 0)),
+            "{b}: usage chunk: {text}"
+        );
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c["choices"][0]["finish_reason"] == "stop"),
+            "{b}"
+        );
         assert!(!text.contains("\"error\""), "{b}: {text}");
     }
     // The gateway's key (not the client's) reached the API-key providers.
     let seen = openai.last_seen().unwrap();
-    assert_eq!(seen.headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert_eq!(
+        seen.headers["authorization"],
+        format!("Bearer {KEY}").as_str()
+    );
     assert_eq!(anthropic.last_seen().unwrap().headers["x-api-key"], KEY);
     assert_eq!(azure.last_seen().unwrap().headers["api-key"], KEY);
-    assert!(azure.last_seen().unwrap().path.contains("/openai/deployments/my-gpt4o-deployment/chat/completions?api-version=2024-10-21"));
+    assert!(azure.last_seen().unwrap().path.contains(
+        "/openai/deployments/my-gpt4o-deployment/chat/completions?api-version=2024-10-21"
+    ));
     // Bedrock: every request was signed correctly (the fake checks independently).
     assert_eq!(bedrock.rejected.load(Ordering::SeqCst), 0);
     assert_eq!(bedrock.requests(), 2);
-    assert!(bedrock.last_seen().unwrap().path.starts_with("/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream"));
+    assert!(bedrock
+        .last_seen()
+        .unwrap()
+        .path
+        .starts_with("/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream"));
     // Vertex: one token minted, cached for the second request.
     assert_eq!(vertex.tokens_issued.load(Ordering::SeqCst), 1);
     assert_eq!(vertex.requests(), 2);
@@ -244,7 +299,10 @@ spec:
     // Metrics and the access log name the provider as the GenAI conventions spell it.
     let m = get(&format!("{}/metrics", gw.admin)).await.text();
     for (_, _, genai) in &cases {
-        assert!(m.contains(&format!("gen_ai_provider_name=\"{genai}\"")), "{genai} in metrics");
+        assert!(
+            m.contains(&format!("gen_ai_provider_name=\"{genai}\"")),
+            "{genai} in metrics"
+        );
     }
 }
 
@@ -254,7 +312,9 @@ fn b64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 let _ = out.write_char(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -278,7 +338,10 @@ async fn tool_calls_and_results_cross_providers() {
             ),
             _ => ("Anthropic", "", key_secret()),
         };
-        let yaml = settings("") + &secret + &backend("b", provider, &f.base_url(), extra) + &model("m", "[{backend: b, model: some-model}]", "");
+        let yaml = settings("")
+            + &secret
+            + &backend("b", provider, &f.base_url(), extra)
+            + &model("m", "[{backend: b, model: some-model}]", "");
         let gw = gateway(&yaml).await;
         let url = format!("{}/v1/chat/completions", gw.base);
         let tools = json!([{"type": "function", "function": {"name": "lookup", "description": "find things",
@@ -294,17 +357,30 @@ async fn tool_calls_and_results_cross_providers() {
                 let mut args = String::new();
                 for c in &chunks {
                     if let Some(tc) = c.pointer("/choices/0/delta/tool_calls/0") {
-                        name.push_str(tc.pointer("/function/name").and_then(Value::as_str).unwrap_or(""));
-                        args.push_str(tc.pointer("/function/arguments").and_then(Value::as_str).unwrap_or(""));
+                        name.push_str(
+                            tc.pointer("/function/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or(""),
+                        );
+                        args.push_str(
+                            tc.pointer("/function/arguments")
+                                .and_then(Value::as_str)
+                                .unwrap_or(""),
+                        );
                     }
                 }
-                assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+                assert!(chunks
+                    .iter()
+                    .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
                 (name, args)
             } else {
                 let v = r.json();
                 assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
                 let tc = &v["choices"][0]["message"]["tool_calls"][0];
-                (tc["function"]["name"].as_str().unwrap().to_string(), tc["function"]["arguments"].as_str().unwrap().to_string())
+                (
+                    tc["function"]["name"].as_str().unwrap().to_string(),
+                    tc["function"]["arguments"].as_str().unwrap().to_string(),
+                )
             };
             assert_eq!(name, "lookup");
             let args: Value = serde_json::from_str(&args).unwrap();
@@ -321,8 +397,14 @@ async fn tool_calls_and_results_cross_providers() {
         let sent: Value = serde_json::from_slice(&f.last_seen().unwrap().body).unwrap();
         let s = sent.to_string();
         match flavor {
-            Flavor::Bedrock => assert!(s.contains("\"toolResult\"") && s.contains("\"toolUse\""), "{s}"),
-            _ => assert!(s.contains("\"tool_result\"") && s.contains("\"tool_use\""), "{s}"),
+            Flavor::Bedrock => assert!(
+                s.contains("\"toolResult\"") && s.contains("\"toolUse\""),
+                "{s}"
+            ),
+            _ => assert!(
+                s.contains("\"tool_result\"") && s.contains("\"tool_use\""),
+                "{s}"
+            ),
         }
     }
 }
@@ -331,9 +413,16 @@ async fn tool_calls_and_results_cross_providers() {
 async fn bedrock_fake_rejects_a_bad_signature() {
     let f = fake(Flavor::Bedrock).await;
     let secret = format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: keys}}\nstringData: {{accessKeyId: {AK}, secretAccessKey: not-the-secret}}\n");
-    let yaml = settings("") + &secret + &backend("b", "AWSBedrock", &f.base_url(), "  region: us-east-1") + &model("m", "[{backend: b, model: amazon.nova-lite-v1:0}]", "");
+    let yaml = settings("")
+        + &secret
+        + &backend("b", "AWSBedrock", &f.base_url(), "  region: us-east-1")
+        + &model("m", "[{backend: b, model: amazon.nova-lite-v1:0}]", "");
     let gw = gateway(&yaml).await;
-    let r = post(&format!("{}/v1/chat/completions", gw.base), chat_body("m", false, "hi")).await;
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.base),
+        chat_body("m", false, "hi"),
+    )
+    .await;
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("signature"), "{}", r.text());
     assert_eq!(f.rejected.load(Ordering::SeqCst), 1);
@@ -358,9 +447,23 @@ async fn failover_case(mode: Option<Mode>, stream: bool) {
     };
     let yaml = settings("")
         + &key_secret()
-        + &backend("primary", "Anthropic", &primary_url, "  timeouts: {firstToken: 300ms}")
-        + &backend("fallback", "OpenAI", &format!("{}/v1", fallback.base_url()), "")
-        + &model("m", "[{backend: primary, model: claude}]", "  fallbacks: [{backend: fallback, model: gpt-4o}]");
+        + &backend(
+            "primary",
+            "Anthropic",
+            &primary_url,
+            "  timeouts: {firstToken: 300ms}",
+        )
+        + &backend(
+            "fallback",
+            "OpenAI",
+            &format!("{}/v1", fallback.base_url()),
+            "",
+        )
+        + &model(
+            "m",
+            "[{backend: primary, model: claude}]",
+            "  fallbacks: [{backend: fallback, model: gpt-4o}]",
+        );
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
     for _ in 0..4 {
@@ -403,7 +506,12 @@ async fn failover_when_primary_refuses_connections() {
 
 #[tokio::test]
 async fn stream_cut_midway_ends_with_a_terminal_error_event_in_the_clients_format() {
-    for flavor in [Flavor::Anthropic, Flavor::Bedrock, Flavor::Vertex, Flavor::OpenAi] {
+    for flavor in [
+        Flavor::Anthropic,
+        Flavor::Bedrock,
+        Flavor::Vertex,
+        Flavor::OpenAi,
+    ] {
         let f = fake(flavor).await;
         f.set_mode(Mode::CutStreamAfter(5));
         let (provider, extra, secret) = match flavor {
@@ -421,17 +529,28 @@ async fn stream_cut_midway_ends_with_a_terminal_error_event_in_the_clients_forma
         } else {
             backend("b", provider, &f.base_url(), &extra)
         };
-        let yaml = settings("") + &secret + &backend_yaml + &model("m", "[{backend: b, model: x}]", "");
+        let yaml =
+            settings("") + &secret + &backend_yaml + &model("m", "[{backend: b, model: x}]", "");
         let gw = gateway(&yaml).await;
         let long = "one two three four five six seven eight nine ten eleven twelve";
-        let r = post(&format!("{}/v1/chat/completions", gw.base), chat_body("m", true, long)).await;
+        let r = post(
+            &format!("{}/v1/chat/completions", gw.base),
+            chat_body("m", true, long),
+        )
+        .await;
         assert_eq!(r.status, 200, "{flavor:?}");
         let text = r.text();
         let data = sse_data(&text);
         assert!(!data.iter().any(|d| d == "[DONE]"), "{flavor:?}: {text}");
         let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-        assert_eq!(last["error"]["code"], "upstream_error", "{flavor:?}: {text}");
-        assert!(!stream_text(&text).0.is_empty(), "{flavor:?}: what arrived before the cut was delivered: {text}");
+        assert_eq!(
+            last["error"]["code"], "upstream_error",
+            "{flavor:?}: {text}"
+        );
+        assert!(
+            !stream_text(&text).0.is_empty(),
+            "{flavor:?}: what arrived before the cut was delivered: {text}"
+        );
 
         // The same through the Anthropic Messages endpoint: `event: error` at the end.
         let body = json!({"model": "m", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": long}]});
@@ -440,13 +559,24 @@ async fn stream_cut_midway_ends_with_a_terminal_error_event_in_the_clients_forma
         let text = r.text();
         assert!(text.contains("event: message_start"), "{text}");
         assert!(!text.contains("message_stop"), "{text}");
-        assert!(text.trim_end().rsplit("\n\n").next().unwrap().starts_with("event: error"), "{flavor:?}: {text}");
+        assert!(
+            text.trim_end()
+                .rsplit("\n\n")
+                .next()
+                .unwrap()
+                .starts_with("event: error"),
+            "{flavor:?}: {text}"
+        );
     }
 }
 
 fn attempts_metric(m: &str, upstream: &str) -> f64 {
     m.lines()
-        .filter(|l| l.starts_with(&format!("infergate_upstream_attempts_total{{upstream=\"{upstream}\"")))
+        .filter(|l| {
+            l.starts_with(&format!(
+                "infergate_upstream_attempts_total{{upstream=\"{upstream}\""
+            ))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -461,7 +591,11 @@ async fn failing_primary_costs_at_most_20_percent_extra_attempts() {
         + &key_secret()
         + &backend("primary", "OpenAI", &primary.base_url(), "")
         + &backend("fallback", "OpenAI", &fallback.base_url(), "")
-        + &model("m", "[{backend: primary, model: a}]", "  fallbacks: [{backend: fallback, model: b}]");
+        + &model(
+            "m",
+            "[{backend: primary, model: a}]",
+            "  fallbacks: [{backend: fallback, model: b}]",
+        );
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
     let n = 300u64;
@@ -485,10 +619,16 @@ async fn failing_primary_costs_at_most_20_percent_extra_attempts() {
     }
     let upstream = primary.requests() + fallback.requests();
     assert_eq!(failed.load(Ordering::SeqCst), 0);
-    assert!(upstream as f64 <= 1.2 * n as f64, "{upstream} upstream attempts for {n} requests");
+    assert!(
+        upstream as f64 <= 1.2 * n as f64,
+        "{upstream} upstream attempts for {n} requests"
+    );
     let m = get(&format!("{}/metrics", gw.admin)).await.text();
     assert!(attempts_metric(&m, "primary") >= 5.0);
-    assert_eq!(attempts_metric(&m, "primary") + attempts_metric(&m, "fallback"), upstream as f64);
+    assert_eq!(
+        attempts_metric(&m, "primary") + attempts_metric(&m, "fallback"),
+        upstream as f64
+    );
 
     // Without circuit breaking and without a fallback, the retry budget alone bounds it: the
     // primary is retried, but extra attempts stay within 20% of requests.
@@ -498,14 +638,27 @@ async fn failing_primary_costs_at_most_20_percent_extra_attempts() {
         + &key_secret()
         + &backend("only", "OpenAI", &only.base_url(), "")
         + &backend("only2", "OpenAI", &only.base_url(), "")
-        + &model("m", "[{backend: only, model: a}]", "  fallbacks: [{backend: only2, model: a}]");
+        + &model(
+            "m",
+            "[{backend: only, model: a}]",
+            "  fallbacks: [{backend: only2, model: a}]",
+        );
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
     for _ in 0..n {
         let r = post(&url, chat_body("m", false, "hi")).await;
-        assert_eq!(r.status, 503, "the upstream's own error comes back: {}", r.text());
+        assert_eq!(
+            r.status,
+            503,
+            "the upstream's own error comes back: {}",
+            r.text()
+        );
     }
-    assert!(only.requests() as f64 <= 1.2 * n as f64, "{} attempts for {n} requests", only.requests());
+    assert!(
+        only.requests() as f64 <= 1.2 * n as f64,
+        "{} attempts for {n} requests",
+        only.requests()
+    );
     assert!(only.requests() > n, "some retries were allowed");
 }
 
@@ -518,23 +671,39 @@ async fn circuit_opens_and_later_closes() {
         + &key_secret()
         + &backend("primary", "OpenAI", &primary.base_url(), "")
         + &backend("fallback", "OpenAI", &fallback.base_url(), "")
-        + &model("m", "[{backend: primary, model: a}]", "  fallbacks: [{backend: fallback, model: b}]");
+        + &model(
+            "m",
+            "[{backend: primary, model: a}]",
+            "  fallbacks: [{backend: fallback, model: b}]",
+        );
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
     let metrics = format!("{}/metrics", gw.admin);
     for _ in 0..10 {
         assert_eq!(post(&url, chat_body("m", false, "hi")).await.status, 200);
     }
-    assert_eq!(primary.requests(), 3, "after 3 failures the primary is skipped");
+    assert_eq!(
+        primary.requests(),
+        3,
+        "after 3 failures the primary is skipped"
+    );
     let m = get(&metrics).await.text();
-    assert_eq!(metric(&m, "infergate_circuit_open{pool=\"primary\"}"), Some(1.0), "{m}");
+    assert_eq!(
+        metric(&m, "infergate_circuit_open{pool=\"primary\"}"),
+        Some(1.0),
+        "{m}"
+    );
     // The primary recovers; after the cool-down one trial goes through and closes the circuit.
     primary.set_mode(Mode::Normal);
     tokio::time::sleep(Duration::from_millis(350)).await;
     let r = post(&url, chat_body("m", false, "hi")).await;
     assert_eq!(r.headers["x-infergate-backend"], "primary");
     let m = get(&metrics).await.text();
-    assert_eq!(metric(&m, "infergate_circuit_open{pool=\"primary\"}"), Some(0.0), "{m}");
+    assert_eq!(
+        metric(&m, "infergate_circuit_open{pool=\"primary\"}"),
+        Some(0.0),
+        "{m}"
+    );
     for _ in 0..3 {
         let r = post(&url, chat_body("m", false, "hi")).await;
         assert_eq!(r.headers["x-infergate-backend"], "primary");
@@ -564,7 +733,10 @@ async fn context_length_error_fails_over_to_a_larger_context_model() {
     let long = "word ".repeat(40);
     let r = post(&url, chat_body("m", false, &long)).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.headers["x-infergate-backend"], "big", "skips the same-size fallback");
+    assert_eq!(
+        r.headers["x-infergate-backend"], "big",
+        "skips the same-size fallback"
+    );
     assert_eq!(other.requests(), 0);
 }
 
@@ -574,9 +746,23 @@ async fn eu_only_requests_never_reach_the_cheaper_us_backend() {
     let us = fake(Flavor::OpenAi).await;
     let yaml = settings("  dataResidency: {regionHeader: x-allowed-regions}")
         + &key_secret()
-        + &backend("eu", "OpenAI", &eu.base_url(), "  region: eu-west-1\n  pricing: {input: 5, output: 15}")
-        + &backend("us", "OpenAI", &us.base_url(), "  region: us-east-1\n  pricing: {input: 1, output: 3}")
-        + &model("m", "[{backend: us, model: a, weight: 90}, {backend: eu, model: a, weight: 10}]", "  fallbacks: [{backend: us, model: a}]");
+        + &backend(
+            "eu",
+            "OpenAI",
+            &eu.base_url(),
+            "  region: eu-west-1\n  pricing: {input: 5, output: 15}",
+        )
+        + &backend(
+            "us",
+            "OpenAI",
+            &us.base_url(),
+            "  region: us-east-1\n  pricing: {input: 1, output: 3}",
+        )
+        + &model(
+            "m",
+            "[{backend: us, model: a, weight: 90}, {backend: eu, model: a, weight: 10}]",
+            "  fallbacks: [{backend: us, model: a}]",
+        );
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
     let mut tasks = Vec::new();
@@ -586,8 +772,18 @@ async fn eu_only_requests_never_reach_the_cheaper_us_backend() {
         let permit = slots.clone().acquire_owned().await.unwrap();
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            let r = post_with(&url, chat_body("m", i % 2 == 0, "hi"), &[("x-allowed-regions", "eu-*")]).await;
-            (r.status, r.headers.get("x-infergate-region").map(|v| v.to_str().unwrap().to_string()))
+            let r = post_with(
+                &url,
+                chat_body("m", i % 2 == 0, "hi"),
+                &[("x-allowed-regions", "eu-*")],
+            )
+            .await;
+            (
+                r.status,
+                r.headers
+                    .get("x-infergate-region")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
         }));
     }
     for t in tasks {
@@ -604,23 +800,47 @@ async fn eu_only_requests_never_reach_the_cheaper_us_backend() {
     assert!(us.requests() > 0);
     // No compliant target: 403 that says why, and nothing is sent.
     let before = eu.requests() + us.requests();
-    let r = post_with(&url, chat_body("m", false, "hi"), &[("x-allowed-regions", "ap-southeast-2")]).await;
+    let r = post_with(
+        &url,
+        chat_body("m", false, "hi"),
+        &[("x-allowed-regions", "ap-southeast-2")],
+    )
+    .await;
     assert_eq!(r.status, 403);
     let v = r.json();
     assert_eq!(v["error"]["code"], "region_not_allowed");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("ap-southeast-2") && msg.contains("eu-west-1") && msg.contains("us-east-1"), "{msg}");
+    assert!(
+        msg.contains("ap-southeast-2") && msg.contains("eu-west-1") && msg.contains("us-east-1"),
+        "{msg}"
+    );
     assert_eq!(eu.requests() + us.requests(), before);
     // An EU-only primary outage falls back only to compliant targets: here there is none.
     eu.set_mode(Mode::Status(503));
-    let r = post_with(&url, chat_body("m", false, "hi"), &[("x-allowed-regions", "eu-west-1")]).await;
+    let r = post_with(
+        &url,
+        chat_body("m", false, "hi"),
+        &[("x-allowed-regions", "eu-west-1")],
+    )
+    .await;
     assert_eq!(r.status, 503);
-    assert_eq!(us.requests() + eu.requests(), before + 1, "the US fallback was not used");
+    assert_eq!(
+        us.requests() + eu.requests(),
+        before + 1,
+        "the US fallback was not used"
+    );
 }
 
 #[tokio::test]
 async fn rotated_credentials_file_is_used_without_a_restart() {
-    let f = Fake::start(Flavor::OpenAi, Credentials { api_key: Some("key-2".into()), ..Credentials::default() }).await;
+    let f = Fake::start(
+        Flavor::OpenAi,
+        Credentials {
+            api_key: Some("key-2".into()),
+            ..Credentials::default()
+        },
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, "key-1\n").unwrap();
@@ -645,15 +865,30 @@ async fn rotated_credentials_file_is_used_without_a_restart() {
 
 #[tokio::test]
 async fn client_credentials_are_forwarded_only_when_the_backend_passes_them_through() {
-    let f = Fake::start(Flavor::Anthropic, Credentials { api_key: Some("client-own-key".into()), ..Credentials::default() }).await;
+    let f = Fake::start(
+        Flavor::Anthropic,
+        Credentials {
+            api_key: Some("client-own-key".into()),
+            ..Credentials::default()
+        },
+    )
+    .await;
     let yaml = settings("")
         + &format!("---\napiVersion: infergate.dev/v1alpha1\nkind: Backend\nmetadata: {{name: b}}\nspec:\n  provider: Anthropic\n  baseURL: {}\n  passthroughCredentials: true\n", f.base_url())
         + &model("m", "[{backend: b, model: a}]", "");
     let gw = gateway(&yaml).await;
     let url = format!("{}/v1/chat/completions", gw.base);
-    let r = post_with(&url, chat_body("m", false, "hi"), &[("authorization", "Bearer client-own-key")]).await;
+    let r = post_with(
+        &url,
+        chat_body("m", false, "hi"),
+        &[("authorization", "Bearer client-own-key")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(f.last_seen().unwrap().headers["x-api-key"], "client-own-key");
+    assert_eq!(
+        f.last_seen().unwrap().headers["x-api-key"],
+        "client-own-key"
+    );
     let r = post(&url, chat_body("m", false, "hi")).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "missing_credentials");
@@ -680,13 +915,20 @@ async fn connect_proxy() -> (SocketAddr, Arc<AtomicU64>) {
                     buf.push(byte[0]);
                 }
                 let head = String::from_utf8_lossy(&buf).to_string();
-                let target = head.strip_prefix("CONNECT ").and_then(|r| r.split(' ').next()).unwrap().to_string();
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap()
+                    .to_string();
                 let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
                     let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
                     return;
                 };
                 t.fetch_add(1, Ordering::SeqCst);
-                client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.unwrap();
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             });
         }
@@ -703,9 +945,16 @@ async fn egress_goes_through_the_connect_proxy_when_configured() {
         + &backend("b", "Anthropic", &f.base_url(), "")
         + &model("m", "[{backend: b, model: a}]", "");
     let gw = gateway(&yaml).await;
-    let r = post(&format!("{}/v1/chat/completions", gw.base), chat_body("m", true, "hi")).await;
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.base),
+        chat_body("m", true, "hi"),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(tunnels.load(Ordering::SeqCst) >= 1, "the request went through the proxy");
+    assert!(
+        tunnels.load(Ordering::SeqCst) >= 1,
+        "the request went through the proxy"
+    );
 }
 
 #[tokio::test]
@@ -735,7 +984,11 @@ async fn canaries_by_header_and_shadow_copies() {
     let mut copies = 0.0;
     for _ in 0..100 {
         let m = get(&metrics).await.text();
-        copies = metric(&m, "infergate_shadow_requests_total{upstream=\"candidate\",outcome=\"success\"}").unwrap_or(0.0);
+        copies = metric(
+            &m,
+            "infergate_shadow_requests_total{upstream=\"candidate\",outcome=\"success\"}",
+        )
+        .unwrap_or(0.0);
         if copies >= 11.0 {
             break;
         }
@@ -754,7 +1007,12 @@ async fn anthropic_clients_reach_a_pool_through_v1_messages() {
     let url = format!("{}/v1/messages", gw.base);
     let body = json!({"model": MODEL, "max_tokens": 8, "system": "be brief",
                       "messages": [{"role": "user", "content": "Say hello"}]});
-    let r = post_with(&url, body.to_string(), &[("x-api-key", "x"), ("anthropic-version", "2023-06-01")]).await;
+    let r = post_with(
+        &url,
+        body.to_string(),
+        &[("x-api-key", "x"), ("anthropic-version", "2023-06-01")],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["type"], "message");
@@ -767,11 +1025,23 @@ async fn anthropic_clients_reach_a_pool_through_v1_messages() {
     let r = post(&url, body.to_string()).await;
     assert_eq!(r.status, 200);
     let text = r.text();
-    for ev in ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"] {
+    for ev in [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ] {
         assert!(text.contains(&format!("event: {ev}\n")), "{ev}: {text}");
     }
     // Errors come back in Anthropic's shape.
-    let r = post(&url, json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}).to_string()).await;
+    let r = post(
+        &url,
+        json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+            .to_string(),
+    )
+    .await;
     assert_eq!(r.status, 404);
     let v = r.json();
     assert_eq!(v["type"], "error");

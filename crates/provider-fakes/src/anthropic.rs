@@ -16,7 +16,11 @@ fn text_of(content: &Value) -> String {
             .iter()
             .map(|b| match b["type"].as_str() {
                 Some("tool_result") => text_of(&b["content"]),
-                _ => b.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                _ => b
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             })
             .filter(|t| !t.is_empty())
             .collect::<Vec<_>>()
@@ -48,7 +52,11 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
     if req.get("max_tokens").and_then(Value::as_u64).is_none() {
         return invalid(c, "max_tokens: Field required");
     }
-    let Some(messages) = req.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()) else {
+    let Some(messages) = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+    else {
         return invalid(c, "messages: at least one message is required");
     };
     for (i, m) in messages.iter().enumerate() {
@@ -63,15 +71,31 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
         }
     }
     let system_words = req.get("system").map_or(0, |s| words(&text_of(s)));
-    let prompt_words: usize = messages.iter().map(|m| words(&text_of(&m["content"]))).sum::<usize>() + system_words;
+    let prompt_words: usize = messages
+        .iter()
+        .map(|m| words(&text_of(&m["content"])))
+        .sum::<usize>()
+        + system_words;
     if c.too_long(prompt_words) {
-        return invalid(c, &format!("prompt is too long: {prompt_words} tokens > {} maximum", fake.max_prompt_words.load(std::sync::atomic::Ordering::SeqCst)));
+        return invalid(
+            c,
+            &format!(
+                "prompt is too long: {prompt_words} tokens > {} maximum",
+                fake.max_prompt_words
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            ),
+        );
     }
     let model = req["model"].as_str().unwrap_or("").to_string();
     let last = messages.last().cloned().unwrap_or(Value::Null);
-    let last_is_tool_result = last["content"].as_array().is_some_and(|b| b.iter().any(|x| x["type"] == "tool_result"));
+    let last_is_tool_result = last["content"]
+        .as_array()
+        .is_some_and(|b| b.iter().any(|x| x["type"] == "tool_result"));
     let last_text = text_of(&last["content"]);
-    let tool = req.get("tools").and_then(|t| t.get(0)).filter(|_| !last_is_tool_result);
+    let tool = req
+        .get("tools")
+        .and_then(|t| t.get(0))
+        .filter(|_| !last_is_tool_result);
     let text = reply_text(&last_text);
     // The system prompt counts as a cache hit: it exercises cache-read usage mapping.
     let usage = json!({"input_tokens": prompt_words - system_words, "output_tokens": words(&text),
@@ -79,21 +103,28 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
     let id = "msg_fake01";
     if req["stream"] == true {
         let ev = |name: &str, v: Value| Bytes::from(format!("event: {name}\ndata: {v}\n\n"));
-        let mut events = vec![
-            ev("message_start", json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
+        let mut events = vec![ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
                 "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1, "cache_read_input_tokens": system_words, "cache_creation_input_tokens": 0}}})),
-        ];
+                "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1, "cache_read_input_tokens": system_words, "cache_creation_input_tokens": 0}}}),
+        )];
         let stop = if let Some(t) = tool {
             events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0,
                 "content_block": {"type": "tool_use", "id": "toolu_fake", "name": t["name"], "input": {}}})));
             let args = json!({"q": last_text}).to_string();
             let (a, b) = args.split_at(args.len() / 2);
             for part in [a, b] {
-                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "input_json_delta", "partial_json": part}})));
+                events.push(ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": part}}),
+                ));
             }
-            events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+            events.push(ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
             "tool_use"
         } else {
             events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
@@ -101,11 +132,17 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
             for p in pieces(&text) {
                 events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
             }
-            events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+            events.push(ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
             "end_turn"
         };
-        events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {"output_tokens": usage["output_tokens"]}})));
+        events.push(ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {"output_tokens": usage["output_tokens"]}}),
+        ));
         events.push(ev("message_stop", json!({"type": "message_stop"})));
         let cut = match fake.mode() {
             Mode::CutStreamAfter(n) => Some(n),
@@ -114,7 +151,10 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
         return stream("text/event-stream", events, cut);
     }
     let (content, stop) = match tool {
-        Some(t) => (json!([{"type": "tool_use", "id": "toolu_fake", "name": t["name"], "input": {"q": last_text}}]), "tool_use"),
+        Some(t) => (
+            json!([{"type": "tool_use", "id": "toolu_fake", "name": t["name"], "input": {"q": last_text}}]),
+            "tool_use",
+        ),
         None => (json!([{"type": "text", "text": text}]), "end_turn"),
     };
     json(

@@ -31,20 +31,29 @@ pub fn token(fake: &Fake, body: &[u8]) -> Response<Body> {
         .map(|(k, v)| {
             (
                 k.to_string(),
-                percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string(),
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .to_string(),
             )
         })
         .collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let bad = |why: &str| {
         fake.rejected.fetch_add(1, Ordering::SeqCst);
-        json(StatusCode::BAD_REQUEST, &json!({"error": "invalid_grant", "error_description": why}))
+        json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_grant", "error_description": why}),
+        )
     };
     if get("grant_type") != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
         return bad("unsupported grant_type");
     }
-    let Some(assertion) = get("assertion") else { return bad("no assertion") };
-    let Some((email, public_pem)) = &fake.creds.google else { return bad("no service account configured") };
+    let Some(assertion) = get("assertion") else {
+        return bad("no assertion");
+    };
+    let Some((email, public_pem)) = &fake.creds.google else {
+        return bad("no service account configured");
+    };
     let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()) else {
         return bad("fake misconfigured: public key");
     };
@@ -56,7 +65,11 @@ pub fn token(fake: &Fake, body: &[u8]) -> Response<Body> {
         Ok(d) => d.claims,
         Err(e) => return bad(&format!("Invalid JWT Signature or claims: {e}")),
     };
-    if !claims.scope.split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform") {
+    if !claims
+        .scope
+        .split(' ')
+        .any(|s| s == "https://www.googleapis.com/auth/cloud-platform")
+    {
         return bad("missing cloud-platform scope");
     }
     if claims.exp <= claims.iat || claims.exp - claims.iat > 3600 || claims.iss != *email {
@@ -65,7 +78,10 @@ pub fn token(fake: &Fake, body: &[u8]) -> Response<Body> {
     let n = fake.tokens_issued.fetch_add(1, Ordering::SeqCst);
     let tok = format!("ya29.fake-token-{n}");
     fake.issued.lock().unwrap().push(tok.clone());
-    json(StatusCode::OK, &json!({"access_token": tok, "expires_in": 3599, "token_type": "Bearer"}))
+    json(
+        StatusCode::OK,
+        &json!({"access_token": tok, "expires_in": 3599, "token_type": "Bearer"}),
+    )
 }
 
 fn text_of(parts: &Value) -> String {
@@ -85,12 +101,15 @@ fn text_of(parts: &Value) -> String {
 pub fn handle(c: &Call<'_>) -> Response<Body> {
     let fake = c.fake;
     let path = c.uri_path;
-    let (model_path, action) = match path.rsplit_once(':') {
-        Some(x) => x,
-        None => return fake.error(404, "Not found", false),
+    let Some((model_path, action)) = path.rsplit_once(':') else {
+        return fake.error(404, "Not found", false);
     };
     let ok_path = match fake.flavor {
-        Flavor::Vertex => model_path.starts_with("/v1/projects/") && model_path.contains("/locations/") && model_path.contains("/publishers/google/models/"),
+        Flavor::Vertex => {
+            model_path.starts_with("/v1/projects/")
+                && model_path.contains("/locations/")
+                && model_path.contains("/publishers/google/models/")
+        }
         _ => model_path.starts_with("/v1beta/models/"),
     };
     if !ok_path {
@@ -98,7 +117,10 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
     }
     match fake.flavor {
         Flavor::Vertex => {
-            let tok = c.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+            let tok = c
+                .header("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or("");
             if !fake.issued.lock().unwrap().iter().any(|t| t == tok) {
                 return fake.reject(401, "Request had invalid authentication credentials.");
             }
@@ -124,11 +146,26 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
     let Ok(req) = serde_json::from_slice::<Value>(c.body) else {
         return fake.error(400, "Invalid JSON payload received.", false);
     };
-    let Some(contents) = req.get("contents").and_then(Value::as_array).filter(|c| !c.is_empty()) else {
-        return fake.error(400, "* GenerateContentRequest.contents: contents is not specified", false);
+    let Some(contents) = req
+        .get("contents")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+    else {
+        return fake.error(
+            400,
+            "* GenerateContentRequest.contents: contents is not specified",
+            false,
+        );
     };
-    let system_words = words(&text_of(req.pointer("/systemInstruction/parts").unwrap_or(&Value::Null)));
-    let prompt_words: usize = contents.iter().map(|m| words(&text_of(&m["parts"]))).sum::<usize>() + system_words;
+    let system_words = words(&text_of(
+        req.pointer("/systemInstruction/parts")
+            .unwrap_or(&Value::Null),
+    ));
+    let prompt_words: usize = contents
+        .iter()
+        .map(|m| words(&text_of(&m["parts"])))
+        .sum::<usize>()
+        + system_words;
     if c.too_long(prompt_words) {
         return fake.error(
             400,
@@ -137,9 +174,13 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
         );
     }
     let last = contents.last().cloned().unwrap_or(Value::Null);
-    let last_is_result = last["parts"].as_array().is_some_and(|p| p.iter().any(|x| x.get("functionResponse").is_some()));
+    let last_is_result = last["parts"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|x| x.get("functionResponse").is_some()));
     let last_text = text_of(&last["parts"]);
-    let tool = req.pointer("/tools/0/functionDeclarations/0").filter(|_| !last_is_result);
+    let tool = req
+        .pointer("/tools/0/functionDeclarations/0")
+        .filter(|_| !last_is_result);
     let text = reply_text(&last_text);
     let usage = json!({"promptTokenCount": prompt_words, "candidatesTokenCount": words(&text),
                        "totalTokenCount": prompt_words + words(&text), "cachedContentTokenCount": system_words});
@@ -154,7 +195,8 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
             let ps = pieces(&text);
             let n = ps.len();
             for (i, p) in ps.into_iter().enumerate() {
-                let mut cand = json!({"content": {"role": "model", "parts": [{"text": p}]}, "index": 0});
+                let mut cand =
+                    json!({"content": {"role": "model", "parts": [{"text": p}]}, "index": 0});
                 let mut chunk = json!({"modelVersion": model});
                 if i + 1 == n {
                     cand["finishReason"] = json!("STOP");

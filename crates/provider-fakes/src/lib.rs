@@ -136,7 +136,9 @@ impl Fake {
         let f = fake.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let f = f.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -174,13 +176,20 @@ impl Fake {
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         let path = parts
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
         if parts.method != Method::POST {
-            return json(StatusCode::METHOD_NOT_ALLOWED, &serde_json::json!({"error": "POST only"}));
+            return json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &serde_json::json!({"error": "POST only"}),
+            );
         }
         if self.flavor == Flavor::Vertex && parts.uri.path() == "/token" {
             return gemini::token(&self, &body);
@@ -229,8 +238,10 @@ impl Fake {
                 "type": match status { 429 => "rate_limit_error", 529 => "overloaded_error", 401 => "authentication_error", 400 => "invalid_request_error", _ => "api_error" },
                 "message": message}}),
             Flavor::Bedrock => serde_json::json!({"message": message}),
-            Flavor::Vertex | Flavor::Gemini => serde_json::json!({"error": {"code": status, "message": message,
-                "status": match status { 429 => "RESOURCE_EXHAUSTED", 400 => "INVALID_ARGUMENT", 401 => "UNAUTHENTICATED", 403 => "PERMISSION_DENIED", _ => "UNAVAILABLE" }}}),
+            Flavor::Vertex | Flavor::Gemini => {
+                serde_json::json!({"error": {"code": status, "message": message,
+                "status": match status { 429 => "RESOURCE_EXHAUSTED", 400 => "INVALID_ARGUMENT", 401 => "UNAUTHENTICATED", 403 => "PERMISSION_DENIED", _ => "UNAVAILABLE" }}})
+            }
         };
         let mut resp = json(code, &body);
         if self.flavor == Flavor::Bedrock {
@@ -240,7 +251,8 @@ impl Fake {
                 403 => "InvalidSignatureException",
                 _ => "ServiceUnavailableException",
             };
-            resp.headers_mut().insert("x-amzn-errortype", kind.parse().unwrap());
+            resp.headers_mut()
+                .insert("x-amzn-errortype", kind.parse().unwrap());
         }
         if rate_headers {
             let h = resp.headers_mut();
@@ -321,15 +333,22 @@ pub mod tokio_stream {
 }
 
 pub fn json(status: StatusCode, v: &Value) -> Response<Body> {
-    let mut r = Response::new(Body::Full(Full::new(Bytes::from(serde_json::to_vec(v).unwrap()))));
+    let mut r = Response::new(Body::Full(Full::new(Bytes::from(
+        serde_json::to_vec(v).unwrap(),
+    ))));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     r
 }
 
 /// Stream `events` with a small pause between them; after `cut_after` events (if set) the
 /// connection is dropped mid-stream instead of ending cleanly.
-pub fn stream(content_type: &'static str, events: Vec<Bytes>, cut_after: Option<usize>) -> Response<Body> {
+pub fn stream(
+    content_type: &'static str,
+    events: Vec<Bytes>,
+    cut_after: Option<usize>,
+) -> Response<Body> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         for (i, ev) in events.into_iter().enumerate() {
@@ -343,8 +362,11 @@ pub fn stream(content_type: &'static str, events: Vec<Bytes>, cut_after: Option<
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     });
-    let mut r = Response::new(Body::Stream(StreamBody::new(tokio_stream::ReceiverStream(rx))));
-    r.headers_mut().insert("content-type", content_type.parse().unwrap());
+    let mut r = Response::new(Body::Stream(StreamBody::new(tokio_stream::ReceiverStream(
+        rx,
+    ))));
+    r.headers_mut()
+        .insert("content-type", content_type.parse().unwrap());
     r
 }
 

@@ -11,8 +11,19 @@ async fn main() -> anyhow::Result<()> {
         .get(1)
         .and_then(|f| Flavor::parse(f))
         .ok_or_else(|| anyhow::anyhow!("usage: infergate-fake-provider <openai|azure|anthropic|bedrock|vertex|gemini> [--key KEY]"))?;
-    let key = args.iter().position(|a| a == "--key").and_then(|i| args.get(i + 1)).cloned();
-    let fake = Fake::start(flavor, Credentials { api_key: key, ..Credentials::default() }).await;
+    let key = args
+        .iter()
+        .position(|a| a == "--key")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let fake = Fake::start(
+        flavor,
+        Credentials {
+            api_key: key,
+            ..Credentials::default()
+        },
+    )
+    .await;
     use std::io::Write;
     let mut out = std::io::stdout();
     writeln!(out, "listening on {}", fake.base_url())?;

@@ -10,7 +10,10 @@ use crate::{json, pieces, reply_text, stream, words, Body, Call, Flavor, Mode};
 fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
         _ => String::new(),
     }
 }
@@ -31,13 +34,19 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
             if !c.path.contains("api-version=") {
                 return fake.error(400, "Missing API version parameter.", false);
             }
-            (Some(dep.to_string()), c.header("api-key").map(str::to_string))
+            (
+                Some(dep.to_string()),
+                c.header("api-key").map(str::to_string),
+            )
         }
         _ => {
             if !c.uri_path.ends_with("/chat/completions") {
                 return fake.error(404, "Unknown path", false);
             }
-            let key = c.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
+            let key = c
+                .header("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_string);
             (None, key)
         }
     };
@@ -47,13 +56,21 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
         }
     }
     let Ok(req) = serde_json::from_slice::<Value>(c.body) else {
-        return fake.error(400, "We could not parse the JSON body of your request.", false);
+        return fake.error(
+            400,
+            "We could not parse the JSON body of your request.",
+            false,
+        );
     };
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
         return fake.error(400, "'messages' is a required property", false);
     };
     let model = model_from_path.unwrap_or_else(|| req["model"].as_str().unwrap_or("").to_string());
-    let prompt: String = messages.iter().map(|m| text_of(&m["content"])).collect::<Vec<_>>().join(" ");
+    let prompt: String = messages
+        .iter()
+        .map(|m| text_of(&m["content"]))
+        .collect::<Vec<_>>()
+        .join(" ");
     let prompt_words = words(&prompt);
     if c.too_long(prompt_words) {
         return json(
@@ -64,7 +81,10 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
     }
     let last = messages.last().cloned().unwrap_or(Value::Null);
     let last_text = text_of(&last["content"]);
-    let tool = req.get("tools").and_then(|t| t.get(0)).filter(|_| last["role"] == "user");
+    let tool = req
+        .get("tools")
+        .and_then(|t| t.get(0))
+        .filter(|_| last["role"] == "user");
     let text = reply_text(&last_text);
     let usage = json!({"prompt_tokens": prompt_words, "completion_tokens": words(&text), "total_tokens": prompt_words + words(&text)});
     let id = "chatcmpl-fake";
@@ -76,7 +96,10 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
             ))
         };
-        let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+        let mut events = vec![chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
         let finish = if let Some(t) = tool {
             let name = t["function"]["name"].as_str().unwrap_or("");
             events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_fake", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
@@ -103,8 +126,10 @@ pub fn handle(c: &Call<'_>) -> Response<Body> {
         return stream("text/event-stream", events, cut);
     }
     let message = match tool {
-        Some(t) => json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake", "type": "function",
-            "function": {"name": t["function"]["name"], "arguments": json!({"q": last_text}).to_string()}}]}),
+        Some(t) => {
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake", "type": "function",
+            "function": {"name": t["function"]["name"], "arguments": json!({"q": last_text}).to_string()}}]})
+        }
         None => json!({"role": "assistant", "content": text}),
     };
     json(

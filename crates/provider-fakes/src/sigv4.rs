@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(data);
     m.finalize().into_bytes().to_vec()
 }
@@ -46,12 +47,17 @@ pub fn verify(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .ok_or("missing Authorization header")?;
-    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or("not AWS4-HMAC-SHA256")?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or("not AWS4-HMAC-SHA256")?;
     let mut credential = None;
     let mut signed_headers = None;
     let mut signature = None;
     for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=').ok_or("malformed Authorization")?;
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or("malformed Authorization")?;
         match k {
             "Credential" => credential = Some(v),
             "SignedHeaders" => signed_headers = Some(v),
@@ -92,7 +98,13 @@ pub fn verify(
         let values: Vec<String> = headers
             .get_all(*n)
             .iter()
-            .map(|v| v.to_str().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(|v| {
+                v.to_str()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect();
         if values.is_empty() {
             return Err(format!("signed header {n} is not in the request"));
@@ -102,7 +114,11 @@ pub fn verify(
     let canonical_uri = if raw_path.is_empty() {
         "/".to_string()
     } else {
-        raw_path.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
+        raw_path
+            .split('/')
+            .map(uri_encode)
+            .collect::<Vec<_>>()
+            .join("/")
     };
     let mut params: Vec<(String, String)> = query
         .split('&')
@@ -113,13 +129,20 @@ pub fn verify(
         })
         .collect();
     params.sort();
-    let canonical_query = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let canonical_query = params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     let canonical_request = format!(
         "{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
         sha256_hex(body)
     );
     let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    );
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
@@ -150,8 +173,26 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        verify("GET", "/", "", &h, b"", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY").unwrap();
-        assert!(verify("GET", "/", "", &h, b"x", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY").is_err());
+        verify(
+            "GET",
+            "/",
+            "",
+            &h,
+            b"",
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .unwrap();
+        assert!(verify(
+            "GET",
+            "/",
+            "",
+            &h,
+            b"x",
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+        )
+        .is_err());
         assert!(verify("GET", "/", "", &h, b"", "AKIDEXAMPLE", "wrong").is_err());
     }
 }

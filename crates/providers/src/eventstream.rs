@@ -85,7 +85,7 @@ impl Decoder {
         if crc32fast::hash(&self.buf[..8]) != prelude_crc {
             return Err(EventStreamError::PreludeCrc);
         }
-        if total > MAX_MESSAGE || total < PRELUDE + 4 || headers_len > total - PRELUDE - 4 {
+        if !(PRELUDE + 4..=MAX_MESSAGE).contains(&total) || headers_len > total - PRELUDE - 4 {
             return Err(EventStreamError::Length(total));
         }
         if self.buf.len() < total {

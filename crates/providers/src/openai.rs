@@ -67,7 +67,7 @@ pub struct SsePassthrough {
 
 impl StreamTranslator for SsePassthrough {
     fn feed(&mut self, chunk: Bytes, out: &mut dyn FnMut(Bytes)) {
-        self.splitter.feed(chunk, |ev| out(ev));
+        self.splitter.feed(chunk, out);
     }
 
     fn finish(&mut self, out: &mut dyn FnMut(Bytes)) {

@@ -27,8 +27,13 @@ fn provider_of(dir: &str) -> Option<ProviderKind> {
 
 fn target(fx: &Value) -> (String, bool) {
     (
-        fx.pointer("/target/model").and_then(Value::as_str).unwrap_or("test-model").to_string(),
-        fx.pointer("/target/stream").and_then(Value::as_bool).unwrap_or(false),
+        fx.pointer("/target/model")
+            .and_then(Value::as_str)
+            .unwrap_or("test-model")
+            .to_string(),
+        fx.pointer("/target/stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     )
 }
 
@@ -55,8 +60,14 @@ fn run_case(dir: &str, fx: &Value) -> Value {
     let (model, stream) = target(fx);
     if dir == "anthropic-client" {
         return match kind {
-            "request" => serde_json::from_slice(&anthropic::openai_body_from_messages(fx["input"].to_string().as_bytes()).unwrap()).unwrap(),
-            "response" => serde_json::from_slice(&anthropic::messages_body_from_openai(fx["input"].to_string().as_bytes()).unwrap()).unwrap(),
+            "request" => serde_json::from_slice(
+                &anthropic::openai_body_from_messages(fx["input"].to_string().as_bytes()).unwrap(),
+            )
+            .unwrap(),
+            "response" => serde_json::from_slice(
+                &anthropic::messages_body_from_openai(fx["input"].to_string().as_bytes()).unwrap(),
+            )
+            .unwrap(),
             "stream" => {
                 let mut enc = anthropic::MessagesStreamEncoder::new(model);
                 let mut out = Vec::new();
@@ -92,7 +103,12 @@ fn run_case(dir: &str, fx: &Value) -> Value {
             let headers: serde_json::Map<String, Value> = r
                 .headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap().to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value::String(v.to_str().unwrap().to_string()),
+                    )
+                })
                 .collect();
             json!({"path": r.path_and_query, "headers": headers, "body": serde_json::from_slice::<Value>(&r.body).unwrap()})
         }
@@ -107,7 +123,12 @@ fn run_case(dir: &str, fx: &Value) -> Value {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .flat_map(|e| eventstream::encode_event(e["event"].as_str().unwrap(), e["payload"].to_string().as_bytes()))
+                    .flat_map(|e| {
+                        eventstream::encode_event(
+                            e["event"].as_str().unwrap(),
+                            e["payload"].to_string().as_bytes(),
+                        )
+                    })
                     .collect()
             } else {
                 fx["input"]
@@ -151,16 +172,25 @@ fn golden_fixtures() {
     let bless = std::env::var("BLESS").is_ok();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut dirs: Vec<_> = std::fs::read_dir(root().join("fixtures")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(root().join("fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     for dir in dirs {
         let name = dir.file_name().unwrap().to_str().unwrap().to_string();
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for f in files {
             let fx: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
             let got = run_case(&name, &fx);
-            let snap = root().join("snapshots").join(&name).join(f.file_name().unwrap());
+            let snap = root()
+                .join("snapshots")
+                .join(&name)
+                .join(f.file_name().unwrap());
             let pretty = serde_json::to_string_pretty(&got).unwrap() + "\n";
             if bless {
                 std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
@@ -168,8 +198,14 @@ fn golden_fixtures() {
             } else {
                 match std::fs::read_to_string(&snap) {
                     Ok(want) if want == pretty => {}
-                    Ok(want) => failures.push(format!("{}: differs\n--- want\n{want}\n--- got\n{pretty}", snap.display())),
-                    Err(_) => failures.push(format!("{}: no snapshot (run with BLESS=1 after review)", snap.display())),
+                    Ok(want) => failures.push(format!(
+                        "{}: differs\n--- want\n{want}\n--- got\n{pretty}",
+                        snap.display()
+                    )),
+                    Err(_) => failures.push(format!(
+                        "{}: no snapshot (run with BLESS=1 after review)",
+                        snap.display()
+                    )),
                 }
             }
             checked += 1;

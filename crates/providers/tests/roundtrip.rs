@@ -93,20 +93,24 @@ fn conversation() -> impl Strategy<Value = Vec<Message>> {
 }
 
 fn tools() -> impl Strategy<Value = Option<Vec<Tool>>> {
-    proptest::option::of(proptest::collection::vec((ident(), word()), 1..3).prop_map(|ts| {
-        ts.into_iter()
-            .map(|(name, desc)| Tool {
-                kind: "function".into(),
-                function: FunctionDef {
-                    name,
-                    description: Some(desc),
-                    parameters: Some(json!({"type": "object", "properties": {"arg": {"type": "string"}}})),
+    proptest::option::of(
+        proptest::collection::vec((ident(), word()), 1..3).prop_map(|ts| {
+            ts.into_iter()
+                .map(|(name, desc)| Tool {
+                    kind: "function".into(),
+                    function: FunctionDef {
+                        name,
+                        description: Some(desc),
+                        parameters: Some(
+                            json!({"type": "object", "properties": {"arg": {"type": "string"}}}),
+                        ),
+                        rest: Rest::new(),
+                    },
                     rest: Rest::new(),
-                },
-                rest: Rest::new(),
-            })
-            .collect()
-    }))
+                })
+                .collect()
+        }),
+    )
 }
 
 fn request() -> impl Strategy<Value = ChatRequest> {
@@ -149,8 +153,16 @@ fn response() -> impl Strategy<Value = ChatResponse> {
                     rest: Rest::new(),
                 })
                 .collect();
-            let text = if calls.is_empty() { Some(text.unwrap_or_else(|| "x".into())) } else { text };
-            let finish = if calls.is_empty() { finish } else { "tool_calls" };
+            let text = if calls.is_empty() {
+                Some(text.unwrap_or_else(|| "x".into()))
+            } else {
+                text
+            };
+            let finish = if calls.is_empty() {
+                finish
+            } else {
+                "tool_calls"
+            };
             let cached = input * cached_pct / 100;
             ChatResponse {
                 id: "chatcmpl-1".into(),
@@ -172,7 +184,10 @@ fn response() -> impl Strategy<Value = ChatResponse> {
                     prompt_tokens: input,
                     completion_tokens: output,
                     total_tokens: input + output,
-                    prompt_tokens_details: (cached > 0).then(|| PromptTokensDetails { cached_tokens: cached, rest: Rest::new() }),
+                    prompt_tokens_details: (cached > 0).then(|| PromptTokensDetails {
+                        cached_tokens: cached,
+                        rest: Rest::new(),
+                    }),
                     rest: Rest::new(),
                 }),
                 rest: Rest::new(),
@@ -185,9 +200,21 @@ fn essentials(r: &ChatRequest) -> (Vec<Message>, Option<Vec<Tool>>, Option<u64>)
     (r.messages.clone(), r.tools.clone(), r.max_output_tokens())
 }
 
-fn answer(r: &ChatResponse) -> (String, Option<Vec<ToolCall>>, Option<String>, Option<OpenAiUsage>) {
+fn answer(
+    r: &ChatResponse,
+) -> (
+    String,
+    Option<Vec<ToolCall>>,
+    Option<String>,
+    Option<OpenAiUsage>,
+) {
     let c = &r.choices[0];
-    (c.message.text(), c.message.tool_calls.clone(), c.finish_reason.clone(), r.usage.clone())
+    (
+        c.message.text(),
+        c.message.tool_calls.clone(),
+        c.finish_reason.clone(),
+        r.usage.clone(),
+    )
 }
 
 proptest! {

@@ -12,14 +12,19 @@ use crate::error::GatewayError;
 
 /// parse: a Messages body → the OpenAI chat body the rest of the pipeline reads.
 pub fn request_to_openai(raw: &[u8]) -> Result<Bytes, GatewayError> {
-    anthropic::openai_body_from_messages(raw).map_err(|e| GatewayError::MessagesRequest(e.to_string()))
+    anthropic::openai_body_from_messages(raw)
+        .map_err(|e| GatewayError::MessagesRequest(e.to_string()))
 }
 
 /// respond: an OpenAI answer (or OpenAI error body) → the Messages answer (or error).
 pub fn response_from_openai(status: StatusCode, body: &Bytes) -> Bytes {
     if status.is_success() {
-        return anthropic::messages_body_from_openai(body)
-            .unwrap_or_else(|e| anthropic::error_body(502, &format!("the upstream answer could not be translated: {e}")));
+        return anthropic::messages_body_from_openai(body).unwrap_or_else(|e| {
+            anthropic::error_body(
+                502,
+                &format!("the upstream answer could not be translated: {e}"),
+            )
+        });
     }
     let message = infergate_providers::error::error_message(body)
         .unwrap_or_else(|| format!("the upstream answered {}", status.as_u16()));

@@ -10,8 +10,14 @@ use infergate_control::{parse_regions, region_allowed, Settings};
 use infergate_policy::Identity;
 
 /// The allowed regions, or `None` when nothing restricts the request.
-pub fn allowed_regions(settings: &Settings, identity: Option<&Identity>, headers: &HeaderMap) -> Option<Vec<Arc<str>>> {
-    let from_identity = identity.map(|i| i.regions.clone()).filter(|r| !r.is_empty());
+pub fn allowed_regions(
+    settings: &Settings,
+    identity: Option<&Identity>,
+    headers: &HeaderMap,
+) -> Option<Vec<Arc<str>>> {
+    let from_identity = identity
+        .map(|i| i.regions.clone())
+        .filter(|r| !r.is_empty());
     let from_header = settings
         .region_header
         .as_deref()
@@ -24,7 +30,11 @@ pub fn allowed_regions(settings: &Settings, identity: Option<&Identity>, headers
         (Some(i), None) => Some(i),
         (None, Some(h)) => Some(h),
         // A header may narrow the tenant's regions, never widen them.
-        (Some(i), Some(h)) => Some(h.into_iter().filter(|r| region_allowed(Some(r), &i)).collect()),
+        (Some(i), Some(h)) => Some(
+            h.into_iter()
+                .filter(|r| region_allowed(Some(r), &i))
+                .collect(),
+        ),
     }
 }
 
@@ -56,14 +66,19 @@ mod tests {
         let got = allowed_regions(&settings(None), Some(&id), &HeaderMap::new()).unwrap();
         assert_eq!(got, vec![Arc::<str>::from("eu-*")]);
         assert!(allowed_regions(&settings(None), None, &HeaderMap::new()).is_none());
-        assert!(allowed_regions(&settings(None), Some(&identity(&[])), &HeaderMap::new()).is_none());
+        assert!(
+            allowed_regions(&settings(None), Some(&identity(&[])), &HeaderMap::new()).is_none()
+        );
     }
 
     #[test]
     fn header_only_when_configured_and_never_widens() {
         let mut h = HeaderMap::new();
         h.insert("x-allowed-regions", "us-east-1, eu-west-1".parse().unwrap());
-        assert!(allowed_regions(&settings(None), None, &h).is_none(), "unconfigured header is ignored");
+        assert!(
+            allowed_regions(&settings(None), None, &h).is_none(),
+            "unconfigured header is ignored"
+        );
         let got = allowed_regions(&settings(Some("x-allowed-regions")), None, &h).unwrap();
         assert_eq!(got.len(), 2);
         let id = identity(&["eu-*"]);

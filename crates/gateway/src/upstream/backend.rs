@@ -57,7 +57,9 @@ impl BackendClient {
             None => BackendClient::Direct(builder().build(tls()?.wrap_connector(http))),
             Some(p) => {
                 let uri: http::Uri = p.parse().map_err(|e| format!("proxy `{p}`: {e}"))?;
-                BackendClient::Proxied(builder().build(tls()?.wrap_connector(Tunnel::new(uri, http))))
+                BackendClient::Proxied(
+                    builder().build(tls()?.wrap_connector(Tunnel::new(uri, http))),
+                )
             }
         })
     }
@@ -104,7 +106,13 @@ impl BackendRuntime {
         }
     }
 
-    pub fn target<'a>(&'a self, model: &'a str, op: infergate_providers::Operation, stream: bool, request_id: &'a str) -> Target<'a> {
+    pub fn target<'a>(
+        &'a self,
+        model: &'a str,
+        op: infergate_providers::Operation,
+        stream: bool,
+        request_id: &'a str,
+    ) -> Target<'a> {
         Target {
             model,
             operation: op,
@@ -138,9 +146,15 @@ pub enum BuildError {
 
 /// The client's own key, from `Authorization: Bearer`, `x-api-key` or `api-key`.
 fn client_key(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
-        let key = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v);
+        let key = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v);
         if !key.is_empty() {
             return Some(key.trim().to_string());
         }
@@ -153,17 +167,23 @@ fn client_key(headers: &HeaderMap) -> Option<String> {
 }
 
 fn set(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), BuildError> {
-    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| BuildError::Credentials(e.to_string()))?;
-    let mut v = HeaderValue::from_str(value)
-        .map_err(|_| BuildError::Credentials("the credential is not a valid header value".into()))?;
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|e| BuildError::Credentials(e.to_string()))?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        BuildError::Credentials("the credential is not a valid header value".into())
+    })?;
     v.set_sensitive(true);
     headers.insert(name, v);
     Ok(())
 }
 
 /// Mint a Vertex AI access token: sign the assertion, exchange it at the key's `token_uri`.
-async fn mint_google_token(client: &BackendClient, key: &ServiceAccountKey) -> Result<(String, Duration), String> {
-    let assertion = auth::google_assertion(key, auth::CLOUD_PLATFORM_SCOPE, unix_now()).map_err(|e| e.to_string())?;
+async fn mint_google_token(
+    client: &BackendClient,
+    key: &ServiceAccountKey,
+) -> Result<(String, Duration), String> {
+    let assertion = auth::google_assertion(key, auth::CLOUD_PLATFORM_SCOPE, unix_now())
+        .map_err(|e| e.to_string())?;
     let req = Request::post(&key.token_uri)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(auth::token_request_body(&assertion))))
@@ -179,8 +199,13 @@ async fn mint_google_token(client: &BackendClient, key: &ServiceAccountKey) -> R
         .map_err(|e| e.to_string())?
         .to_bytes();
     if !status.is_success() {
-        let why = auth::parse_token_response(&body).err().map_or_else(String::new, |e| e.to_string());
-        return Err(format!("token endpoint {} answered {status}: {why}", key.token_uri));
+        let why = auth::parse_token_response(&body)
+            .err()
+            .map_or_else(String::new, |e| e.to_string());
+        return Err(format!(
+            "token endpoint {} answered {status}: {why}",
+            key.token_uri
+        ));
     }
     let tok = auth::parse_token_response(&body).map_err(|e| e.to_string())?;
     Ok((tok.token, Duration::from_secs(tok.expires_in.max(60))))
@@ -195,14 +220,19 @@ pub async fn build_backend_request(
     request_id: &str,
 ) -> Result<Request<Full<Bytes>>, BuildError> {
     let url = format!("{}{}", rt.spec.base_url, translated.path_and_query);
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| BuildError::Translate(infergate_providers::TranslateError::InvalidRequest(e.to_string())))?;
+    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
+        BuildError::Translate(infergate_providers::TranslateError::InvalidRequest(
+            e.to_string(),
+        ))
+    })?;
     let mut headers = HeaderMap::new();
     for (k, v) in translated.headers {
         headers.insert(k, v);
     }
-    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert(HeaderName::from_static("x-request-id"), v);
     }
@@ -217,10 +247,15 @@ pub async fn build_backend_request(
         match scheme {
             AuthScheme::Bearer | AuthScheme::Header(_) => {
                 let Some(m) = entry.material() else {
-                    return Err(BuildError::Credentials(format!("backend `{}` has no usable key", rt.spec.name)));
+                    return Err(BuildError::Credentials(format!(
+                        "backend `{}` has no usable key",
+                        rt.spec.name
+                    )));
                 };
                 let CredentialMaterial::ApiKey(key) = &*m else {
-                    return Err(BuildError::Credentials("the credential is not an API key".into()));
+                    return Err(BuildError::Credentials(
+                        "the credential is not an API key".into(),
+                    ));
                 };
                 match scheme {
                     AuthScheme::Header(h) => set(&mut headers, h, key)?,
@@ -229,19 +264,32 @@ pub async fn build_backend_request(
             }
             AuthScheme::AwsSigV4 => {
                 let Some(m) = entry.material() else {
-                    return Err(BuildError::Credentials(format!("backend `{}` has no usable AWS keys", rt.spec.name)));
+                    return Err(BuildError::Credentials(format!(
+                        "backend `{}` has no usable AWS keys",
+                        rt.spec.name
+                    )));
                 };
                 let CredentialMaterial::Aws(creds) = &*m else {
-                    return Err(BuildError::Credentials("the credential is not an AWS key pair".into()));
+                    return Err(BuildError::Credentials(
+                        "the credential is not an AWS key pair".into(),
+                    ));
                 };
-                sign_aws(&mut headers, &uri, &translated.body, creds, rt.spec.region.as_deref().unwrap_or("us-east-1"))?;
+                sign_aws(
+                    &mut headers,
+                    &uri,
+                    &translated.body,
+                    creds,
+                    rt.spec.region.as_deref().unwrap_or("us-east-1"),
+                )?;
             }
             AuthScheme::GoogleServiceAccount => {
                 let client = rt.client.clone();
                 let token = entry
                     .access_token(|m| async move {
                         match &*m {
-                            CredentialMaterial::GoogleServiceAccount(key) => mint_google_token(&client, key).await,
+                            CredentialMaterial::GoogleServiceAccount(key) => {
+                                mint_google_token(&client, key).await
+                            }
                             _ => Err("the credential is not a service-account key".into()),
                         }
                     })
@@ -278,8 +326,17 @@ fn sign_aws(
         .filter(|(k, _)| matches!(k.as_str(), "host" | "content-type" | "accept"))
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let add = auth::sign_sigv4("POST", &uri.to_string(), &signed, body, creds, region, "bedrock", SystemTime::now())
-        .map_err(|e| BuildError::Credentials(e.to_string()))?;
+    let add = auth::sign_sigv4(
+        "POST",
+        &uri.to_string(),
+        &signed,
+        body,
+        creds,
+        region,
+        "bedrock",
+        SystemTime::now(),
+    )
+    .map_err(|e| BuildError::Credentials(e.to_string()))?;
     for (k, v) in add {
         set(headers, &k, &v)?;
     }

@@ -29,8 +29,7 @@ impl RetryBudget {
         let s = &self.slots[(second % SLOTS as u64) as usize];
         let seen = s.second.load(Ordering::Acquire);
         if seen != second
-            && s
-                .second
+            && s.second
                 .compare_exchange(seen, second, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
@@ -64,7 +63,9 @@ impl RetryBudget {
         let sec = now_ms() / 1000;
         let slot = self.slot(sec);
         let (requests, retries) = self.totals(sec);
-        let allowed = ((requests as f64) * ratio).floor().max(f64::from(min_retries));
+        let allowed = ((requests as f64) * ratio)
+            .floor()
+            .max(f64::from(min_retries));
         if (retries as f64) < allowed {
             slot.retries.fetch_add(1, Ordering::AcqRel);
             true

@@ -94,7 +94,10 @@ pub struct CircuitRegistry {
 impl CircuitRegistry {
     /// The circuit of a target (created on first use). Called at snapshot build, not per request.
     pub fn get(&self, upstream: &RouteUpstream) -> Arc<Circuit> {
-        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(upstream.clone()).or_default().clone()
     }
 }

@@ -50,7 +50,10 @@ impl CredentialEntry {
     }
 
     fn reload(&self) {
-        *self.file_stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = self.stamp();
+        *self
+            .file_stamp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = self.stamp();
         match load_material(self.kind, &self.source) {
             Ok(m) => self.material.store(Some(Arc::new(m))),
             // Keep serving with the previous credential; the operator sees why.
@@ -64,7 +67,10 @@ impl CredentialEntry {
             return false;
         }
         let now = self.stamp();
-        let prev = *self.file_stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let prev = *self
+            .file_stamp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if now.is_some() && now != prev {
             self.reload();
             self.rotations.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +125,10 @@ impl CredentialStore {
     /// Entries for the backends of a new configuration; unchanged sources keep their entry
     /// (and cached token).
     pub fn sync(&self, backends: &[Backend]) -> HashMap<String, Arc<CredentialEntry>> {
-        let mut map = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = HashMap::new();
         for b in backends {
             let Some(src) = &b.credentials else { continue };
