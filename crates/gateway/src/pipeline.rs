@@ -208,7 +208,6 @@ async fn inference(
             &mut rng,
         )
     };
-    ctx.model = Some(Arc::from(body.model()));
     let decision = decision?;
     ctx.model = Some(decision.public_model.clone());
     ctx.priority = decision.priority;
