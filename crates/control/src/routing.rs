@@ -678,4 +678,142 @@ spec: {priority: 10, poolRef: {name: pool-a}}
         assert!(e.to_string().contains("The model `gpt-9` does not exist"));
         assert!(e.to_string().contains("chat, food-review, summarize"));
     }
+
+    const PROVIDERS: &str = r#"
+apiVersion: infergate.dev/v1alpha1
+kind: GatewaySettings
+metadata: {name: gw}
+spec: {dataResidency: {localRegion: eu-central-1}}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: local}
+spec:
+  selector: {matchLabels: {app: a}}
+  targetPorts: [{number: 8000}]
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: tokyo, labels: {infergate.dev/region: ap-northeast-1}}
+spec:
+  selector: {matchLabels: {app: b}}
+  targetPorts: [{number: 8000}]
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: infergate.dev/v1alpha1
+kind: Backend
+metadata: {name: us}
+spec: {provider: OpenAICompatible, baseURL: "http://127.0.0.1:1/v1", region: us-east-1}
+---
+apiVersion: infergate.dev/v1alpha1
+kind: Backend
+metadata: {name: eu}
+spec: {provider: OpenAICompatible, baseURL: "http://127.0.0.1:2/v1", region: eu-west-1}
+---
+apiVersion: infergate.dev/v1alpha1
+kind: PublicModel
+metadata: {name: chat}
+spec:
+  targets: [{backend: us, model: a, weight: 99}, {backend: eu, model: b, weight: 1}]
+  fallbacks: [{pool: tokyo}, {pool: local, model: l}]
+  canaries:
+  - match: {headers: {x-canary: "1"}}
+    targets: [{pool: tokyo, model: t}]
+  shadow: {target: {backend: us, model: next}, percent: 50}
+"#;
+
+    #[test]
+    fn regions_keep_requests_inside_and_say_why_when_they_cannot() {
+        let t = RouteTable::build(&load_str("p.yaml", PROVIDERS).unwrap());
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
+        let none = |_: &str| None;
+        let eu: Vec<Arc<str>> = vec![Arc::from("eu-*")];
+        for _ in 0..200 {
+            let d = t
+                .resolve_with(
+                    &RouteQuery {
+                        model: "chat",
+                        rewrite_header: None,
+                        objective: None,
+                        header: &none,
+                        allowed_regions: Some(&eu),
+                    },
+                    &mut rng,
+                )
+                .unwrap();
+            let regions: Vec<&str> = d
+                .attempts
+                .iter()
+                .map(|a| a.region.as_deref().unwrap())
+                .collect();
+            // the 99-weight US target and the Tokyo fallback are gone; the local pool is EU
+            assert_eq!(regions, vec!["eu-west-1", "eu-central-1"]);
+            assert!(
+                d.shadow.is_none(),
+                "no shadow copy leaves the allowed regions"
+            );
+        }
+        let ap: Vec<Arc<str>> = vec![Arc::from("sa-east-1")];
+        let e = t
+            .resolve_with(
+                &RouteQuery {
+                    model: "chat",
+                    rewrite_header: None,
+                    objective: None,
+                    header: &none,
+                    allowed_regions: Some(&ap),
+                },
+                &mut rng,
+            )
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("sa-east-1")
+                && msg.contains("us (us-east-1)")
+                && msg.contains("tokyo (ap-northeast-1)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn canary_header_and_shadow_share() {
+        let t = RouteTable::build(&load_str("p.yaml", PROVIDERS).unwrap());
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let canary = |h: &str| (h == "x-canary").then_some("1");
+        let d = t
+            .resolve_with(
+                &RouteQuery {
+                    model: "chat",
+                    rewrite_header: None,
+                    objective: None,
+                    header: &canary,
+                    allowed_regions: None,
+                },
+                &mut rng,
+            )
+            .unwrap();
+        assert_eq!(d.canary, Some(0));
+        assert_eq!(d.attempts[0].model, "t");
+        assert_eq!(&**d.attempts[0].upstream.name(), "tokyo");
+        let mut shadows = 0;
+        for _ in 0..2000 {
+            let d = t.resolve("chat", None, None, &mut rng).unwrap();
+            assert_eq!(d.canary, None);
+            if let Some(s) = d.shadow {
+                assert_eq!(s.model, "next");
+                shadows += 1;
+            }
+        }
+        assert!((900..1100).contains(&shadows), "{shadows}");
+    }
+
+    #[test]
+    fn region_patterns() {
+        let a: Vec<Arc<str>> = parse_regions(" eu-* , us-east-1,");
+        assert!(region_allowed(Some("eu-west-1"), &a));
+        assert!(region_allowed(Some("US-EAST-1"), &a));
+        assert!(!region_allowed(Some("europe-west4"), &a));
+        assert!(!region_allowed(None, &a));
+    }
 }

@@ -3,12 +3,14 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 400 | malformed JSON, missing `model`, wrongly typed fields |
+//! | 400 | malformed JSON, missing `model`, wrongly typed fields, a request a backend's provider cannot express |
+//! | 401 | a pass-through backend and no caller credential |
+//! | 403 | no target in the regions the request may use |
 //! | 404 | unknown model, unknown path |
 //! | 405 | known path, wrong method |
 //! | 413 | body over `maxRequestBody` |
-//! | 502 | upstream refused, reset or broke the response |
-//! | 503 | no endpoint can take the request |
+//! | 502 | upstream refused, reset or broke the response; the gateway's backend credential failed |
+//! | 503 | no endpoint can take the request; every target's circuit is open |
 //! | 504 | upstream did not answer in time |
 
 use http::StatusCode;
@@ -282,6 +284,35 @@ mod tests {
                     secs: 1,
                 },
                 504,
+            ),
+            (
+                RouteError::RegionNotAllowed {
+                    model: "m".into(),
+                    allowed: "eu-*".into(),
+                    regions: "us (us-east-1)".into(),
+                }
+                .into(),
+                403,
+            ),
+            (
+                GatewayError::MissingClientCredential {
+                    backend: "b".into(),
+                },
+                401,
+            ),
+            (
+                GatewayError::CircuitOpen {
+                    upstream: "b".into(),
+                    cooldown_secs: 3,
+                },
+                503,
+            ),
+            (
+                GatewayError::BackendCredentials {
+                    backend: "b".into(),
+                    detail: "token endpoint down".into(),
+                },
+                502,
             ),
         ];
         for (e, status) in cases {
