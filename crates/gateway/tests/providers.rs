@@ -618,6 +618,12 @@ async fn failing_primary_costs_at_most_20_percent_extra_attempts() {
         t.await.unwrap();
     }
     let upstream = primary.requests() + fallback.requests();
+    eprintln!(
+        "with fallback + circuit: {n} requests, {} to the failing primary, {} to the fallback, {upstream} upstream attempts ({:.3}x)",
+        primary.requests(),
+        fallback.requests(),
+        upstream as f64 / n as f64
+    );
     assert_eq!(failed.load(Ordering::SeqCst), 0);
     assert!(
         upstream as f64 <= 1.2 * n as f64,
@@ -654,6 +660,11 @@ async fn failing_primary_costs_at_most_20_percent_extra_attempts() {
             r.text()
         );
     }
+    eprintln!(
+        "budget only: {n} requests, {} upstream attempts ({:.3}x)",
+        only.requests(),
+        only.requests() as f64 / n as f64
+    );
     assert!(
         only.requests() as f64 <= 1.2 * n as f64,
         "{} attempts for {n} requests",

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use infergate_control::backends::load_material;
@@ -21,7 +21,9 @@ pub struct CredentialEntry {
     kind: ProviderKind,
     source: CredentialSource,
     material: ArcSwapOption<CredentialMaterial>,
-    file_stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// Hash of the credentials file's content as last read. Content, not mtime: two writes
+    /// within one clock tick share an mtime, and a rotated key often has the same length.
+    file_stamp: Mutex<Option<u64>>,
     /// Vertex AI: the current access token and when it stops being usable.
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
     /// Times the material was re-read after a change.
@@ -43,10 +45,13 @@ impl CredentialEntry {
         e
     }
 
-    fn stamp(&self) -> Option<(SystemTime, u64)> {
+    fn stamp(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
         let path = self.source.file()?;
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
+        let bytes = std::fs::read(path).ok()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        Some(h.finish())
     }
 
     fn reload(&self) {
