@@ -10,11 +10,16 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::backends::{
+    credential_optional, default_base_url, load_material, secret_values, Backend, CircuitSettings,
+    CredentialSource, Pricing,
+};
 use crate::picker::{
     validate_picker, EndpointPickerConfigDoc, PickerConfig, PICKER_API_GIE, PICKER_API_LLMD,
     PICKER_KIND,
 };
 use crate::resources::*;
+use crate::units::Dur;
 use crate::yaml_lines::{document_lines, DocLines};
 
 /// One validation problem.
@@ -105,7 +110,12 @@ pub struct Pool {
     pub app_protocol: AppProtocol,
     pub endpoints: Vec<EndpointSpec>,
     pub epp: Option<EppRef>,
+    /// Label `infergate.dev/region`: where the pool processes data.
+    pub region: Option<String>,
 }
+
+/// The label that gives a pool its region.
+pub const REGION_LABEL: &str = "infergate.dev/region";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Objective {
@@ -137,11 +147,41 @@ pub struct LegacyModel {
     pub targets: Vec<WeightedName>,
 }
 
+/// Where a target sends requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Upstream {
+    Pool(String),
+    Backend(String),
+}
+
+impl Upstream {
+    pub fn name(&self) -> &str {
+        match self {
+            Upstream::Pool(n) | Upstream::Backend(n) => n,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub pool: String,
+    pub upstream: Upstream,
     pub model: Option<String>,
     pub weight: u32,
+    pub context_window: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canary {
+    /// Lower-cased header name → exact value.
+    pub headers: Vec<(String, String)>,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadow {
+    pub target: Target,
+    /// Share of requests copied, in millionths (1_000_000 = all).
+    pub per_million: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +191,8 @@ pub struct PublicModel {
     pub targets: Vec<Target>,
     pub fallbacks: Vec<Target>,
     pub priority: Option<i32>,
+    pub canaries: Vec<Canary>,
+    pub shadow: Option<Shadow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +225,25 @@ pub struct Settings {
     pub reload_interval: Option<Duration>,
     /// Identities, limits, budgets, prices, state.
     pub policy: crate::policy::PolicySettings,
+    pub first_token_timeout: Duration,
+    /// Retry budget: extra attempts ≤ max(min, ratio × requests) over 10 s.
+    pub retry_budget_ratio: RatioMillis,
+    pub retry_budget_min: u32,
+    pub circuit: CircuitSettings,
+    /// Trusted request header carrying the allowed regions.
+    pub region_header: Option<String>,
+    pub local_region: Option<String>,
+    pub egress_proxy: Option<String>,
+}
+
+/// A ratio in thousandths (so `Settings` stays `Eq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatioMillis(pub u32);
+
+impl RatioMillis {
+    pub fn get(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
 }
 
 impl Default for Settings {
@@ -204,6 +265,13 @@ impl Default for Settings {
             access_log: Some("stdout".into()),
             reload_interval: Some(Duration::from_secs(1)),
             policy: crate::policy::PolicySettings::default(),
+            first_token_timeout: Duration::from_secs(300),
+            retry_budget_ratio: RatioMillis(200),
+            retry_budget_min: 10,
+            circuit: CircuitSettings::default(),
+            region_header: None,
+            local_region: None,
+            egress_proxy: None,
         }
     }
 }
@@ -217,6 +285,7 @@ pub struct ConfigSet {
     pub rewrites: Vec<RewriteRuleSet>,
     pub legacy_models: Vec<LegacyModel>,
     pub public_models: Vec<PublicModel>,
+    pub backends: Vec<Backend>,
     pub simulators: Vec<Simulator>,
     pub tenants: Vec<crate::policy::Tenant>,
     /// `EndpointPickerConfig`s by name (see [`ConfigSet::picker_for`]).
@@ -254,6 +323,10 @@ impl ConfigSet {
                 .cloned()
                 .unwrap_or_else(|| Arc::new(PickerConfig::default())),
         }
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.name == name)
     }
 }
 
@@ -298,11 +371,19 @@ struct Parsed<'a> {
     simulators: Vec<Located<'a, SimulatorSpec>>,
     tenants: Vec<Located<'a, crate::policy::TenantSpec>>,
     pickers: Vec<(At<'a>, EndpointPickerConfigDoc)>,
+    backends: Vec<Located<'a, BackendSpec>>,
+    secrets: Vec<Located<'a, SecretData>>,
+}
+
+/// A Secret's payload, as filed by the loader.
+struct SecretData {
+    data: BTreeMap<String, String>,
+    string_data: BTreeMap<String, String>,
 }
 
 const KNOWN: &str = "InferencePool (inference.networking.k8s.io/v1 or inference.networking.x-k8s.io/v1alpha2), \
 InferenceObjective, InferenceModelRewrite, InferenceModel (inference.networking.x-k8s.io/v1alpha2), \
-PublicModel, GatewaySettings, Tenant, Simulator (infergate.dev/v1alpha1), \
+PublicModel, Backend, GatewaySettings, Tenant, Simulator (infergate.dev/v1alpha1), Secret (v1), \
 EndpointPickerConfig (inference.networking.x-k8s.io/v1alpha1)";
 
 fn typed<T: DeserializeOwned>(
@@ -419,6 +500,27 @@ fn parse_text<'a>(
             (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
             (INFERGATE_V1ALPHA1, "Simulator") => load.file_into(&mut out.simulators, at, id),
             (INFERGATE_V1ALPHA1, "Tenant") => load.file_into(&mut out.tenants, at, id),
+            (INFERGATE_V1ALPHA1, "Backend") => load.file_into(&mut out.backends, at, id),
+            ("v1", "Secret") => {
+                if let Some(value) = load.value.take() {
+                    match typed::<SecretResource>(value, file, doc, &resource) {
+                        Ok(r) => out.secrets.push(Located {
+                            at,
+                            res: Resource {
+                                api_version: r.api_version,
+                                kind: r.kind,
+                                metadata: r.metadata,
+                                spec: SecretData {
+                                    data: r.data,
+                                    string_data: r.string_data,
+                                },
+                                status: None,
+                            },
+                        }),
+                        Err(e) => load.errors.push(e),
+                    }
+                }
+            }
             _ => errors.push(at.err(
                 "kind",
                 format!("unknown kind `{kind}` in `{api_version}`; known kinds: {KNOWN}"),
@@ -499,6 +601,7 @@ fn pool_from_v1(r: Resource<InferencePoolV1Spec>) -> Resource<Pool> {
         endpoints: pool_endpoints(&r.spec.endpoints, &ports),
         target_ports: ports,
         app_protocol,
+        region: r.metadata.labels.get(REGION_LABEL).cloned(),
         epp: r.spec.endpoint_picker_ref.as_ref().map(|e| EppRef {
             name: e.name.clone(),
             port: e.port.as_ref().map_or(9002, |p| p.number),
@@ -523,6 +626,7 @@ fn pool_from_v1alpha2(r: Resource<InferencePoolV1Alpha2Spec>) -> Resource<Pool> 
         endpoints: pool_endpoints(&r.spec.endpoints, &ports),
         target_ports: ports,
         app_protocol: AppProtocol::Http1,
+        region: r.metadata.labels.get(REGION_LABEL).cloned(),
         epp: r.spec.extension_ref.as_ref().map(|e| EppRef {
             name: e.name.clone(),
             port: e.port_number.unwrap_or(9002),
@@ -593,6 +697,8 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     dup_check(&parsed.public, errors);
     dup_check(&parsed.simulators, errors);
     dup_check(&parsed.tenants, errors);
+    dup_check(&parsed.backends, errors);
+    dup_check(&parsed.secrets, errors);
 
     // Settings.
     if parsed.settings.len() > 1 {
@@ -767,6 +873,34 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         });
     }
 
+    // Secrets, then the backends that reference them.
+    let mut secrets: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for sec in &parsed.secrets {
+        match secret_values(&sec.res.spec.data, &sec.res.spec.string_data) {
+            Ok(v) => {
+                secrets.insert(sec.res.metadata.name.clone(), v);
+            }
+            Err(e) => errors.push(sec.at.err("data", e)),
+        }
+    }
+    for b in &parsed.backends {
+        if let Some(backend) = validate_backend(
+            &b.at,
+            &b.res.metadata.name,
+            &b.res.spec,
+            &secrets,
+            set.settings.circuit,
+            errors,
+        ) {
+            set.backends.push(backend);
+        }
+    }
+    let backend_names: HashSet<String> = parsed
+        .backends
+        .iter()
+        .map(|b| b.res.metadata.name.clone())
+        .collect();
+
     let mut public_names: HashMap<String, usize> = HashMap::new();
     for m in &parsed.public {
         let spec = &m.res.spec;
@@ -783,30 +917,116 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         if spec.targets.is_empty() {
             errors.push(m.at.err("spec.targets", "a public model needs at least one target"));
         }
-        let mut convert = |list: &[ModelTarget], field: &str| -> Vec<Target> {
-            let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
-            let weights = weights_all_or_none(&m.at, field, &weights, errors);
-            list.iter()
-                .enumerate()
-                .zip(weights)
-                .map(|((i, t), weight)| {
-                    pool_exists(&m.at, &format!("{field}[{i}].pool"), &t.pool, errors);
-                    Target {
-                        pool: t.pool.clone(),
-                        model: t.model.clone(),
-                        weight,
+        let one_target = |t: &ModelTarget,
+                          field: &str,
+                          weight: u32,
+                          errors: &mut Vec<ConfigError>|
+         -> Target {
+            let upstream = match (&t.pool, &t.backend) {
+                (Some(p), None) => {
+                    pool_exists(&m.at, &format!("{field}.pool"), p, errors);
+                    Upstream::Pool(p.clone())
+                }
+                (None, Some(b)) => {
+                    if !backend_names.contains(b) {
+                        let mut known: Vec<_> = backend_names.iter().cloned().collect();
+                        known.sort();
+                        errors.push(m.at.err(
+                            &format!("{field}.backend"),
+                            format!(
+                                "Backend `{b}` does not exist; known backends: [{}]",
+                                known.join(", ")
+                            ),
+                        ));
                     }
-                })
-                .collect()
+                    Upstream::Backend(b.clone())
+                }
+                _ => {
+                    errors.push(m.at.err(
+                        field,
+                        "set exactly one of `pool` (an InferencePool) or `backend` (a Backend)",
+                    ));
+                    Upstream::Pool(String::new())
+                }
+            };
+            if let Some(model) = &t.model {
+                if infergate_providers::validate_model_name(model).is_err()
+                    && matches!(upstream, Upstream::Backend(_))
+                {
+                    errors.push(m.at.err(
+                        &format!("{field}.model"),
+                        "a model name for a backend may use letters, digits and . _ : @ + - / only (it goes into URL paths)",
+                    ));
+                }
+            }
+            if t.context_window == Some(0) {
+                errors.push(m.at.err(
+                    &format!("{field}.contextWindow"),
+                    "give the context window in tokens (> 0)",
+                ));
+            }
+            Target {
+                upstream,
+                model: t.model.clone(),
+                weight,
+                context_window: t.context_window,
+            }
         };
-        let targets = convert(&spec.targets, "spec.targets");
-        let fallbacks = convert(&spec.fallbacks, "spec.fallbacks");
+        let convert =
+            |list: &[ModelTarget], field: &str, errors: &mut Vec<ConfigError>| -> Vec<Target> {
+                let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
+                let weights = weights_all_or_none(&m.at, field, &weights, errors);
+                list.iter()
+                    .enumerate()
+                    .zip(weights)
+                    .map(|((i, t), weight)| one_target(t, &format!("{field}[{i}]"), weight, errors))
+                    .collect()
+            };
+        let targets = convert(&spec.targets, "spec.targets", errors);
+        let fallbacks = convert(&spec.fallbacks, "spec.fallbacks", errors);
+        let mut canaries = Vec::new();
+        for (i, c) in spec.canaries.iter().enumerate() {
+            let field = format!("spec.canaries[{i}]");
+            if c.matches.headers.is_empty() {
+                errors.push(m.at.err(
+                    &format!("{field}.match.headers"),
+                    "list at least one header to match",
+                ));
+            }
+            if c.targets.is_empty() {
+                errors.push(m.at.err(
+                    &format!("{field}.targets"),
+                    "a canary needs at least one target",
+                ));
+            }
+            canaries.push(Canary {
+                headers: c
+                    .matches
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
+                targets: convert(&c.targets, &format!("{field}.targets"), errors),
+            });
+        }
+        let shadow = spec.shadow.as_ref().map(|sh| {
+            let percent = sh.percent.unwrap_or(100.0);
+            if !(0.0..=100.0).contains(&percent) {
+                errors.push(m.at.err("spec.shadow.percent", "use 0 to 100"));
+            }
+            Shadow {
+                target: one_target(&sh.target, "spec.shadow.target", 1, errors),
+                per_million: (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32,
+            }
+        });
         set.public_models.push(PublicModel {
             name,
             description: spec.description.clone(),
             targets,
             fallbacks,
             priority: spec.priority,
+            canaries,
+            shadow,
         });
     }
 
@@ -933,6 +1153,42 @@ fn resolve_settings(
     if let Some(d) = t.request_read {
         s.request_read_timeout = d.get();
     }
+    s.first_token_timeout = t.first_token.map_or(s.response_headers_timeout, Dur::get);
+    if let Some(b) = &spec.retries.budget {
+        if let Some(r) = b.ratio {
+            if !(0.0..=10.0).contains(&r) {
+                errors.push(at.err(
+                    "spec.retries.budget.ratio",
+                    "use a ratio from 0 to 10 (0.2 = 20% extra attempts)",
+                ));
+            }
+            s.retry_budget_ratio = RatioMillis((r.clamp(0.0, 10.0) * 1000.0).round() as u32);
+        }
+        if let Some(m) = b.min_retries {
+            s.retry_budget_min = m;
+        }
+    }
+    if let Some(cb) = &spec.circuit_breaker {
+        s.circuit = circuit_settings(cb, CircuitSettings::default());
+    }
+    let dr = &spec.data_residency;
+    if let Some(h) = &dr.region_header {
+        if http_header_name_ok(h) {
+            s.region_header = Some(h.to_ascii_lowercase());
+        } else {
+            errors.push(at.err(
+                "spec.dataResidency.regionHeader",
+                format!("`{h}` is not a valid header name"),
+            ));
+        }
+    }
+    s.local_region = dr.local_region.clone();
+    if let Some(p) = &spec.egress.proxy {
+        if let Err(e) = check_url(p, false) {
+            errors.push(at.err("spec.egress.proxy", e));
+        }
+        s.egress_proxy = Some(p.clone());
+    }
     if let Some(a) = spec.retries.attempts {
         if a == 0 || a > 10 {
             errors.push(at.err("spec.retries.attempts", "use 1 to 10 attempts"));
@@ -980,6 +1236,207 @@ fn resolve_settings(
         errors,
     );
     s
+}
+
+fn http_header_name_ok(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn circuit_settings(cb: &CircuitBreakerSpec, base: CircuitSettings) -> CircuitSettings {
+    CircuitSettings {
+        consecutive_failures: cb.consecutive_failures.unwrap_or(base.consecutive_failures),
+        cooldown: cb.cooldown.map_or(base.cooldown, Dur::get),
+    }
+}
+
+/// `http://` or `https://` plus a host; `path_ok` allows a path prefix (base URLs).
+fn check_url(url: &str, path_ok: bool) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!(
+            "`{url}` has no host (or has credentials in it; use `credentials`)"
+        ));
+    }
+    if !path_ok && !path.is_empty() {
+        return Err(format!("`{url}` must not have a path"));
+    }
+    if url.contains(['?', '#', ' ']) {
+        return Err(format!("`{url}` must not have a query, fragment or spaces"));
+    }
+    Ok(())
+}
+
+fn validate_backend(
+    at: &At<'_>,
+    name: &str,
+    spec: &BackendSpec,
+    secrets: &HashMap<String, BTreeMap<String, String>>,
+    base_circuit: CircuitSettings,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Backend> {
+    let Some(kind) = infergate_providers::ProviderKind::from_config(&spec.provider) else {
+        let known: Vec<&str> = infergate_providers::ProviderKind::ALL
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        errors.push(at.err(
+            "spec.provider",
+            format!(
+                "unknown provider `{}`; use one of {}",
+                spec.provider,
+                known.join(", ")
+            ),
+        ));
+        return None;
+    };
+    use infergate_providers::ProviderKind as K;
+    let region = spec.region.clone();
+    if matches!(kind, K::Bedrock | K::VertexAi) && region.is_none() {
+        errors.push(at.err(
+            "spec.region",
+            format!(
+                "{} needs a region (e.g. eu-west-1 / europe-west4)",
+                spec.provider
+            ),
+        ));
+    }
+    if kind == K::VertexAi && spec.project.is_none() {
+        errors.push(at.err("spec.project", "GCPVertexAI needs the GCP project id"));
+    }
+    if let Some(r) = &region {
+        if r.is_empty()
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            errors.push(at.err(
+                "spec.region",
+                "a region is letters, digits, - and _ (e.g. eu-west-1)",
+            ));
+        }
+    }
+    let base_url = match (&spec.base_url, default_base_url(kind, region.as_deref())) {
+        (Some(u), _) => {
+            if let Err(e) = check_url(u, true) {
+                errors.push(at.err("spec.baseURL", e));
+            }
+            u.trim_end_matches('/').to_string()
+        }
+        (None, Some(d)) => d,
+        (None, None) => {
+            errors.push(at.err(
+                "spec.baseURL",
+                format!(
+                    "{} has no public default endpoint; set baseURL",
+                    spec.provider
+                ),
+            ));
+            String::new()
+        }
+    };
+    let credentials = match &spec.credentials {
+        None => None,
+        Some(c) => {
+            let set = [c.secret_ref.is_some(), c.file.is_some(), c.env.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            if set != 1 {
+                errors.push(at.err(
+                    "spec.credentials",
+                    "set exactly one of secretRef, file or env",
+                ));
+                None
+            } else if let Some(r) = &c.secret_ref {
+                match secrets.get(&r.name) {
+                    Some(values) => Some(CredentialSource::Secret {
+                        name: r.name.clone(),
+                        key: r.key.clone(),
+                        values: values.clone(),
+                    }),
+                    None => {
+                        errors.push(at.err(
+                            "spec.credentials.secretRef.name",
+                            format!("Secret `{}` does not exist in the configuration", r.name),
+                        ));
+                        None
+                    }
+                }
+            } else if let Some(f) = &c.file {
+                Some(CredentialSource::File(PathBuf::from(f)))
+            } else {
+                c.env.clone().map(CredentialSource::Env)
+            }
+        }
+    };
+    match &credentials {
+        Some(src) => {
+            if let Err(e) = load_material(kind, src) {
+                errors.push(at.err("spec.credentials", e));
+            }
+        }
+        None if spec.credentials.is_none()
+            && !spec.passthrough_credentials
+            && !credential_optional(kind) =>
+        {
+            errors.push(at.err(
+                "spec.credentials",
+                format!(
+                    "{} needs credentials: set secretRef, file or env (or passthroughCredentials: true \
+                     to forward each client's own key)",
+                    spec.provider
+                ),
+            ));
+        }
+        None => {}
+    }
+    let pricing = spec.pricing.map(|p| {
+        if p.input < 0.0 || p.output < 0.0 || p.cached_input.is_some_and(|c| c < 0.0) {
+            errors.push(at.err(
+                "spec.pricing",
+                "prices are USD per million tokens, not negative",
+            ));
+        }
+        Pricing {
+            input_per_mtok: p.input,
+            output_per_mtok: p.output,
+            cached_input_per_mtok: p.cached_input,
+        }
+    });
+    if let Some(p) = spec.proxy.as_deref().filter(|p| *p != "none") {
+        if let Err(e) = check_url(p, false) {
+            errors.push(at.err("spec.proxy", e));
+        }
+    }
+    Some(Backend {
+        name: name.to_string(),
+        provider: kind,
+        provider_name: spec
+            .provider_name
+            .clone()
+            .unwrap_or_else(|| kind.genai_name().to_string()),
+        base_url,
+        region,
+        project: spec.project.clone(),
+        api_version: spec.api_version.clone(),
+        credentials,
+        passthrough_credentials: spec.passthrough_credentials,
+        pricing,
+        connect_timeout: spec.timeouts.connect.map(Dur::get),
+        first_token_timeout: spec.timeouts.first_token.map(Dur::get),
+        stream_idle_timeout: spec.timeouts.stream_idle.map(Dur::get),
+        circuit: spec
+            .circuit_breaker
+            .as_ref()
+            .map(|cb| circuit_settings(cb, base_circuit)),
+        proxy: spec.proxy.clone(),
+    })
 }
 
 /// Validate configuration text as if it came from `file`.

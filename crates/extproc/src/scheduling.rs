@@ -219,8 +219,11 @@ impl ConfigPicker {
                     &mut rng,
                 );
                 priority = d.priority;
+                // Only pool targets: the proxy reaches external backends on its own routes.
                 for a in d.attempts {
-                    attempts.push((a.pool, Some(d.public_model.clone()), Some(a.model)));
+                    if let Some(p) = a.pool().cloned() {
+                        attempts.push((p, Some(d.public_model.clone()), Some(a.model)));
+                    }
                 }
             }
         } else if req.model.is_empty() {
@@ -236,7 +239,9 @@ impl ConfigPicker {
                 .resolve(req.model, req.rewrite_header, req.objective, &mut rng)?;
             priority = d.priority;
             for a in d.attempts {
-                attempts.push((a.pool, Some(d.public_model.clone()), Some(a.model)));
+                if let Some(p) = a.pool().cloned() {
+                    attempts.push((p, Some(d.public_model.clone()), Some(a.model)));
+                }
             }
         }
         Ok((attempts, priority))

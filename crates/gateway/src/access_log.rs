@@ -37,6 +37,14 @@ pub struct AccessRecord<'a> {
     pub model_served: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<&'a str>,
+    /// The external backend that served (`Backend` name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    /// USD at the backend's configured prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,6 +229,9 @@ mod tests {
             model: Some("m"),
             model_served: Some("t"),
             pool: Some("p"),
+            backend: None,
+            region: None,
+            cost_usd: None,
             endpoint: Some("127.0.0.1:1"),
             provider: None,
             stream: false,

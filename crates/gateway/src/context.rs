@@ -30,6 +30,15 @@ impl Outcome {
     }
 }
 
+/// The API a client spoke (responses and errors go back in the same one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientFormat {
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`POST /v1/messages`).
+    Anthropic,
+}
+
 pub struct RequestContext {
     pub id: String,
     pub started: Instant,
@@ -42,7 +51,16 @@ pub struct RequestContext {
     /// The model name sent upstream.
     pub served_model: Option<String>,
     pub pool: Option<Label>,
+    /// The external backend that served (None for pools).
+    pub backend: Option<Label>,
+    /// `gen_ai.provider.name`.
     pub provider: Option<Label>,
+    /// The price of the backend that served, for the spend ledger.
+    pub price: Option<infergate_control::Pricing>,
+    /// Region of the target that served.
+    pub region: Option<Arc<str>>,
+    /// The API format the client spoke.
+    pub format: ClientFormat,
     pub endpoint: Option<Arc<str>>,
     pub stream: bool,
     pub priority: i32,
@@ -81,7 +99,11 @@ impl RequestContext {
             model: None,
             served_model: None,
             pool: None,
+            backend: None,
             provider: None,
+            price: None,
+            region: None,
+            format: ClientFormat::OpenAi,
             endpoint: None,
             stream: false,
             priority: 0,
@@ -99,6 +121,12 @@ impl RequestContext {
             status: 0,
             error: None,
         }
+    }
+
+    /// What the request cost at the serving backend's prices (None without a price or usage).
+    pub fn cost_usd(&self) -> Option<f64> {
+        let (p, u) = (self.price?, self.usage?);
+        Some(p.cost(u.input_tokens, u.cached_input_tokens, u.output_tokens))
     }
 
     /// True up limits and budgets, record spend, metrics and the access-log line. Call exactly
@@ -119,7 +147,12 @@ impl RequestContext {
             .model
             .as_ref()
             .map_or_else(|| Label::from(""), |m| Label(m.clone()));
-        let pool_label = self.pool.clone().unwrap_or_else(|| Label::from(""));
+        // `pool` carries the upstream that served: a pool or a backend.
+        let pool_label = self
+            .pool
+            .clone()
+            .or_else(|| self.backend.clone())
+            .unwrap_or_else(|| Label::from(""));
         m.requests
             .get_or_create(&RequestLabels {
                 gen_ai_operation_name: op,
@@ -197,6 +230,9 @@ impl RequestContext {
                 model: self.model.as_deref(),
                 model_served: self.served_model.as_deref(),
                 pool: self.pool.as_ref().map(|l| &*l.0),
+                backend: self.backend.as_ref().map(|l| &*l.0),
+                region: self.region.as_deref(),
+                cost_usd: self.cost_usd(),
                 endpoint: self.endpoint.as_deref(),
                 provider: self.provider.as_ref().map(|l| &*l.0),
                 stream: self.stream,

@@ -3,15 +3,15 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 400 | malformed JSON, missing `model`, wrongly typed fields |
-//! | 401 | missing, unknown, expired or revoked credential |
-//! | 403 | the caller may not use the model |
+//! | 400 | malformed JSON, missing `model`, wrongly typed fields, a request a backend's provider cannot express |
+//! | 401 | missing, unknown, expired or revoked credential; a pass-through backend and no caller credential |
+//! | 403 | the caller may not use the model; no target in the regions the request may use |
 //! | 404 | unknown model, unknown path |
 //! | 405 | known path, wrong method |
 //! | 413 | body over `maxRequestBody` |
 //! | 429 | a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) would be exceeded; the pool is saturated and the request is sheddable; the pool's queue is full |
-//! | 502 | upstream refused, reset or broke the response |
-//! | 503 | no endpoint can take the request; waited in the queue past its TTL; the key store or shared limiter is unreachable (fail-closed) |
+//! | 502 | upstream refused, reset or broke the response; the gateway's backend credential failed |
+//! | 503 | no endpoint can take the request; waited in the queue past its TTL; every target's circuit is open; the key store or shared limiter is unreachable (fail-closed) |
 //! | 504 | upstream did not answer in time |
 
 use http::StatusCode;
@@ -42,7 +42,7 @@ pub enum GatewayError {
     PoolMissing(String),
     #[error("could not reach any endpoint of pool `{pool}`: {detail}")]
     UpstreamConnect { pool: String, detail: String },
-    #[error("pool `{pool}` did not answer within {secs}s")]
+    #[error("`{pool}` did not answer within {secs}s")]
     UpstreamTimeout { pool: String, secs: u64 },
     #[error("the upstream response from pool `{pool}` failed: {detail}")]
     UpstreamBroken { pool: String, detail: String },
@@ -56,6 +56,22 @@ pub enum GatewayError {
     BudgetExceeded(Box<LimitHit>),
     #[error("the shared limiter is unreachable")]
     LimiterUnavailable,
+    #[error("the circuit of `{upstream}` is open")]
+    CircuitOpen {
+        upstream: String,
+        cooldown_secs: u64,
+    },
+    #[error("backend `{backend}`: {error}")]
+    Translate {
+        backend: String,
+        error: infergate_providers::TranslateError,
+    },
+    #[error("backend `{backend}` credentials: {detail}")]
+    BackendCredentials { backend: String, detail: String },
+    #[error("backend `{backend}` needs the caller's own credential")]
+    MissingClientCredential { backend: String },
+    #[error("the Messages request is not valid: {0}")]
+    MessagesRequest(String),
 }
 
 /// A limit or budget that refused a request.
@@ -124,6 +140,12 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => "request_too_large",
             GatewayError::BodyRead(_) => "body_read_error",
             GatewayError::Route(RouteError::UnknownModel { .. }) => "model_not_found",
+            GatewayError::Route(RouteError::RegionNotAllowed { .. }) => "region_not_allowed",
+            GatewayError::CircuitOpen { .. } => "circuit_open",
+            GatewayError::Translate { .. } => "unsupported_by_backend",
+            GatewayError::BackendCredentials { .. } => "upstream_credentials",
+            GatewayError::MissingClientCredential { .. } => "missing_credentials",
+            GatewayError::MessagesRequest(_) => "invalid_request",
             GatewayError::UnknownPath { .. } => "unknown_url",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
             GatewayError::Scheduling(SchedulingError::Shed { .. }) => "pool_saturated",
@@ -183,17 +205,64 @@ impl GatewayError {
                 reason,
                 format!("The request body could not be read ({detail}); send it again."),
             ),
+            GatewayError::Route(e @ RouteError::RegionNotAllowed { .. }) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                reason,
+                format!(
+                    "{e}. This request may not leave its allowed regions, so it was not sent; \
+                     ask the operator for a target in an allowed region."
+                ),
+            )
+            .with_param("model"),
             GatewayError::Route(e) => {
                 ApiError::new(StatusCode::NOT_FOUND, INVALID, reason, format!("{e}."))
                     .with_param("model")
             }
+            GatewayError::CircuitOpen {
+                upstream,
+                cooldown_secs,
+            } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER,
+                reason,
+                format!(
+                    "`{upstream}` failed repeatedly and is paused (circuit open), and no fallback \
+                     could take the request. Try again in {cooldown_secs}s."
+                ),
+            )
+            .with_retry_after(*cooldown_secs),
+            GatewayError::Translate { backend, error } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                INVALID,
+                reason,
+                format!("The request cannot be sent to backend `{backend}`: {error}. Change the request, or route this model elsewhere."),
+            ),
+            GatewayError::BackendCredentials { backend, detail } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                SERVER,
+                reason,
+                format!("The gateway could not authenticate to backend `{backend}` ({detail}). The operator must fix the backend's credentials."),
+            ),
+            GatewayError::MissingClientCredential { backend } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                reason,
+                format!("Backend `{backend}` uses each caller's own key: send it as `Authorization: Bearer <key>` (or `x-api-key`)."),
+            ),
+            GatewayError::MessagesRequest(detail) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                INVALID,
+                reason,
+                format!("The Messages request body is not valid ({detail}). Send {{\"model\", \"max_tokens\", \"messages\": [...]}} as the Anthropic API documents it."),
+            ),
             GatewayError::UnknownPath { method, path } => ApiError::new(
                 StatusCode::NOT_FOUND,
                 INVALID,
                 reason,
                 format!(
                     "Invalid URL ({method} {path}). This gateway serves POST /v1/chat/completions, \
-                     POST /v1/completions, POST /v1/embeddings and GET /v1/models."
+                     POST /v1/completions, POST /v1/embeddings, POST /v1/messages and GET /v1/models."
                 ),
             ),
             GatewayError::MethodNotAllowed { method, path } => ApiError::new(
@@ -269,8 +338,8 @@ impl GatewayError {
                 SERVER,
                 reason,
                 format!(
-                    "Pool `{pool}` did not start answering within {secs}s. Try again, or ask for \
-                     fewer tokens."
+                    "`{pool}` did not start answering in time (first-token timeout {secs}s). Try \
+                     again, or ask for fewer tokens."
                 ),
             ),
             GatewayError::UpstreamBroken { pool, detail } => ApiError::new(
@@ -510,6 +579,35 @@ mod tests {
                 }
                 .into(),
                 503,
+            ),
+            (
+                RouteError::RegionNotAllowed {
+                    model: "m".into(),
+                    allowed: "eu-*".into(),
+                    regions: "us (us-east-1)".into(),
+                }
+                .into(),
+                403,
+            ),
+            (
+                GatewayError::MissingClientCredential {
+                    backend: "b".into(),
+                },
+                401,
+            ),
+            (
+                GatewayError::CircuitOpen {
+                    upstream: "b".into(),
+                    cooldown_secs: 3,
+                },
+                503,
+            ),
+            (
+                GatewayError::BackendCredentials {
+                    backend: "b".into(),
+                    detail: "token endpoint down".into(),
+                },
+                502,
             ),
         ];
         for (e, status) in cases {

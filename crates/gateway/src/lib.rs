@@ -13,9 +13,11 @@ pub mod metrics;
 pub mod pipeline;
 pub mod respond;
 pub mod server;
+pub mod shadow;
 pub mod snapshot;
 pub mod stages;
 pub mod state;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,13 +33,21 @@ use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLog;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Shared, Snapshot};
+use crate::upstream::budget::RetryBudget;
+use crate::upstream::circuit::CircuitRegistry;
+use crate::upstream::credentials::CredentialStore;
 
 /// Shared state of one running gateway.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     registry: EndpointRegistry,
     schedulers: infergate_scheduler::SchedulerRegistry,
+    pub circuits: CircuitRegistry,
+    pub credentials: Arc<CredentialStore>,
+    pub retry_budget: RetryBudget,
+    /// Bounds shadow copies in flight.
+    pub shadow_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     /// Limiter backends, key store, spend ledger, JWKS: state that outlives snapshots.
@@ -60,12 +70,28 @@ impl Gateway {
         let policy = Arc::new(state::PolicyState::new(&config).map_err(std::io::Error::other)?);
         let registry = EndpointRegistry::default();
         let schedulers = infergate_scheduler::SchedulerRegistry::default();
-        let snap = Snapshot::build(1, config, &registry, &schedulers, None);
+        let circuits = CircuitRegistry::default();
+        let credentials = Arc::new(CredentialStore::default());
+        let snap = Snapshot::build(
+            1,
+            config,
+            &Shared {
+                registry: &registry,
+                schedulers: &schedulers,
+                circuits: &circuits,
+                credentials: &credentials,
+            },
+            None,
+        );
         metrics.config_generation.set(1);
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
             schedulers,
+            circuits,
+            credentials,
+            retry_budget: RetryBudget::default(),
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(shadow::MAX_IN_FLIGHT)),
             metrics,
             access_log,
             policy,
@@ -107,8 +133,12 @@ impl Gateway {
         let snap = Snapshot::build(
             generation,
             config,
-            &self.registry,
-            &self.schedulers,
+            &Shared {
+                registry: &self.registry,
+                schedulers: &self.schedulers,
+                circuits: &self.circuits,
+                credentials: &self.credentials,
+            },
             Some(&prev),
         );
         drop(prev);
@@ -232,7 +262,13 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
         rx,
         Duration::from_secs(1),
     ));
-    let mut background = vec![tokio::spawn(health::run_prober(gw.clone()))];
+    let mut background = vec![
+        tokio::spawn(health::run_prober(gw.clone())),
+        tokio::spawn(upstream::credentials::run_file_watcher(
+            gw.credentials.clone(),
+            reload_interval.unwrap_or(Duration::from_secs(1)),
+        )),
+    ];
     background.extend(policy_tasks);
     if gw.snapshot().policy.enabled {
         // Build the tokenizers now, off the request path.

@@ -73,6 +73,22 @@ pub struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// Pool or backend name.
+    pub upstream: Label,
+    /// `success`, `connect_error`, `timeout`, `status_5xx`, `status_429`, `context_length`,
+    /// `credentials`, `broken`, `untranslatable`, `no_client_credential`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub upstream: Label,
+    /// `success`, `error`, `dropped`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
     pub pool: Label,
     /// `dispatched`, `shed`, `queue_full`, `timeout`.
@@ -84,6 +100,11 @@ pub struct BandLabels {
     pub pool: Label,
     /// A priority band (bounded: priorities come from configuration).
     pub priority: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -187,6 +208,12 @@ pub struct Metrics {
     pub pool_saturation: Family<PoolLabels, FloatGauge>,
     pub endpoint_queue: Family<EndpointLabels, FloatGauge>,
     pub endpoint_kv_usage: Family<EndpointLabels, FloatGauge>,
+    pub upstream_attempts: Family<AttemptLabels, Counter>,
+    pub circuit_open: Family<PoolLabels, Gauge>,
+    pub circuit_opened: Family<PoolLabels, Counter>,
+    pub retry_budget_exhausted: Counter,
+    pub shadow_requests: Family<ShadowLabels, Counter>,
+    pub shadow_duration: HistFamily<UpstreamLabels>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
@@ -222,6 +249,12 @@ impl Metrics {
             pool_saturation: Family::default(),
             endpoint_queue: Family::default(),
             endpoint_kv_usage: Family::default(),
+            upstream_attempts: Family::default(),
+            circuit_open: Family::default(),
+            circuit_opened: Family::default(),
+            retry_budget_exhausted: Counter::default(),
+            shadow_requests: Family::default(),
+            shadow_duration: family(|| Histogram::new(DURATION_BUCKETS.iter().copied())),
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
             access_log_dropped: Counter::default(),
@@ -284,7 +317,7 @@ impl Metrics {
         );
         registry.register(
             "infergate_upstream_retries",
-            "Attempts beyond the first, per pool",
+            "Attempts beyond the first, per pool or backend",
             m.upstream_retries.clone(),
         );
         registry.register_with_unit(
@@ -324,6 +357,37 @@ impl Metrics {
             "infergate_endpoint_kv_cache_utilization",
             "The engine's KV-cache utilisation as last scraped (0..1)",
             m.endpoint_kv_usage.clone(),
+        );
+        registry.register(
+            "infergate_upstream_attempts",
+            "Attempts sent to each pool or backend, by result",
+            m.upstream_attempts.clone(),
+        );
+        registry.register(
+            "infergate_circuit_open",
+            "1 while the target's circuit is open (requests skip it)",
+            m.circuit_open.clone(),
+        );
+        registry.register(
+            "infergate_circuit_opened",
+            "Times the target's circuit opened",
+            m.circuit_opened.clone(),
+        );
+        registry.register(
+            "infergate_retry_budget_exhausted",
+            "Extra attempts refused because the retry budget was spent",
+            m.retry_budget_exhausted.clone(),
+        );
+        registry.register(
+            "infergate_shadow_requests",
+            "Shadow copies sent to candidate targets, by outcome (answers are discarded)",
+            m.shadow_requests.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_shadow_duration",
+            "Latency of shadow copies, to the end of the answer",
+            Unit::Seconds,
+            m.shadow_duration.clone(),
         );
         registry.register(
             "infergate_config_reloads",

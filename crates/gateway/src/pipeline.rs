@@ -1,8 +1,9 @@
 //! The request pipeline. One request, one pass, in this order:
 //!
 //! ```text
-//! listen → identify → parse → guard (authorize) → admit (limits) → route → flow control + pick
-//!        endpoint + dispatch (retry before first byte) → respond/stream → settle
+//! listen → identify → parse → guard (authorize) → admit (limits) → route (regions) → shadow
+//!        → flow control + pick endpoint or backend + dispatch (retry before first byte)
+//!        → respond/stream → settle
 //! ```
 //!
 //! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
@@ -10,19 +11,24 @@
 //!   priority). It needs only the headers, so it runs before the body is read: an
 //!   unauthenticated caller cannot make the gateway read a large body.
 //! - **parse** ([`read_body`], `RequestBody::parse`): body size limit, one pass over the JSON; the
-//!   raw bytes are kept and later spliced, never re-serialised.
+//!   raw bytes are kept and later spliced, never re-serialised. An Anthropic Messages body
+//!   (`POST /v1/messages`) is first turned into an OpenAI chat body (`stages::messages`).
 //! - **guard** (`stages::authorize`): may the caller use the model (deny by default).
 //! - **admit** (`stages::admit`): reserve the token estimate, the request and a concurrency slot
 //!   in every limit and budget that applies, atomically (in-process or Redis); 429 otherwise.
-//! - **route** (`RouteTable::resolve`): public model → ordered (pool, target model) attempts and
-//!   the request's priority.
-//! - **flow control + pick + dispatch** (`dispatch`): the pool's `PoolScheduler` admits the request
-//!   (sheddable → 429 when the pool is saturated; otherwise it may wait in its priority band
-//!   until capacity frees, 503 past the TTL) and picks the endpoint by live signals; the body
+//! - **route** (`RouteTable::resolve_with`): public model → ordered attempts (pool or external
+//!   backend + target model), canaries by header, the request's priority, kept inside the
+//!   regions the caller may use (`stages::residency`).
+//! - **shadow** (`shadow`): a copy to the model's shadow target, in the background.
+//! - **flow control + pick + dispatch** (`dispatch`): for a pool, its `PoolScheduler` admits the
+//!   request (sheddable → 429 when the pool is saturated; otherwise it may wait in its priority
+//!   band until capacity frees, 503 past the TTL) and picks the endpoint by live signals; for a
+//!   provider backend, the provider translates and the backend's credential goes on. The body
 //!   goes out with the target model spliced in; failures before the first byte try the picked
-//!   fallbacks, then the public model's fallback pools.
+//!   fallbacks, then the public model's fallbacks, within the retry budget and around open
+//!   circuits.
 //! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
-//!   through chunk by chunk.
+//!   through chunk by chunk; both go back in the client's format (OpenAI or Anthropic).
 //! - **settle** (`context`, `stages::admit::settle`): limits and budgets trued up to real usage,
 //!   spend ledger, metrics and one access-log line, for every outcome.
 //!
@@ -38,15 +44,17 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use infergate_control::RouteQuery;
 use infergate_protocol::response::rewrite_body;
 use infergate_protocol::{ApiError, OpenAiStreamRewriter, Operation, RequestBody};
+use infergate_providers::anthropic::MessagesStreamEncoder;
 
-use crate::context::RequestContext;
+use crate::context::{ClientFormat, RequestContext};
 use crate::dispatch::{dispatch, UpstreamResponse};
 use crate::error::GatewayError;
 use crate::respond::{GatewayBody, SseStream};
 use crate::snapshot::Snapshot;
-use crate::stages::{admit, authorize, identify::identify};
+use crate::stages::{admit, authorize, identify::identify, messages, residency};
 use crate::Gateway;
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -77,7 +85,15 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Gatewa
         }
         Err(e) => {
             ctx.error = Some(e.reason());
-            error_response(&e.to_api())
+            match ctx.format {
+                ClientFormat::OpenAi => error_response(&e.to_api()),
+                ClientFormat::Anthropic => {
+                    let api = e.to_api();
+                    let mut resp = error_response(&api);
+                    *resp.body_mut() = GatewayBody::full(messages::error_body(&api));
+                    resp
+                }
+            }
         }
     };
     if let Some(h) = &ctx.rate_headers {
@@ -115,6 +131,17 @@ async fn route_request(
         return inference(gw, snap, ctx, op, req).await;
     }
     match path.trim_end_matches('/') {
+        "/v1/messages" => {
+            if req.method() != Method::POST {
+                return Err(GatewayError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    path: path.to_string(),
+                });
+            }
+            ctx.format = ClientFormat::Anthropic;
+            ctx.operation = Some(Operation::Chat);
+            inference(gw, snap, ctx, Operation::Chat, req).await
+        }
         "/v1/models" | "/models" => {
             if req.method() != Method::GET {
                 return Err(GatewayError::MethodNotAllowed {
@@ -185,6 +212,10 @@ async fn inference(
 
     // parse
     let (headers, bytes) = read_body(req, snap.settings().max_request_body).await?;
+    let bytes = match ctx.format {
+        ClientFormat::OpenAi => bytes,
+        ClientFormat::Anthropic => messages::request_to_openai(&bytes)?,
+    };
     let body = RequestBody::parse(bytes)?;
     let stream = body.stream() && op.can_stream();
     ctx.stream = stream;
@@ -196,23 +227,40 @@ async fn inference(
     admit::admit(gw, snap, ctx, op, &body).await?;
 
     // route
+    let allowed = residency::allowed_regions(snap.settings(), ctx.identity.as_deref(), &headers);
     let decision = {
         let mut rng = rand::rng();
-        snap.routes.resolve(
-            body.model(),
-            header_str(&headers, "x-gateway-model-name-rewrite"),
-            header_str(&headers, "x-gateway-inference-objective"),
+        let lookup = |name: &str| header_str(&headers, name);
+        snap.routes.resolve_with(
+            &RouteQuery {
+                model: body.model(),
+                rewrite_header: header_str(&headers, "x-gateway-model-name-rewrite"),
+                objective: header_str(&headers, "x-gateway-inference-objective"),
+                header: &lookup,
+                allowed_regions: allowed.as_deref(),
+            },
             &mut rng,
         )
     };
-    let decision = match decision {
-        Ok(d) => d,
-        Err(e) => return Err(e.into()),
-    };
+    let decision = decision?;
     ctx.model = Some(decision.public_model.clone());
     // An explicit objective or the model's own priority wins over the tenant's default.
     if decision.priority != 0 || ctx.caller.is_none() {
         ctx.priority = decision.priority;
+    }
+
+    // shadow
+    if let Some(target) = &decision.shadow {
+        crate::shadow::spawn(
+            gw,
+            snap,
+            target.clone(),
+            op,
+            &body,
+            stream,
+            &headers,
+            &ctx.id,
+        );
     }
 
     // pick endpoint + dispatch
@@ -239,9 +287,19 @@ async fn inference(
             if let Some(f) = in_flight {
                 f.finish(ctx.usage.map(crate::respond::scheduler_usage));
             }
+            let out = match ctx.format {
+                ClientFormat::OpenAi => out,
+                ClientFormat::Anthropic => messages::response_from_openai(status, &out),
+            };
             let mut resp = Response::new(GatewayBody::full(out));
             *resp.status_mut() = status;
             copy_response_headers(&up_headers, resp.headers_mut());
+            if ctx.format == ClientFormat::Anthropic {
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
             add_served_headers(ctx, resp.headers_mut());
             Ok(Handled::Done(resp))
         }
@@ -250,13 +308,17 @@ async fn inference(
             headers: up_headers,
             first,
             rest,
+            translator,
             in_flight,
+            idle_timeout,
         } => {
             ctx.ttft = Some(ctx.started.elapsed());
             ctx.status = status.as_u16();
             let rewrite = (ctx.served_model.as_deref() != Some(client_model))
                 .then(|| client_model.to_string());
             let rewriter = OpenAiStreamRewriter::new(rewrite, !body.client_wants_usage());
+            let encoder = (ctx.format == ClientFormat::Anthropic)
+                .then(|| MessagesStreamEncoder::new(client_model));
             let mut headers = HeaderMap::new();
             copy_response_headers(&up_headers, &mut headers);
             add_served_headers(ctx, &mut headers);
@@ -277,7 +339,10 @@ async fn inference(
                 in_flight,
                 rest,
                 first,
+                translator,
                 rewriter,
+                encoder,
+                idle_timeout,
             );
             let mut resp = Response::new(GatewayBody::Stream(Box::new(stream)));
             *resp.status_mut() = status;
@@ -309,7 +374,7 @@ fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Which pool, endpoint and model served the request.
+/// Which pool or backend, provider, endpoint, region and model served the request.
 fn add_served_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
     let mut set = |name: &'static str, v: Option<&str>| {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -317,6 +382,12 @@ fn add_served_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
         }
     };
     set("x-infergate-pool", ctx.pool.as_ref().map(|p| &*p.0));
+    set(
+        "x-infergate-backend",
+        ctx.backend.as_ref().or(ctx.pool.as_ref()).map(|p| &*p.0),
+    );
+    set("x-infergate-provider", ctx.provider.as_ref().map(|p| &*p.0));
+    set("x-infergate-region", ctx.region.as_deref());
     set("x-infergate-endpoint", ctx.endpoint.as_deref());
     set("x-infergate-served-model", ctx.served_model.as_deref());
 }

@@ -1,12 +1,14 @@
 //! Response bodies: whole bodies, and streams passed through as they arrive.
 //!
-//! A streamed response is an [`SseStream`]: each upstream frame is cut into SSE events, each event
-//! goes through the rewriter (model name back to what the client asked, the gateway's own usage
-//! chunk hidden, usage learned) and out again — O(1) work per chunk, no task per chunk, at most
-//! one partial event held. When the upstream breaks, stalls past the idle timeout or ends without
-//! `[DONE]`, the client gets a terminal SSE error event, never a clean-looking end. A stream
-//! settles when `[DONE]` arrives (before it is forwarded); dropping the body (client disconnect)
-//! still settles the request.
+//! A streamed response is an [`SseStream`]: each upstream frame goes through the provider's stream
+//! translator (SSE or AWS event-stream in, OpenAI events out), each event through the rewriter
+//! (model name back to what the client asked, the gateway's own usage chunk hidden, usage
+//! learned) and, for Anthropic clients, the Messages encoder — O(1) work per chunk, no task per
+//! chunk, at most one partial event held. When the upstream breaks, stalls past the idle timeout
+//! or ends without completing, the client gets a terminal SSE error event in its own format
+//! (OpenAI `data: {"error": …}`, Anthropic `event: error`), never a clean-looking end, and usage
+//! is settled for what was delivered. A stream settles when it completes (before the last event
+//! is forwarded); dropping the body (client disconnect) still settles.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -17,7 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use infergate_protocol::{ApiError, EventOutcome, OpenAiStreamRewriter, SseSplitter};
+use infergate_protocol::{ApiError, EventOutcome, OpenAiStreamRewriter};
+use infergate_providers::anthropic::MessagesStreamEncoder;
+use infergate_providers::StreamTranslator;
 use infergate_scheduler::InFlight;
 
 use crate::context::{Outcome, RequestContext};
@@ -72,11 +76,15 @@ impl Body for GatewayBody {
     }
 }
 
-/// A streamed OpenAI-format response on its way to the client.
+/// A streamed response on its way to the client: upstream bytes → the provider's stream
+/// translator (OpenAI events out) → the rewriter (model name, usage) → the client's format
+/// (OpenAI as is, or Anthropic Messages events).
 pub struct SseStream {
     upstream: Incoming,
-    splitter: SseSplitter,
+    translator: Box<dyn StreamTranslator>,
     rewriter: OpenAiStreamRewriter,
+    /// Set when the client spoke Anthropic Messages.
+    encoder: Option<MessagesStreamEncoder>,
     /// Output ready to send before polling the upstream again.
     queued: Option<Bytes>,
     idle: Pin<Box<tokio::time::Sleep>>,
@@ -90,26 +98,45 @@ struct Settlement {
     gw: Arc<Gateway>,
     snap: Arc<Snapshot>,
     ctx: RequestContext,
-    in_flight: InFlight,
+    in_flight: Option<InFlight>,
+}
+
+/// Run OpenAI events through the rewriter and, for Anthropic clients, the encoder.
+fn emit(
+    rewriter: &mut OpenAiStreamRewriter,
+    encoder: &mut Option<MessagesStreamEncoder>,
+    event: &Bytes,
+    out: &mut BytesMut,
+) {
+    if let EventOutcome::Forward(b) = rewriter.process(event) {
+        match encoder {
+            Some(enc) => out.extend_from_slice(&enc.process(&b)),
+            None => out.extend_from_slice(&b),
+        }
+    }
 }
 
 impl SseStream {
-    /// `first` is the first upstream data frame, already received (the pipeline waits for it
-    /// so that a failure before it can still be retried elsewhere).
+    /// `first` holds the first OpenAI events, already translated (the pipeline waits for them
+    /// so that a failure before them can still be retried elsewhere).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gw: Arc<Gateway>,
         snap: Arc<Snapshot>,
         ctx: RequestContext,
-        in_flight: InFlight,
+        in_flight: Option<InFlight>,
         upstream: Incoming,
-        first: Option<Bytes>,
+        first: Vec<Bytes>,
+        translator: Box<dyn StreamTranslator>,
         rewriter: OpenAiStreamRewriter,
+        encoder: Option<MessagesStreamEncoder>,
+        idle_timeout: Duration,
     ) -> Self {
-        let idle_timeout = snap.settings().stream_idle_timeout;
         let mut s = Self {
             upstream,
-            splitter: SseSplitter::new(),
+            translator,
             rewriter,
+            encoder,
             queued: None,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
@@ -121,38 +148,41 @@ impl SseStream {
                 in_flight,
             }),
         };
-        if let Some(first) = first {
-            s.queued = s.process(first);
+        let t = Instant::now();
+        let mut out = BytesMut::new();
+        for ev in &first {
+            emit(&mut s.rewriter, &mut s.encoder, ev, &mut out);
         }
+        s.account(t);
+        s.queued = (!out.is_empty()).then(|| out.freeze());
         s
     }
 
-    /// Run one upstream chunk through the splitter and rewriter; `None` if nothing to send yet.
+    fn account(&mut self, t: Instant) {
+        if let Some(st) = self.settle.as_mut() {
+            st.ctx.chunk_work += t.elapsed();
+        }
+    }
+
+    /// Run one upstream chunk through translator, rewriter and encoder; `None` if nothing to
+    /// send yet. O(1) work per event; no task, no buffer that grows with the stream.
     fn process(&mut self, chunk: Bytes) -> Option<Bytes> {
         let t = Instant::now();
-        let mut single: Option<Bytes> = None;
-        let mut many: Option<BytesMut> = None;
-        let rewriter = &mut self.rewriter;
-        self.splitter.feed(chunk, |event| {
-            if let EventOutcome::Forward(b) = rewriter.process(&event) {
-                match (&mut single, &mut many) {
-                    (None, None) => single = Some(b),
-                    (Some(_), None) => {
-                        let mut buf = BytesMut::new();
-                        if let Some(s) = single.take() {
-                            buf.extend_from_slice(&s);
-                        }
-                        buf.extend_from_slice(&b);
-                        many = Some(buf);
-                    }
-                    (_, Some(buf)) => buf.extend_from_slice(&b),
-                }
-            }
-        });
-        if let Some(s) = self.settle.as_mut() {
-            s.ctx.chunk_work += t.elapsed();
-        }
-        many.map(BytesMut::freeze).or(single)
+        let mut out = BytesMut::new();
+        let (rewriter, encoder) = (&mut self.rewriter, &mut self.encoder);
+        self.translator
+            .feed(chunk, &mut |ev| emit(rewriter, encoder, &ev, &mut out));
+        self.account(t);
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// The upstream ended: whatever the translator still holds.
+    fn drain(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        let (rewriter, encoder) = (&mut self.rewriter, &mut self.encoder);
+        self.translator
+            .finish(&mut |ev| emit(rewriter, encoder, &ev, &mut out));
+        (!out.is_empty()).then(|| out.freeze())
     }
 
     fn finish(&mut self, outcome: Outcome, error: Option<&GatewayError>) {
@@ -165,23 +195,42 @@ impl SseStream {
             }
             s.ctx.settle(&s.gw, &s.snap, Some(outcome));
             // The scheduler learns the request ended (and how much of its prompt was cached).
-            s.in_flight.finish(s.ctx.usage.map(scheduler_usage));
+            if let Some(f) = s.in_flight {
+                f.finish(s.ctx.usage.map(scheduler_usage));
+            }
         }
     }
 
-    fn pool_name(&self) -> String {
+    fn upstream_name(&self) -> String {
         self.settle
             .as_ref()
-            .and_then(|s| s.ctx.pool.as_ref())
+            .and_then(|s| s.ctx.pool.as_ref().or(s.ctx.backend.as_ref()))
             .map(|p| p.0.to_string())
             .unwrap_or_default()
     }
 
-    /// End the stream with a terminal error event.
-    fn fail(&mut self, err: GatewayError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    /// End the stream with a terminal error event in the client's format. What was delivered
+    /// before it is settled (usage seen so far).
+    fn fail(
+        &mut self,
+        err: GatewayError,
+        before: Option<Bytes>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let api: ApiError = err.to_api();
+        let event = match self.encoder {
+            Some(_) => crate::stages::messages::error_event(&api),
+            None => api.sse_event(),
+        };
         self.finish(Outcome::UpstreamError, Some(&err));
-        Poll::Ready(Some(Ok(Frame::data(api.sse_event()))))
+        let out = match before {
+            Some(b) => {
+                let mut m = BytesMut::from(&b[..]);
+                m.extend_from_slice(&event);
+                m.freeze()
+            }
+            None => event,
+        };
+        Poll::Ready(Some(Ok(Frame::data(out))))
     }
 
     fn poll_frame(
@@ -218,21 +267,19 @@ impl SseStream {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     let err = GatewayError::UpstreamBroken {
-                        pool: this.pool_name(),
+                        pool: this.upstream_name(),
                         detail: e.to_string(),
                     };
-                    return this.fail(err);
+                    return this.fail(err, None);
                 }
                 Poll::Ready(None) => {
-                    let tail = this.splitter.finish();
+                    let tail = this.drain();
                     if !this.rewriter.done && !this.rewriter.upstream_error {
-                        // A half-written last event is not worth forwarding: the client gets
-                        // the error event instead.
                         let err = GatewayError::UpstreamBroken {
-                            pool: this.pool_name(),
-                            detail: "the model server closed the stream before [DONE]".into(),
+                            pool: this.upstream_name(),
+                            detail: "the upstream closed the stream before it was complete".into(),
                         };
-                        return this.fail(err);
+                        return this.fail(err, tail);
                     }
                     let outcome = if this.rewriter.upstream_error {
                         Outcome::UpstreamError
@@ -245,13 +292,13 @@ impl SseStream {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         let err = GatewayError::UpstreamBroken {
-                            pool: this.pool_name(),
+                            pool: this.upstream_name(),
                             detail: format!(
-                                "no data from the model server for {}s",
-                                this.idle_timeout.as_secs()
+                                "no data from the upstream for {}s",
+                                this.idle_timeout.as_secs_f64()
                             ),
                         };
-                        return this.fail(err);
+                        return this.fail(err, None);
                     }
                     return Poll::Pending;
                 }

@@ -90,6 +90,7 @@ fn algorithm(jwk: &Jwk) -> Option<Algorithm> {
         },
         AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
         AlgorithmParameters::OctetKey(_) => Algorithm::HS256,
+        _ => return None,
     })
 }
 

@@ -232,7 +232,12 @@ pub fn settle(gw: &Gateway, snap: &Snapshot, ctx: &mut RequestContext) {
     };
     let admission = ctx.admission.take();
     let model = ctx.model.clone();
-    let backend_name = ctx.pool.as_ref().map(|p| p.0.clone());
+    // The upstream that served: a pool, or an external backend.
+    let backend_name = ctx
+        .pool
+        .as_ref()
+        .or(ctx.backend.as_ref())
+        .map(|p| p.0.clone());
     let reached_upstream = ctx.attempts > 0 && (200..300).contains(&ctx.status);
     let (input, output, cached) = match (ctx.usage, &admission) {
         (Some(u), _) => (u.input_tokens, u.output_tokens, u.cached_input_tokens),
@@ -247,9 +252,17 @@ pub fn settle(gw: &Gateway, snap: &Snapshot, ctx: &mut RequestContext) {
         _ => (0, 0, 0),
     };
     let table = &snap.policy;
-    let cost = model.as_deref().map_or(0, |m| {
-        table.cost(m, backend_name.as_deref(), input, output, cached)
-    });
+    // The price table's entry for (model, backend) when there is one, else the serving
+    // backend's own prices (`Backend spec.pricing`).
+    let cost = model
+        .as_deref()
+        .map_or(0, |m| {
+            table.cost(m, backend_name.as_deref(), input, output, cached)
+        })
+        .max(
+            ctx.price
+                .map_or(0, |p| (p.cost(input, cached, output) * 1e9).round() as u64),
+        );
     if let Some(a) = &admission {
         gw.policy.settle(
             &a.grant,
