@@ -177,6 +177,10 @@ pub struct Recorder {
     pub latency: Histogram<u64>,
     /// Until the response headers arrived, same origin as `latency`.
     pub ttfb: Histogram<u64>,
+    /// Open loop: from the scheduled time until the request went on the wire (a connection was
+    /// free and the generator got to it). Large values mean the target fell behind — or the
+    /// generator did.
+    pub send_delay: Histogram<u64>,
     /// Requests in the measured window.
     pub scheduled: u64,
     /// Requests that went on the wire.
@@ -220,6 +224,7 @@ impl Default for Recorder {
         Self {
             latency: histogram(),
             ttfb: histogram(),
+            send_delay: histogram(),
             scheduled: 0,
             sent: 0,
             status: BTreeMap::new(),
@@ -273,6 +278,7 @@ impl Recorder {
         // Same bounds on both sides: `add` cannot fail.
         let _ = self.latency.add(&other.latency);
         let _ = self.ttfb.add(&other.ttfb);
+        let _ = self.send_delay.add(&other.send_delay);
         self.scheduled += other.scheduled;
         self.sent += other.sent;
         for (k, v) in &other.status {
@@ -375,6 +381,7 @@ impl Target {
 enum Outcome {
     Response {
         status: u16,
+        sent_at: Instant,
         headers_at: Instant,
         done_at: Instant,
         bytes: u64,
@@ -391,6 +398,7 @@ async fn exchange(conn: &mut Connection, target: &Target, rec: &mut Recorder) ->
         return Outcome::Transport("request");
     };
     rec.sent += 1;
+    let sent_at = Instant::now();
     let Ok(resp) = sender.send_request(req).await else {
         conn.sender = None;
         return Outcome::Transport("io");
@@ -414,6 +422,7 @@ async fn exchange(conn: &mut Connection, target: &Target, rec: &mut Recorder) ->
     }
     Outcome::Response {
         status,
+        sent_at,
         headers_at,
         done_at: Instant::now(),
         bytes,
@@ -437,11 +446,14 @@ async fn measured_exchange(
     match outcome {
         Ok(Outcome::Response {
             status,
+            sent_at,
             headers_at,
             done_at,
             bytes,
         }) => {
             rec.response_bytes += bytes;
+            rec.send_delay
+                .saturating_record(micros(sent_at.saturating_duration_since(origin)));
             rec.record_response(status, origin, headers_at, done_at, window.end);
         }
         Ok(Outcome::Transport(kind)) => rec.record_transport_error(kind),

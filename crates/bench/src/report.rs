@@ -80,6 +80,16 @@ pub struct LoadReport {
     pub latency: Percentiles,
     /// Until the response headers, same origin.
     pub ttfb: Percentiles,
+    /// Open loop: scheduled time → on the wire (the generator's own lateness plus waiting for a
+    /// free connection).
+    #[serde(default)]
+    pub send_delay: Percentiles,
+    /// CPU time the load generator's process used (user + system), in seconds.
+    #[serde(default)]
+    pub generator_cpu_s: Option<f64>,
+    /// Time the load generator's threads waited for a CPU while runnable, in seconds.
+    #[serde(default)]
+    pub generator_run_delay_s: Option<f64>,
 }
 
 impl LoadReport {
@@ -132,6 +142,13 @@ impl LoadReport {
             achieved_rps,
             latency: Percentiles::from_histogram(&rec.latency),
             ttfb: Percentiles::from_histogram(&rec.ttfb),
+            send_delay: Percentiles::from_histogram(&rec.send_delay),
+            #[allow(clippy::cast_precision_loss)]
+            generator_cpu_s: crate::process::process_cpu_us(std::process::id())
+                .map(|us| us as f64 / 1e6),
+            #[allow(clippy::cast_precision_loss)]
+            generator_run_delay_s: crate::process::process_run_delay_us(std::process::id())
+                .map(|us| us as f64 / 1e6),
         }
     }
 
@@ -175,11 +192,15 @@ impl LoadReport {
             l.mean_us / 1000.0
         );
         let t = &self.ttfb;
+        let d = &self.send_delay;
         let _ = writeln!(
             s,
-            "  to headers ms: p50 {} p99 {}",
+            "  to headers ms: p50 {} p99 {}; scheduled → sent ms: p50 {} p99 {} max {}",
             ms(t.p50_us),
-            ms(t.p99_us)
+            ms(t.p99_us),
+            ms(d.p50_us),
+            ms(d.p99_us),
+            ms(d.max_us)
         );
         if !self.status.is_empty() {
             let list: Vec<String> = self

@@ -109,6 +109,7 @@ async fn open_loop_accounts_for_every_scheduled_request() {
         report.completed + report.unfinished + report.unsent
     );
     assert_eq!(report.ttfb.count, report.completed);
+    assert_eq!(report.send_delay.count, report.completed);
     assert!(report.latency.p50_us <= report.latency.p99_us);
     assert!(report.latency.p99_us <= report.latency.max_us);
 }

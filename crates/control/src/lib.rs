@@ -4,7 +4,10 @@
 //!
 //! This crate decides what a configuration means; it never serves traffic.
 
+pub mod backends;
 pub mod loader;
+pub mod picker;
+pub mod policy;
 pub mod resources;
 pub mod routing;
 pub mod semantic;
@@ -12,8 +15,13 @@ pub mod units;
 pub mod watch;
 pub mod yaml_lines;
 
+pub use backends::{Backend, CircuitSettings, CredentialMaterial, CredentialSource, Pricing};
 pub use loader::{
     load_path, load_sources, load_str, read_sources, AppProtocol, ConfigError, ConfigErrors,
-    ConfigSet, EndpointSpec, Pool, Settings,
+    ConfigSet, EndpointSpec, Pool, Settings, Target, Upstream,
 };
-pub use routing::{RouteDecision, RouteError, RouteTable, RouteTarget};
+pub use picker::{PickerConfig, PluginKind};
+pub use routing::{
+    parse_regions, region_allowed, RouteDecision, RouteError, RouteQuery, RouteTable, RouteTarget,
+    RouteUpstream,
+};

@@ -5,16 +5,25 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::backends::{
+    credential_optional, default_base_url, load_material, secret_values, Backend, CircuitSettings,
+    CredentialSource, Pricing,
+};
+use crate::picker::{
+    validate_picker, EndpointPickerConfigDoc, PickerConfig, PICKER_API_GIE, PICKER_API_LLMD,
+    PICKER_KIND,
+};
 use crate::resources::*;
 use crate::semantic::{
     validate_guardrails, CachePolicy, CachePolicySpec, CollectionConfig, CollectionSpec,
-    EmbeddingsSpec, GuardrailPolicy, GuardrailPolicySpec, SemanticRouterConfig,
-    SemanticRouterSpec,
+    EmbeddingsSpec, GuardrailPolicy, GuardrailPolicySpec, SemanticRouterConfig, SemanticRouterSpec,
 };
+use crate::units::Dur;
 use crate::yaml_lines::{document_lines, DocLines};
 
 /// One validation problem.
@@ -105,7 +114,12 @@ pub struct Pool {
     pub app_protocol: AppProtocol,
     pub endpoints: Vec<EndpointSpec>,
     pub epp: Option<EppRef>,
+    /// Label `infergate.dev/region`: where the pool processes data.
+    pub region: Option<String>,
 }
+
+/// The label that gives a pool its region.
+pub const REGION_LABEL: &str = "infergate.dev/region";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Objective {
@@ -137,11 +151,41 @@ pub struct LegacyModel {
     pub targets: Vec<WeightedName>,
 }
 
+/// Where a target sends requests.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Upstream {
+    Pool(String),
+    Backend(String),
+}
+
+impl Upstream {
+    pub fn name(&self) -> &str {
+        match self {
+            Upstream::Pool(n) | Upstream::Backend(n) => n,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub pool: String,
+    pub upstream: Upstream,
     pub model: Option<String>,
     pub weight: u32,
+    pub context_window: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canary {
+    /// Lower-cased header name → exact value.
+    pub headers: Vec<(String, String)>,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadow {
+    pub target: Target,
+    /// Share of requests copied, in millionths (1_000_000 = all).
+    pub per_million: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +195,8 @@ pub struct PublicModel {
     pub targets: Vec<Target>,
     pub fallbacks: Vec<Target>,
     pub priority: Option<i32>,
+    pub canaries: Vec<Canary>,
+    pub shadow: Option<Shadow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,8 +227,29 @@ pub struct Settings {
     pub probe_path: String,
     pub access_log: Option<String>,
     pub reload_interval: Option<Duration>,
+    /// Identities, limits, budgets, prices, state.
+    pub policy: crate::policy::PolicySettings,
+    pub first_token_timeout: Duration,
+    /// Retry budget: extra attempts ≤ max(min, ratio × requests) over 10 s.
+    pub retry_budget_ratio: RatioMillis,
+    pub retry_budget_min: u32,
+    pub circuit: CircuitSettings,
+    /// Trusted request header carrying the allowed regions.
+    pub region_header: Option<String>,
+    pub local_region: Option<String>,
+    pub egress_proxy: Option<String>,
     /// The embedder for guardrails, cache, routing and retrieval (None = no embeddings).
     pub embeddings: Option<EmbeddingsSpec>,
+}
+
+/// A ratio in thousandths (so `Settings` stays `Eq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatioMillis(pub u32);
+
+impl RatioMillis {
+    pub fn get(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
 }
 
 impl Default for Settings {
@@ -204,12 +271,20 @@ impl Default for Settings {
             access_log: Some("stdout".into()),
             reload_interval: Some(Duration::from_secs(1)),
             embeddings: None,
+            policy: crate::policy::PolicySettings::default(),
+            first_token_timeout: Duration::from_secs(300),
+            retry_budget_ratio: RatioMillis(200),
+            retry_budget_min: 10,
+            circuit: CircuitSettings::default(),
+            region_header: None,
+            local_region: None,
+            egress_proxy: None,
         }
     }
 }
 
 /// A validated configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSet {
     pub settings: Settings,
     pub pools: Vec<Pool>,
@@ -217,11 +292,15 @@ pub struct ConfigSet {
     pub rewrites: Vec<RewriteRuleSet>,
     pub legacy_models: Vec<LegacyModel>,
     pub public_models: Vec<PublicModel>,
+    pub backends: Vec<Backend>,
     pub simulators: Vec<Simulator>,
     pub guardrail_policies: Vec<GuardrailPolicy>,
     pub cache_policies: Vec<CachePolicy>,
     pub semantic_routers: Vec<SemanticRouterConfig>,
     pub collections: Vec<CollectionConfig>,
+    pub tenants: Vec<crate::policy::Tenant>,
+    /// `EndpointPickerConfig`s by name (see [`ConfigSet::picker_for`]).
+    pub pickers: Vec<Arc<PickerConfig>>,
     /// Problems that do not stop the configuration from serving.
     pub warnings: Vec<ConfigError>,
 }
@@ -230,6 +309,36 @@ impl ConfigSet {
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
     }
+
+    /// Whether any identity is configured; once one is, requests need a credential (or an
+    /// `auth.anonymousTenant`).
+    pub fn identities_configured(&self) -> bool {
+        !self.tenants.is_empty() || self.settings.policy.auth.jwt.is_some()
+    }
+
+    /// The endpoint-picker configuration a pool runs: the `EndpointPickerConfig` named like the
+    /// pool's `endpointPickerRef` (v1alpha2: `extensionRef`) when there is one; otherwise the
+    /// only `EndpointPickerConfig`, or the one named `default` when there are several; otherwise
+    /// the built-in default (the anchor's: queue 2, KV cache 2, prefix 3).
+    pub fn picker_for(&self, pool: &Pool) -> Arc<PickerConfig> {
+        if let Some(epp) = &pool.epp {
+            if let Some(p) = self.pickers.iter().find(|p| p.name == epp.name) {
+                return p.clone();
+            }
+        }
+        match self.pickers.as_slice() {
+            [only] => only.clone(),
+            many => many
+                .iter()
+                .find(|p| p.name == "default")
+                .cloned()
+                .unwrap_or_else(|| Arc::new(PickerConfig::default())),
+        }
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.name == name)
+    }
 }
 
 /// Where a resource came from, for error messages.
@@ -237,6 +346,12 @@ struct At<'a> {
     file: &'a str,
     doc: &'a DocLines,
     resource: String,
+}
+
+impl crate::policy::Report for At<'_> {
+    fn err(&self, field: &str, message: String) -> ConfigError {
+        At::err(self, field, message)
+    }
 }
 
 impl At<'_> {
@@ -265,16 +380,27 @@ struct Parsed<'a> {
     public: Vec<Located<'a, PublicModelSpec>>,
     settings: Vec<Located<'a, GatewaySettingsSpec>>,
     simulators: Vec<Located<'a, SimulatorSpec>>,
+    tenants: Vec<Located<'a, crate::policy::TenantSpec>>,
+    pickers: Vec<(At<'a>, EndpointPickerConfigDoc)>,
+    backends: Vec<Located<'a, BackendSpec>>,
+    secrets: Vec<Located<'a, SecretData>>,
     guardrails: Vec<Located<'a, GuardrailPolicySpec>>,
     caches: Vec<Located<'a, CachePolicySpec>>,
     routers: Vec<Located<'a, SemanticRouterSpec>>,
     collections: Vec<Located<'a, CollectionSpec>>,
 }
 
+/// A Secret's payload, as filed by the loader.
+struct SecretData {
+    data: BTreeMap<String, String>,
+    string_data: BTreeMap<String, String>,
+}
+
 const KNOWN: &str = "InferencePool (inference.networking.k8s.io/v1 or inference.networking.x-k8s.io/v1alpha2), \
 InferenceObjective, InferenceModelRewrite, InferenceModel (inference.networking.x-k8s.io/v1alpha2), \
-PublicModel, GatewaySettings, Simulator, GuardrailPolicy, CachePolicy, SemanticRouter, Collection \
-(infergate.dev/v1alpha1)";
+PublicModel, Backend, GatewaySettings, Tenant, Simulator, GuardrailPolicy, CachePolicy, \
+SemanticRouter, Collection (infergate.dev/v1alpha1), Secret (v1), \
+EndpointPickerConfig (inference.networking.x-k8s.io/v1alpha1)";
 
 fn typed<T: DeserializeOwned>(
     value: serde_yaml_ng::Value,
@@ -357,6 +483,18 @@ fn parse_text<'a>(
             ));
             continue;
         }
+        if kind == PICKER_KIND
+            && matches!(
+                api_version.as_str(),
+                PICKER_API_GIE | PICKER_API_LLMD | INFERGATE_V1ALPHA1
+            )
+        {
+            match typed::<EndpointPickerConfigDoc>(value, file, doc, &resource) {
+                Ok(d) => out.pickers.push((at, d)),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         let mut load = Loader {
             value: Some(value),
             file,
@@ -370,7 +508,9 @@ fn parse_text<'a>(
                 load.file_into(&mut out.pools, at, pool_from_v1alpha2);
             }
             (GROUP_X_V1ALPHA2, "InferenceObjective") => load.file_into(&mut out.objectives, at, id),
-            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => load.file_into(&mut out.rewrites, at, id),
+            (GROUP_X_V1ALPHA2, "InferenceModelRewrite") => {
+                load.file_into(&mut out.rewrites, at, id);
+            }
             (GROUP_X_V1ALPHA2, "InferenceModel") => load.file_into(&mut out.legacy, at, id),
             (INFERGATE_V1ALPHA1, "PublicModel") => load.file_into(&mut out.public, at, id),
             (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
@@ -379,6 +519,28 @@ fn parse_text<'a>(
             (INFERGATE_V1ALPHA1, "CachePolicy") => load.file_into(&mut out.caches, at, id),
             (INFERGATE_V1ALPHA1, "SemanticRouter") => load.file_into(&mut out.routers, at, id),
             (INFERGATE_V1ALPHA1, "Collection") => load.file_into(&mut out.collections, at, id),
+            (INFERGATE_V1ALPHA1, "Tenant") => load.file_into(&mut out.tenants, at, id),
+            (INFERGATE_V1ALPHA1, "Backend") => load.file_into(&mut out.backends, at, id),
+            ("v1", "Secret") => {
+                if let Some(value) = load.value.take() {
+                    match typed::<SecretResource>(value, file, doc, &resource) {
+                        Ok(r) => out.secrets.push(Located {
+                            at,
+                            res: Resource {
+                                api_version: r.api_version,
+                                kind: r.kind,
+                                metadata: r.metadata,
+                                spec: SecretData {
+                                    data: r.data,
+                                    string_data: r.string_data,
+                                },
+                                status: None,
+                            },
+                        }),
+                        Err(e) => load.errors.push(e),
+                    }
+                }
+            }
             _ => errors.push(at.err(
                 "kind",
                 format!("unknown kind `{kind}` in `{api_version}`; known kinds: {KNOWN}"),
@@ -459,6 +621,7 @@ fn pool_from_v1(r: Resource<InferencePoolV1Spec>) -> Resource<Pool> {
         endpoints: pool_endpoints(&r.spec.endpoints, &ports),
         target_ports: ports,
         app_protocol,
+        region: r.metadata.labels.get(REGION_LABEL).cloned(),
         epp: r.spec.endpoint_picker_ref.as_ref().map(|e| EppRef {
             name: e.name.clone(),
             port: e.port.as_ref().map_or(9002, |p| p.number),
@@ -483,6 +646,7 @@ fn pool_from_v1alpha2(r: Resource<InferencePoolV1Alpha2Spec>) -> Resource<Pool> 
         endpoints: pool_endpoints(&r.spec.endpoints, &ports),
         target_ports: ports,
         app_protocol: AppProtocol::Http1,
+        region: r.metadata.labels.get(REGION_LABEL).cloned(),
         epp: r.spec.extension_ref.as_ref().map(|e| EppRef {
             name: e.name.clone(),
             port: e.port_number.unwrap_or(9002),
@@ -556,6 +720,9 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     dup_check(&parsed.caches, errors);
     dup_check(&parsed.routers, errors);
     dup_check(&parsed.collections, errors);
+    dup_check(&parsed.tenants, errors);
+    dup_check(&parsed.backends, errors);
+    dup_check(&parsed.secrets, errors);
 
     // Settings.
     if parsed.settings.len() > 1 {
@@ -730,6 +897,34 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         });
     }
 
+    // Secrets, then the backends that reference them.
+    let mut secrets: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for sec in &parsed.secrets {
+        match secret_values(&sec.res.spec.data, &sec.res.spec.string_data) {
+            Ok(v) => {
+                secrets.insert(sec.res.metadata.name.clone(), v);
+            }
+            Err(e) => errors.push(sec.at.err("data", e)),
+        }
+    }
+    for b in &parsed.backends {
+        if let Some(backend) = validate_backend(
+            &b.at,
+            &b.res.metadata.name,
+            &b.res.spec,
+            &secrets,
+            set.settings.circuit,
+            errors,
+        ) {
+            set.backends.push(backend);
+        }
+    }
+    let backend_names: HashSet<String> = parsed
+        .backends
+        .iter()
+        .map(|b| b.res.metadata.name.clone())
+        .collect();
+
     let mut public_names: HashMap<String, usize> = HashMap::new();
     for m in &parsed.public {
         let spec = &m.res.spec;
@@ -746,31 +941,170 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
         if spec.targets.is_empty() {
             errors.push(m.at.err("spec.targets", "a public model needs at least one target"));
         }
-        let mut convert = |list: &[ModelTarget], field: &str| -> Vec<Target> {
-            let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
-            let weights = weights_all_or_none(&m.at, field, &weights, errors);
-            list.iter()
-                .enumerate()
-                .zip(weights)
-                .map(|((i, t), weight)| {
-                    pool_exists(&m.at, &format!("{field}[{i}].pool"), &t.pool, errors);
-                    Target {
-                        pool: t.pool.clone(),
-                        model: t.model.clone(),
-                        weight,
+        let one_target = |t: &ModelTarget,
+                          field: &str,
+                          weight: u32,
+                          errors: &mut Vec<ConfigError>|
+         -> Target {
+            let upstream = match (&t.pool, &t.backend) {
+                (Some(p), None) => {
+                    pool_exists(&m.at, &format!("{field}.pool"), p, errors);
+                    Upstream::Pool(p.clone())
+                }
+                (None, Some(b)) => {
+                    if !backend_names.contains(b) {
+                        let mut known: Vec<_> = backend_names.iter().cloned().collect();
+                        known.sort();
+                        errors.push(m.at.err(
+                            &format!("{field}.backend"),
+                            format!(
+                                "Backend `{b}` does not exist; known backends: [{}]",
+                                known.join(", ")
+                            ),
+                        ));
                     }
-                })
-                .collect()
+                    Upstream::Backend(b.clone())
+                }
+                _ => {
+                    errors.push(m.at.err(
+                        field,
+                        "set exactly one of `pool` (an InferencePool) or `backend` (a Backend)",
+                    ));
+                    Upstream::Pool(String::new())
+                }
+            };
+            if let Some(model) = &t.model {
+                if infergate_providers::validate_model_name(model).is_err()
+                    && matches!(upstream, Upstream::Backend(_))
+                {
+                    errors.push(m.at.err(
+                        &format!("{field}.model"),
+                        "a model name for a backend may use letters, digits and . _ : @ + - / only (it goes into URL paths)",
+                    ));
+                }
+            }
+            if t.context_window == Some(0) {
+                errors.push(m.at.err(
+                    &format!("{field}.contextWindow"),
+                    "give the context window in tokens (> 0)",
+                ));
+            }
+            Target {
+                upstream,
+                model: t.model.clone(),
+                weight,
+                context_window: t.context_window,
+            }
         };
-        let targets = convert(&spec.targets, "spec.targets");
-        let fallbacks = convert(&spec.fallbacks, "spec.fallbacks");
+        let convert =
+            |list: &[ModelTarget], field: &str, errors: &mut Vec<ConfigError>| -> Vec<Target> {
+                let weights: Vec<Option<u32>> = list.iter().map(|t| t.weight).collect();
+                let weights = weights_all_or_none(&m.at, field, &weights, errors);
+                list.iter()
+                    .enumerate()
+                    .zip(weights)
+                    .map(|((i, t), weight)| one_target(t, &format!("{field}[{i}]"), weight, errors))
+                    .collect()
+            };
+        let targets = convert(&spec.targets, "spec.targets", errors);
+        let fallbacks = convert(&spec.fallbacks, "spec.fallbacks", errors);
+        let mut canaries = Vec::new();
+        for (i, c) in spec.canaries.iter().enumerate() {
+            let field = format!("spec.canaries[{i}]");
+            if c.matches.headers.is_empty() {
+                errors.push(m.at.err(
+                    &format!("{field}.match.headers"),
+                    "list at least one header to match",
+                ));
+            }
+            if c.targets.is_empty() {
+                errors.push(m.at.err(
+                    &format!("{field}.targets"),
+                    "a canary needs at least one target",
+                ));
+            }
+            canaries.push(Canary {
+                headers: c
+                    .matches
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
+                targets: convert(&c.targets, &format!("{field}.targets"), errors),
+            });
+        }
+        let shadow = spec.shadow.as_ref().map(|sh| {
+            let percent = sh.percent.unwrap_or(100.0);
+            if !(0.0..=100.0).contains(&percent) {
+                errors.push(m.at.err("spec.shadow.percent", "use 0 to 100"));
+            }
+            Shadow {
+                target: one_target(&sh.target, "spec.shadow.target", 1, errors),
+                per_million: (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32,
+            }
+        });
         set.public_models.push(PublicModel {
             name,
             description: spec.description.clone(),
             targets,
             fallbacks,
             priority: spec.priority,
+            canaries,
+            shadow,
         });
+    }
+
+    let tenants: Vec<(crate::policy::Tenant, &dyn crate::policy::Report)> = parsed
+        .tenants
+        .iter()
+        .map(|t| {
+            let tenant = crate::policy::tenant(&t.res.metadata.name, &t.res.spec, &t.at, errors);
+            (tenant, &t.at as &dyn crate::policy::Report)
+        })
+        .collect();
+    crate::policy::cross_check(
+        &set.settings.policy,
+        &tenants,
+        parsed
+            .settings
+            .first()
+            .map(|s| &s.at as &dyn crate::policy::Report),
+        errors,
+    );
+    set.tenants = tenants.into_iter().map(|(t, _)| t).collect();
+
+    let mut picker_names: HashMap<String, usize> = HashMap::new();
+    for (at, doc) in &parsed.pickers {
+        let err = |field: &str, message: String| at.err(field, message);
+        let cfg = validate_picker(doc, &err, errors);
+        if let Some(prev) = picker_names.insert(cfg.name.clone(), at.doc.start_line) {
+            errors.push(at.err(
+                "metadata.name",
+                format!(
+                    "EndpointPickerConfig `{}` is declared twice (first at line {prev}); name \
+                     them apart with metadata.name",
+                    cfg.name
+                ),
+            ));
+        }
+        set.pickers.push(Arc::new(cfg));
+    }
+    if set.pickers.len() > 1 && !picker_names.contains_key("default") {
+        for p in &parsed.pools {
+            let named = p.res.spec.epp.as_ref().map(|e| e.name.as_str());
+            if !named.is_some_and(|n| picker_names.contains_key(n)) {
+                set.warnings.push(p.at.err(
+                    "spec",
+                    format!(
+                        "pool `{}` references none of the {} EndpointPickerConfigs (by \
+                         endpointPickerRef name) and none is named `default`; it uses the \
+                         built-in default profile",
+                        p.res.spec.name,
+                        set.pickers.len()
+                    ),
+                ));
+            }
+        }
     }
 
     for s in &parsed.simulators {
@@ -839,7 +1173,10 @@ fn validate_semantic(
     }
     for r in &parsed.routers {
         let spec = &r.res.spec;
-        let name = spec.name.clone().unwrap_or_else(|| r.res.metadata.name.clone());
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| r.res.metadata.name.clone());
         if !has_embedder {
             errors.push(r.at.err(
                 "kind",
@@ -861,7 +1198,11 @@ fn validate_semantic(
         if !known(&spec.default) {
             errors.push(r.at.err(
                 "spec.default",
-                format!("`{}` is not a PublicModel; known: [{}]", spec.default, list()),
+                format!(
+                    "`{}` is not a PublicModel; known: [{}]",
+                    spec.default,
+                    list()
+                ),
             ));
         }
         if spec.routes.is_empty() {
@@ -871,7 +1212,11 @@ fn validate_semantic(
             if !known(&route.model) {
                 errors.push(r.at.err(
                     &format!("spec.routes[{i}].model"),
-                    format!("`{}` is not a PublicModel; known: [{}]", route.model, list()),
+                    format!(
+                        "`{}` is not a PublicModel; known: [{}]",
+                        route.model,
+                        list()
+                    ),
                 ));
             }
             if route.examples.is_empty() {
@@ -954,6 +1299,42 @@ fn resolve_settings(
     if let Some(d) = t.request_read {
         s.request_read_timeout = d.get();
     }
+    s.first_token_timeout = t.first_token.map_or(s.response_headers_timeout, Dur::get);
+    if let Some(b) = &spec.retries.budget {
+        if let Some(r) = b.ratio {
+            if !(0.0..=10.0).contains(&r) {
+                errors.push(at.err(
+                    "spec.retries.budget.ratio",
+                    "use a ratio from 0 to 10 (0.2 = 20% extra attempts)",
+                ));
+            }
+            s.retry_budget_ratio = RatioMillis((r.clamp(0.0, 10.0) * 1000.0).round() as u32);
+        }
+        if let Some(m) = b.min_retries {
+            s.retry_budget_min = m;
+        }
+    }
+    if let Some(cb) = &spec.circuit_breaker {
+        s.circuit = circuit_settings(cb, CircuitSettings::default());
+    }
+    let dr = &spec.data_residency;
+    if let Some(h) = &dr.region_header {
+        if http_header_name_ok(h) {
+            s.region_header = Some(h.to_ascii_lowercase());
+        } else {
+            errors.push(at.err(
+                "spec.dataResidency.regionHeader",
+                format!("`{h}` is not a valid header name"),
+            ));
+        }
+    }
+    s.local_region = dr.local_region.clone();
+    if let Some(p) = &spec.egress.proxy {
+        if let Err(e) = check_url(p, false) {
+            errors.push(at.err("spec.egress.proxy", e));
+        }
+        s.egress_proxy = Some(p.clone());
+    }
     if let Some(a) = spec.retries.attempts {
         if a == 0 || a > 10 {
             errors.push(at.err("spec.retries.attempts", "use 1 to 10 attempts"));
@@ -1008,7 +1389,219 @@ fn resolve_settings(
     } else if let Some(d) = spec.reload.interval {
         s.reload_interval = Some(d.get().max(Duration::from_millis(50)));
     }
+    s.policy = crate::policy::settings(
+        &crate::policy::PolicySpecs {
+            auth: &spec.auth,
+            state: &spec.state,
+            limits: &spec.limits,
+            budgets: &spec.budgets,
+            prices: &spec.prices,
+        },
+        at,
+        errors,
+    );
     s
+}
+
+fn http_header_name_ok(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn circuit_settings(cb: &CircuitBreakerSpec, base: CircuitSettings) -> CircuitSettings {
+    CircuitSettings {
+        consecutive_failures: cb.consecutive_failures.unwrap_or(base.consecutive_failures),
+        cooldown: cb.cooldown.map_or(base.cooldown, Dur::get),
+    }
+}
+
+/// `http://` or `https://` plus a host; `path_ok` allows a path prefix (base URLs).
+fn check_url(url: &str, path_ok: bool) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!(
+            "`{url}` has no host (or has credentials in it; use `credentials`)"
+        ));
+    }
+    if !path_ok && !path.is_empty() {
+        return Err(format!("`{url}` must not have a path"));
+    }
+    if url.contains(['?', '#', ' ']) {
+        return Err(format!("`{url}` must not have a query, fragment or spaces"));
+    }
+    Ok(())
+}
+
+fn validate_backend(
+    at: &At<'_>,
+    name: &str,
+    spec: &BackendSpec,
+    secrets: &HashMap<String, BTreeMap<String, String>>,
+    base_circuit: CircuitSettings,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Backend> {
+    let Some(kind) = infergate_providers::ProviderKind::from_config(&spec.provider) else {
+        let known: Vec<&str> = infergate_providers::ProviderKind::ALL
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        errors.push(at.err(
+            "spec.provider",
+            format!(
+                "unknown provider `{}`; use one of {}",
+                spec.provider,
+                known.join(", ")
+            ),
+        ));
+        return None;
+    };
+    use infergate_providers::ProviderKind as K;
+    let region = spec.region.clone();
+    if matches!(kind, K::Bedrock | K::VertexAi) && region.is_none() {
+        errors.push(at.err(
+            "spec.region",
+            format!(
+                "{} needs a region (e.g. eu-west-1 / europe-west4)",
+                spec.provider
+            ),
+        ));
+    }
+    if kind == K::VertexAi && spec.project.is_none() {
+        errors.push(at.err("spec.project", "GCPVertexAI needs the GCP project id"));
+    }
+    if let Some(r) = &region {
+        if r.is_empty()
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            errors.push(at.err(
+                "spec.region",
+                "a region is letters, digits, - and _ (e.g. eu-west-1)",
+            ));
+        }
+    }
+    let base_url = match (&spec.base_url, default_base_url(kind, region.as_deref())) {
+        (Some(u), _) => {
+            if let Err(e) = check_url(u, true) {
+                errors.push(at.err("spec.baseURL", e));
+            }
+            u.trim_end_matches('/').to_string()
+        }
+        (None, Some(d)) => d,
+        (None, None) => {
+            errors.push(at.err(
+                "spec.baseURL",
+                format!(
+                    "{} has no public default endpoint; set baseURL",
+                    spec.provider
+                ),
+            ));
+            String::new()
+        }
+    };
+    let credentials = match &spec.credentials {
+        None => None,
+        Some(c) => {
+            let set = [c.secret_ref.is_some(), c.file.is_some(), c.env.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            if set != 1 {
+                errors.push(at.err(
+                    "spec.credentials",
+                    "set exactly one of secretRef, file or env",
+                ));
+                None
+            } else if let Some(r) = &c.secret_ref {
+                match secrets.get(&r.name) {
+                    Some(values) => Some(CredentialSource::Secret {
+                        name: r.name.clone(),
+                        key: r.key.clone(),
+                        values: values.clone(),
+                    }),
+                    None => {
+                        errors.push(at.err(
+                            "spec.credentials.secretRef.name",
+                            format!("Secret `{}` does not exist in the configuration", r.name),
+                        ));
+                        None
+                    }
+                }
+            } else if let Some(f) = &c.file {
+                Some(CredentialSource::File(PathBuf::from(f)))
+            } else {
+                c.env.clone().map(CredentialSource::Env)
+            }
+        }
+    };
+    match &credentials {
+        Some(src) => {
+            if let Err(e) = load_material(kind, src) {
+                errors.push(at.err("spec.credentials", e));
+            }
+        }
+        None if spec.credentials.is_none()
+            && !spec.passthrough_credentials
+            && !credential_optional(kind) =>
+        {
+            errors.push(at.err(
+                "spec.credentials",
+                format!(
+                    "{} needs credentials: set secretRef, file or env (or passthroughCredentials: true \
+                     to forward each client's own key)",
+                    spec.provider
+                ),
+            ));
+        }
+        None => {}
+    }
+    let pricing = spec.pricing.map(|p| {
+        if p.input < 0.0 || p.output < 0.0 || p.cached_input.is_some_and(|c| c < 0.0) {
+            errors.push(at.err(
+                "spec.pricing",
+                "prices are USD per million tokens, not negative",
+            ));
+        }
+        Pricing {
+            input_per_mtok: p.input,
+            output_per_mtok: p.output,
+            cached_input_per_mtok: p.cached_input,
+        }
+    });
+    if let Some(p) = spec.proxy.as_deref().filter(|p| *p != "none") {
+        if let Err(e) = check_url(p, false) {
+            errors.push(at.err("spec.proxy", e));
+        }
+    }
+    Some(Backend {
+        name: name.to_string(),
+        provider: kind,
+        provider_name: spec
+            .provider_name
+            .clone()
+            .unwrap_or_else(|| kind.genai_name().to_string()),
+        base_url,
+        region,
+        project: spec.project.clone(),
+        api_version: spec.api_version.clone(),
+        credentials,
+        passthrough_credentials: spec.passthrough_credentials,
+        pricing,
+        connect_timeout: spec.timeouts.connect.map(Dur::get),
+        first_token_timeout: spec.timeouts.first_token.map(Dur::get),
+        stream_idle_timeout: spec.timeouts.stream_idle.map(Dur::get),
+        circuit: spec
+            .circuit_breaker
+            .as_ref()
+            .map(|cb| circuit_settings(cb, base_circuit)),
+        proxy: spec.proxy.clone(),
+    })
 }
 
 /// Validate configuration text as if it came from `file`.

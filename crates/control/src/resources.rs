@@ -3,7 +3,7 @@
 //! Upstream kinds keep their upstream shape (Gateway API Inference Extension): `InferencePool`
 //! (v1 and v1alpha2), `InferenceObjective`, `InferenceModelRewrite` and the legacy
 //! `InferenceModel`. infergate's own kinds live in `infergate.dev/v1alpha1` and are few:
-//! `PublicModel`, `GatewaySettings` and, for demos and tests, `Simulator`.
+//! `PublicModel`, `GatewaySettings`, `Tenant` and, for demos and tests, `Simulator`.
 //!
 //! Spec structs deny unknown fields so a typo is an error with a line number, not a silently
 //! ignored setting. `status` is accepted and ignored.
@@ -267,19 +267,59 @@ pub struct PublicModelSpec {
     /// Default priority for requests to this model (InferenceObjective semantics).
     #[serde(default)]
     pub priority: Option<i32>,
+    /// Header-matched canaries, first match wins.
+    #[serde(default)]
+    pub canaries: Vec<CanarySpec>,
+    /// Shadow traffic to a candidate target.
+    #[serde(default)]
+    pub shadow: Option<ShadowSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelTarget {
-    /// An `InferencePool` name.
-    pub pool: String,
+    /// An `InferencePool` name (set this or `backend`).
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// A `Backend` name: an external provider (set this or `pool`).
+    #[serde(default)]
+    pub backend: Option<String>,
     /// The model name to send upstream; defaults to the public name (then the pool's
     /// `InferenceModelRewrite` rules apply).
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// The model's context window in tokens. A context-length error fails over only to
+    /// fallbacks with a larger one.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+}
+
+/// Requests whose headers match go to these targets instead of the public model's `targets`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanarySpec {
+    #[serde(rename = "match")]
+    pub matches: CanaryMatch,
+    pub targets: Vec<ModelTarget>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryMatch {
+    /// Header name → exact value; every listed header must match.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A copy of a share of requests sent to a candidate; its answer is discarded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShadowSpec {
+    pub target: ModelTarget,
+    /// Share of requests copied, 0–100 (default 100).
+    #[serde(default)]
+    pub percent: Option<f64>,
 }
 
 /// Gateway-wide settings. At most one per configuration.
@@ -309,6 +349,58 @@ pub struct GatewaySettingsSpec {
     /// The embedder for guardrails, the semantic cache, routing and retrieval.
     #[serde(default)]
     pub embeddings: Option<crate::semantic::EmbeddingsSpec>,
+    /// Credentials accepted from callers, and the admin API's.
+    #[serde(default)]
+    pub auth: crate::policy::AuthSpec,
+    /// Where keys, spend and shared limits live (SQLite file, Redis).
+    #[serde(default)]
+    pub state: crate::policy::StateSpec,
+    /// Model-wide limits and the token estimate.
+    #[serde(default)]
+    pub limits: crate::policy::GlobalLimitsSpec,
+    #[serde(default)]
+    pub budgets: crate::policy::BudgetSettingsSpec,
+    /// USD per million tokens, per public model (and backend).
+    #[serde(default)]
+    pub prices: Vec<crate::policy::PriceSpec>,
+    /// Per-target circuit breaking (pools; backends may override).
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    #[serde(default)]
+    pub data_residency: DataResidencySpec,
+    #[serde(default)]
+    pub egress: EgressSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Failures in a row (connect error, timeout, 5xx, 429) that open the circuit; 0 disables.
+    #[serde(default)]
+    pub consecutive_failures: Option<u32>,
+    /// How long an open circuit stays open before one trial request is let through.
+    #[serde(default)]
+    pub cooldown: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataResidencySpec {
+    /// A request header, set by a trusted front proxy, listing the regions (comma-separated)
+    /// a request may be served in. Only read when configured.
+    #[serde(default)]
+    pub region_header: Option<String>,
+    /// The region of pools that carry no `infergate.dev/region` label.
+    #[serde(default)]
+    pub local_region: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressSpec {
+    /// HTTP CONNECT proxy for requests to external backends, e.g. `http://proxy:3128`.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +422,10 @@ pub struct TimeoutSettings {
     /// Longest silence between two chunks of a streamed response.
     #[serde(default)]
     pub stream_idle: Option<Dur>,
+    /// From sending the request to the first token (a stream's first data, or a whole
+    /// answer's headers); defaults to `responseHeaders`.
+    #[serde(default)]
+    pub first_token: Option<Dur>,
     /// Reading the client's request headers and body.
     #[serde(default)]
     pub request_read: Option<Dur>,
@@ -341,6 +437,21 @@ pub struct RetrySettings {
     /// Total attempts per request, first included (default 3).
     #[serde(default)]
     pub attempts: Option<u32>,
+    #[serde(default)]
+    pub budget: Option<RetryBudgetSpec>,
+}
+
+/// Extra attempts (retries and fallbacks) allowed, over a 10 s window: at most
+/// `max(minRetries, ratio × requests)`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBudgetSpec {
+    /// Default 0.2.
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    /// Default 10: a floor so a quiet gateway can still fail over.
+    #[serde(default)]
+    pub min_retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -401,4 +512,108 @@ fn one() -> usize {
 
 fn localhost() -> String {
     "127.0.0.1".into()
+}
+
+// ---------------------------------------------------------------- external providers
+
+/// An external provider (or any OpenAI-compatible server) that public models can target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendSpec {
+    /// `OpenAI`, `OpenAICompatible`, `AzureOpenAI`, `Anthropic`, `AWSBedrock`, `GCPVertexAI`,
+    /// `Gemini`.
+    pub provider: String,
+    /// `gen_ai.provider.name` for metrics and logs; defaults to the provider's own.
+    #[serde(default)]
+    pub provider_name: Option<String>,
+    /// Scheme, host and path prefix; defaults to the provider's public endpoint.
+    #[serde(default, rename = "baseURL")]
+    pub base_url: Option<String>,
+    /// Where the backend processes data (data residency); also Bedrock's and Vertex's region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// GCP project (Vertex AI).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Azure OpenAI `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub credentials: Option<CredentialsSpec>,
+    /// Forward the client's own credential (`Authorization`, `x-api-key`, `api-key`) instead
+    /// of the gateway's. Off unless set.
+    #[serde(default)]
+    pub passthrough_credentials: bool,
+    #[serde(default)]
+    pub pricing: Option<PricingSpec>,
+    #[serde(default)]
+    pub timeouts: BackendTimeouts,
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    /// HTTP CONNECT proxy for this backend; overrides `GatewaySettings.spec.egress.proxy`.
+    /// `none` disables the gateway-wide one.
+    #[serde(default)]
+    pub proxy: Option<String>,
+}
+
+/// Where the gateway's credential for a backend comes from. Exactly one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialsSpec {
+    #[serde(default)]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// A file holding the key (re-read when it changes).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// An environment variable holding the key (AWS: a prefix, `AWS` → `AWS_ACCESS_KEY_ID` …).
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    pub name: String,
+    /// Key inside the Secret; defaults per provider (`apiKey`, `credentials.json`; AWS reads
+    /// `accessKeyId`, `secretAccessKey`, `sessionToken`).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// Prices in USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PricingSpec {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendTimeouts {
+    #[serde(default)]
+    pub connect: Option<Dur>,
+    #[serde(default)]
+    pub first_token: Option<Dur>,
+    #[serde(default)]
+    pub stream_idle: Option<Dur>,
+}
+
+/// A Kubernetes `Secret` (core `v1`): `data` base64-encoded, `stringData` plain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretResource {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    #[serde(default, rename = "type")]
+    pub secret_type: Option<String>,
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub string_data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub immutable: Option<bool>,
 }

@@ -180,7 +180,10 @@ pub struct GuardrailPolicy {
 }
 
 /// Problems with one guardrail policy: (field, message).
-pub fn validate_guardrails(spec: &GuardrailPolicySpec, has_embedder: bool) -> Vec<(String, String)> {
+pub fn validate_guardrails(
+    spec: &GuardrailPolicySpec,
+    has_embedder: bool,
+) -> Vec<(String, String)> {
     let mut errs = Vec::new();
     let mut names = HashSet::new();
     for (dir, list) in [("request", &spec.request), ("response", &spec.response)] {
@@ -213,13 +216,19 @@ pub fn validate_guardrails(spec: &GuardrailPolicySpec, has_embedder: bool) -> Ve
             if !matches!(g.action.as_str(), "block" | "redact" | "flag" | "log") {
                 errs.push((
                     f("action"),
-                    format!("unknown action `{}`; use block, redact, flag or log", g.action),
+                    format!(
+                        "unknown action `{}`; use block, redact, flag or log",
+                        g.action
+                    ),
                 ));
             }
             if g.action == "redact" && !matches!(g.kind.as_str(), "pii" | "secrets" | "patterns") {
                 errs.push((
                     f("action"),
-                    format!("a `{}` guardrail has nothing to redact; use block, flag or log", g.kind),
+                    format!(
+                        "a `{}` guardrail has nothing to redact; use block, flag or log",
+                        g.kind
+                    ),
                 ));
             }
             if (EMBEDDING_TYPES.contains(&g.kind.as_str())
@@ -243,8 +252,16 @@ pub fn validate_guardrails(spec: &GuardrailPolicySpec, has_embedder: bool) -> Ve
             match g.kind.as_str() {
                 "pii" => {
                     const KNOWN: &[&str] = &[
-                        "email", "phone", "payment_card", "iban", "us_ssn", "uk_nino", "es_dni",
-                        "ca_sin", "ipv4", "ipv6",
+                        "email",
+                        "phone",
+                        "payment_card",
+                        "iban",
+                        "us_ssn",
+                        "uk_nino",
+                        "es_dni",
+                        "ca_sin",
+                        "ipv4",
+                        "ipv6",
                     ];
                     for (j, e) in g.entities.iter().enumerate() {
                         if !KNOWN.contains(&e.as_str()) {
@@ -260,7 +277,9 @@ pub fn validate_guardrails(spec: &GuardrailPolicySpec, has_embedder: bool) -> Ve
                         if !matches!(e.as_str(), "api_key" | "private_key" | "jwt") {
                             errs.push((
                                 f(&format!("entities[{j}]")),
-                                format!("unknown secret type `{e}`; known: api_key, private_key, jwt"),
+                                format!(
+                                    "unknown secret type `{e}`; known: api_key, private_key, jwt"
+                                ),
                             ));
                         }
                     }
@@ -305,17 +324,17 @@ pub fn validate_guardrails(spec: &GuardrailPolicySpec, has_embedder: bool) -> Ve
                         }
                     }
                 }
-                "size" => {
-                    if g.max_chars.is_none() && g.max_messages.is_none() {
-                        errs.push((f("maxChars"), "set maxChars and/or maxMessages".into()));
-                    }
+                "size" if g.max_chars.is_none() && g.max_messages.is_none() => {
+                    errs.push((f("maxChars"), "set maxChars and/or maxMessages".into()));
                 }
                 "webhook" => {
                     match &g.url {
                         Some(u) if u.starts_with("http://") => {}
                         Some(u) => errs.push((
                             f("url"),
-                            format!("`{u}` is not an http:// URL (TLS webhooks are not supported yet)"),
+                            format!(
+                                "`{u}` is not an http:// URL (TLS webhooks are not supported yet)"
+                            ),
                         )),
                         None => errs.push((f("url"), "a webhook needs a url".into())),
                     }

@@ -148,3 +148,91 @@ spec:
     assert_eq!(s.retry_attempts, 2);
     assert_eq!(s.probe_path, "/health");
 }
+
+const BACKEND: &str = "\
+apiVersion: infergate.dev/v1alpha1
+kind: Backend
+metadata: {name: claude}
+spec:
+  provider: Anthropic
+";
+
+#[test]
+fn backend_without_credentials_is_a_load_error() {
+    let e = errors(BACKEND);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "cfg.yaml:4: Backend/claude: spec.credentials: Anthropic needs credentials"
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn missing_secret_file_and_env_are_load_errors() {
+    let e = errors(&format!(
+        "{BACKEND}  credentials: {{secretRef: {{name: nope}}}}\n"
+    ));
+    assert!(e[0].contains("Secret `nope` does not exist"), "{e:?}");
+    let e = errors(&format!(
+        "{BACKEND}  credentials: {{secretRef: {{name: s, key: other}}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ndata: {{apiKey: c2stMQ==}}\n"
+    ));
+    assert!(
+        e[0].contains("Secret `s` has no key `other` (it has: apiKey)"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{BACKEND}  credentials: {{file: /nonexistent/key}}\n"
+    ));
+    assert!(
+        e[0].contains("cannot read credentials file /nonexistent/key"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{BACKEND}  credentials: {{env: INFERGATE_SURELY_UNSET_VAR}}\n"
+    ));
+    assert!(
+        e[0].contains("`INFERGATE_SURELY_UNSET_VAR` is not set"),
+        "{e:?}"
+    );
+    // Bedrock needs both halves of the key pair; values never appear in the message.
+    let e = errors(
+        "apiVersion: infergate.dev/v1alpha1\nkind: Backend\nmetadata: {name: b}\nspec:\n  provider: AWSBedrock\n  region: eu-west-1\n  credentials: {secretRef: {name: aws}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: aws}\nstringData: {accessKeyId: AKIDSECRETVALUE}\n",
+    );
+    assert!(e[0].contains("has no `secretAccessKey`"), "{e:?}");
+    assert!(!e[0].contains("AKIDSECRETVALUE"), "{e:?}");
+}
+
+#[test]
+fn backend_targets_and_regions_validate() {
+    let ok = format!(
+        "{BACKEND}  region: eu-west-1\n  credentials: {{secretRef: {{name: s}}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{apiKey: k}}\n---\napiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {{name: m}}\nspec:\n  targets: [{{backend: claude, model: claude-sonnet-4-5}}]\n"
+    );
+    let set = load_str("cfg.yaml", &ok).unwrap();
+    assert_eq!(set.backends[0].base_url, "https://api.anthropic.com");
+    assert_eq!(set.backends[0].provider_name, "anthropic");
+    let bad = ok.replace(
+        "{backend: claude, model: claude-sonnet-4-5}",
+        "{backend: nope, pool: p, model: \"a b\"}",
+    );
+    let e = errors(&bad);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("spec.targets[0]: set exactly one of `pool`")),
+        "{e:?}"
+    );
+    let bad = ok.replace("model: claude-sonnet-4-5", "model: \"../admin\"");
+    let e = errors(&bad);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("spec.targets[0].model: a model name for a backend")),
+        "{e:?}"
+    );
+    let e = errors(&format!("{BACKEND}  provider: Anthropc\n"));
+    assert!(
+        e.iter()
+            .any(|e| e.contains("duplicate") || e.contains("unknown provider")),
+        "{e:?}"
+    );
+}

@@ -1,13 +1,15 @@
 //! One structured JSON line per request, written off the hot path.
 //!
-//! Request tasks serialise their line and hand it to a bounded channel; one writer thread
-//! batches lines into a buffered writer and flushes whenever the channel runs dry. When the writer
-//! falls behind, lines are dropped and counted (`infergate_access_log_dropped_total`) rather than
-//! letting memory grow or requests wait. Secrets never reach this module: the line is built from
+//! Request tasks serialise their line and hand it to a bounded channel; one writer thread wakes
+//! every [`FLUSH_INTERVAL`], drains what has queued and writes it in one buffered batch. The
+//! writer is never woken per line: a request pays for a non-blocking enqueue, not a thread
+//! switch. When the writer falls behind, lines are dropped and counted
+//! (`infergate_access_log_dropped_total`) rather than letting memory grow or requests wait. Secrets never reach this module: the line is built from
 //! the request context, which holds no credentials.
 
 use std::io::Write;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
@@ -21,6 +23,12 @@ pub struct AccessRecord<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
+    /// The caller's tenant, when identities are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<&'a str>,
+    /// The API key's id (`igk_…`, never the key) or the token subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
     /// The model the client asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<&'a str>,
@@ -29,6 +37,14 @@ pub struct AccessRecord<'a> {
     pub model_served: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<&'a str>,
+    /// The external backend that served (`Backend` name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    /// USD at the backend's configured prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +62,9 @@ pub struct AccessRecord<'a> {
     pub duration_ms: f64,
     pub overhead_ms: f64,
     pub priority: i32,
+    /// Time spent waiting in the pool's flow-control queue, when it waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_ms: Option<f64>,
     /// Stable error reason when the request failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
@@ -76,6 +95,9 @@ pub struct AccessLog {
 }
 
 const QUEUE_LINES: usize = 16 * 1024;
+
+/// How long a line may wait before it is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
 impl AccessLog {
     /// Start the writer for `target`: `stdout`, `stderr` or a file path (appended).
@@ -114,22 +136,61 @@ impl AccessLog {
 
 fn write_loop(rx: &Receiver<Vec<u8>>, sink: Box<dyn Write + Send>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(&line);
-        while let Ok(more) = rx.try_recv() {
-            let _ = out.write_all(&more);
+    loop {
+        std::thread::sleep(FLUSH_INTERVAL);
+        let mut wrote = false;
+        loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    let _ = out.write_all(&line);
+                    wrote = true;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
+            }
         }
-        let _ = out.flush();
+        if wrote {
+            let _ = out.flush();
+        }
     }
 }
 
-/// RFC 3339 UTC timestamp with milliseconds, without pulling in a date crate.
+/// RFC 3339 UTC timestamp with milliseconds, without pulling in a date crate. The date and time
+/// of day are formatted once per second per thread; each call only appends the milliseconds.
 pub fn rfc3339_now() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static PREFIX: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
     let millis = now.subsec_millis();
+    PREFIX.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.0 != secs {
+            *p = (secs, civil_seconds(secs));
+        }
+        let mut out = String::with_capacity(24);
+        out.push_str(&p.1);
+        out.push('.');
+        let m = u8::try_from(millis / 100).unwrap_or(0);
+        out.push(char::from(b'0' + m));
+        out.push(char::from(
+            b'0' + u8::try_from((millis / 10) % 10).unwrap_or(0),
+        ));
+        out.push(char::from(b'0' + u8::try_from(millis % 10).unwrap_or(0)));
+        out.push('Z');
+        out
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a Unix time in seconds.
+fn civil_seconds(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
@@ -144,12 +205,19 @@ pub fn rfc3339_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if mo <= 2 { y + 1 } else { y };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_time_is_right() {
+        assert_eq!(civil_seconds(0), "1970-01-01T00:00:00");
+        assert_eq!(civil_seconds(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(civil_seconds(1_795_312_082), "2026-11-22T01:48:02");
+    }
 
     #[test]
     fn timestamp_shape() {
@@ -170,9 +238,14 @@ mod tests {
             method: "POST",
             path: "/v1/chat/completions",
             status: 200,
+            tenant: None,
+            key_id: None,
             model: Some("m"),
             model_served: Some("t"),
             pool: Some("p"),
+            backend: None,
+            region: None,
+            cost_usd: None,
             endpoint: Some("127.0.0.1:1"),
             provider: None,
             stream: false,
@@ -184,6 +257,7 @@ mod tests {
             duration_ms: 1.5,
             overhead_ms: 0.1,
             priority: 0,
+            queue_ms: None,
             error: None,
             outcome: None,
             guardrails: None,

@@ -1,5 +1,6 @@
 //! The admin listener, on its own address: `/metrics` (Prometheus text), `/healthz` (the process
-//! is alive), `/readyz` (configuration loaded and listeners up; the body lists pool health).
+//! is alive), `/readyz` (configuration loaded and listeners up; the body lists pool health), and
+//! the key and spend API under `/admin/v1/` (see [`crate::admin_api`]; it needs the admin token).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,12 +10,23 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use infergate_protocol::ApiError;
 
-use crate::metrics::{EndpointLabels, Label};
+use crate::metrics::{BandLabels, EndpointLabels, Label, PoolLabels};
 use crate::pipeline::error_response;
 use crate::respond::GatewayBody;
 use crate::Gateway;
 
 pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<GatewayBody> {
+    if req.uri().path().starts_with("/admin/v1") {
+        if let Some(resp) = crate::admin_api::handle(&gw, req).await {
+            return resp;
+        }
+        return error_response(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            "unknown admin path",
+        ));
+    }
     if req.method() != Method::GET {
         return error_response(&ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -26,6 +38,9 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Gatewa
     match req.uri().path() {
         "/metrics" => {
             refresh_endpoint_gauges(&gw);
+            if let Some(r) = &gw.policy.redis {
+                gw.metrics.limiter_redis_up.set(i64::from(r.is_up()));
+            }
             let mut resp = Response::new(GatewayBody::full(gw.metrics.encode()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -81,10 +96,40 @@ fn text(status: StatusCode, body: &'static str) -> Response<GatewayBody> {
     resp
 }
 
-/// Endpoint gauges are read from the live endpoint state at scrape time.
+/// Endpoint and pool gauges are read from the live state at scrape time.
 fn refresh_endpoint_gauges(gw: &Gateway) {
     let snap = gw.snapshot();
+    gw.metrics.band_queue_size.clear();
     for pool in snap.pools.values() {
+        let stats = pool.scheduler.stats();
+        let pl = PoolLabels {
+            pool: pool.label.clone(),
+        };
+        gw.metrics
+            .pool_saturation
+            .get_or_create(&pl)
+            .set(stats.saturation);
+        let (n, bytes) = stats
+            .queued
+            .iter()
+            .fold((0u64, 0u64), |(n, b), s| (n + s.requests, b + s.bytes));
+        gw.metrics
+            .queue_size
+            .get_or_create(&pl)
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        gw.metrics
+            .queue_bytes
+            .get_or_create(&pl)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        for b in &stats.queued {
+            gw.metrics
+                .band_queue_size
+                .get_or_create(&BandLabels {
+                    pool: pool.label.clone(),
+                    priority: b.priority,
+                })
+                .set(i64::try_from(b.requests).unwrap_or(i64::MAX));
+        }
         for ep in &pool.endpoints {
             let labels = EndpointLabels {
                 pool: pool.label.clone(),
@@ -98,6 +143,16 @@ fn refresh_endpoint_gauges(gw: &Gateway) {
                 .endpoint_ejected
                 .get_or_create(&labels)
                 .set(i64::from(ep.is_ejected()));
+            if let Some(m) = ep.metrics() {
+                gw.metrics
+                    .endpoint_queue
+                    .get_or_create(&labels)
+                    .set(ep.queue_estimate().unwrap_or(m.waiting));
+                gw.metrics
+                    .endpoint_kv_usage
+                    .get_or_create(&labels)
+                    .set(m.kv_usage);
+            }
             let total = ep.ejections.load(Ordering::Relaxed);
             let c = gw.metrics.endpoint_ejections.get_or_create(&labels);
             let seen = c.get();

@@ -33,6 +33,15 @@ impl Outcome {
     }
 }
 
+/// The API a client spoke (responses and errors go back in the same one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientFormat {
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`POST /v1/messages`).
+    Anthropic,
+}
+
 pub struct RequestContext {
     pub id: String,
     pub started: Instant,
@@ -45,15 +54,34 @@ pub struct RequestContext {
     /// The model name sent upstream.
     pub served_model: Option<String>,
     pub pool: Option<Label>,
+    /// The external backend that served (None for pools).
+    pub backend: Option<Label>,
+    /// `gen_ai.provider.name`.
     pub provider: Option<Label>,
+    /// The price of the backend that served, for the spend ledger.
+    pub price: Option<infergate_control::Pricing>,
+    /// Region of the target that served.
+    pub region: Option<Arc<str>>,
+    /// The API format the client spoke.
+    pub format: ClientFormat,
     pub endpoint: Option<Arc<str>>,
     pub stream: bool,
     pub priority: i32,
     /// The caller, once the identify stage has run (None = anonymous).
     pub identity: Option<std::sync::Arc<infergate_policy::Identity>>,
+    /// The caller as the policy stages see it (tenant, key record).
+    pub caller: Option<infergate_policy::access::Caller>,
+    /// What admission reserved; taken by settle.
+    pub admission: Option<crate::stages::admit::Admission>,
+    /// `x-ratelimit-*` values for the response.
+    pub rate_headers: Option<crate::stages::admit::RateHeaders>,
+    /// SSE events forwarded to the client (output estimate when a stream ends without usage).
+    pub stream_events: u64,
     pub attempts: u32,
     /// Time spent waiting on upstreams (excluded from the overhead figure).
     pub upstream_wait: Duration,
+    /// Time spent waiting in the pool's flow-control queue (excluded from the overhead figure).
+    pub queue_wait: Duration,
     /// Time spent processing streamed chunks (part of the overhead figure).
     pub chunk_work: Duration,
     pub usage: Option<Usage>,
@@ -84,13 +112,22 @@ impl RequestContext {
             model: None,
             served_model: None,
             pool: None,
+            backend: None,
             provider: None,
+            price: None,
+            region: None,
+            format: ClientFormat::OpenAi,
             endpoint: None,
             stream: false,
             priority: 0,
             identity: None,
+            caller: None,
+            admission: None,
+            rate_headers: None,
+            stream_events: 0,
             attempts: 0,
             upstream_wait: Duration::ZERO,
+            queue_wait: Duration::ZERO,
             chunk_work: Duration::ZERO,
             usage: None,
             ttft: None,
@@ -104,14 +141,23 @@ impl RequestContext {
         }
     }
 
-    /// Record metrics and the access-log line. Call exactly once per request.
-    pub fn settle(&self, gw: &Gateway, snap: &Snapshot, outcome: Option<Outcome>) {
+    /// What the request cost at the serving backend's prices (None without a price or usage).
+    pub fn cost_usd(&self) -> Option<f64> {
+        let (p, u) = (self.price?, self.usage?);
+        Some(p.cost(u.input_tokens, u.cached_input_tokens, u.output_tokens))
+    }
+
+    /// True up limits and budgets, record spend, metrics and the access-log line. Call exactly
+    /// once per request.
+    pub fn settle(&mut self, gw: &Gateway, snap: &Snapshot, outcome: Option<Outcome>) {
+        crate::stages::admit::settle(gw, snap, self);
         let elapsed = self.started.elapsed();
         // Streams: the gateway's share of the time to first byte plus per-chunk work; after the
         // first byte, waiting on the upstream is not the gateway's time.
+        let waited = self.upstream_wait + self.queue_wait;
         let overhead = match self.ttft {
-            Some(ttft) => ttft.saturating_sub(self.upstream_wait) + self.chunk_work,
-            None => elapsed.saturating_sub(self.upstream_wait),
+            Some(ttft) => ttft.saturating_sub(waited) + self.chunk_work,
+            None => elapsed.saturating_sub(waited),
         };
         let m = &gw.metrics;
         let op = self.operation.map_or("unknown", Operation::as_genai);
@@ -119,7 +165,12 @@ impl RequestContext {
             .model
             .as_ref()
             .map_or_else(|| Label::from(""), |m| Label(m.clone()));
-        let pool_label = self.pool.clone().unwrap_or_else(|| Label::from(""));
+        // `pool` carries the upstream that served: a pool or a backend.
+        let pool_label = self
+            .pool
+            .clone()
+            .or_else(|| self.backend.clone())
+            .unwrap_or_else(|| Label::from(""));
         m.requests
             .get_or_create(&RequestLabels {
                 gen_ai_operation_name: op,
@@ -190,9 +241,17 @@ impl RequestContext {
                 method: self.method.as_str(),
                 path: &self.path,
                 status: self.status,
+                tenant: self.identity.as_deref().map(|i| &*i.tenant),
+                key_id: self
+                    .identity
+                    .as_deref()
+                    .and_then(|i| i.key_id.as_deref().or(i.subject.as_deref())),
                 model: self.model.as_deref(),
                 model_served: self.served_model.as_deref(),
                 pool: self.pool.as_ref().map(|l| &*l.0),
+                backend: self.backend.as_ref().map(|l| &*l.0),
+                region: self.region.as_deref(),
+                cost_usd: self.cost_usd(),
                 endpoint: self.endpoint.as_deref(),
                 provider: self.provider.as_ref().map(|l| &*l.0),
                 stream: self.stream,
@@ -204,6 +263,7 @@ impl RequestContext {
                 duration_ms: ms(elapsed),
                 overhead_ms: ms(overhead),
                 priority: self.priority,
+                queue_ms: (!self.queue_wait.is_zero()).then(|| ms(self.queue_wait)),
                 error: self.error,
                 outcome: outcome.map(Outcome::as_str),
                 guardrails: (!self.verdicts.is_empty()).then_some(self.verdicts.as_slice()),

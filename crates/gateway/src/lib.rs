@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_api;
 pub mod context;
 pub mod dispatch;
 pub mod error;
@@ -12,8 +13,11 @@ pub mod metrics;
 pub mod pipeline;
 pub mod respond;
 pub mod server;
+pub mod shadow;
 pub mod snapshot;
 pub mod stages;
+pub mod state;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,15 +33,26 @@ use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLog;
 use crate::metrics::{Metrics, ResultLabels};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Shared, Snapshot};
 use crate::stages::runtime::SemanticRuntime;
+use crate::upstream::budget::RetryBudget;
+use crate::upstream::circuit::CircuitRegistry;
+use crate::upstream::credentials::CredentialStore;
 
 /// Shared state of one running gateway.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     registry: EndpointRegistry,
+    schedulers: infergate_scheduler::SchedulerRegistry,
+    pub circuits: CircuitRegistry,
+    pub credentials: Arc<CredentialStore>,
+    pub retry_budget: RetryBudget,
+    /// Bounds shadow copies in flight.
+    pub shadow_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
+    /// Limiter backends, key store, spend ledger, JWKS: state that outlives snapshots.
+    pub policy: Arc<state::PolicyState>,
     generation: AtomicU64,
     pub(crate) ready: AtomicBool,
     /// Reloads run one at a time (building a payload runtime takes a moment).
@@ -53,7 +68,10 @@ impl Gateway {
 
     /// A gateway serving `config` with its payload runtime already built
     /// ([`SemanticRuntime::build`]).
-    pub fn with_semantic(config: ConfigSet, semantic: Arc<SemanticRuntime>) -> std::io::Result<Self> {
+    pub fn with_semantic(
+        config: ConfigSet,
+        semantic: Arc<SemanticRuntime>,
+    ) -> std::io::Result<Self> {
         let metrics = Metrics::new();
         let access_log = match &config.settings.access_log {
             Some(target) => Some(AccessLog::start(
@@ -62,15 +80,35 @@ impl Gateway {
             )?),
             None => None,
         };
+        let policy = Arc::new(state::PolicyState::new(&config).map_err(std::io::Error::other)?);
         let registry = EndpointRegistry::default();
-        let mut snap = Snapshot::build(1, config, &registry, None);
+        let schedulers = infergate_scheduler::SchedulerRegistry::default();
+        let circuits = CircuitRegistry::default();
+        let credentials = Arc::new(CredentialStore::default());
+        let mut snap = Snapshot::build(
+            1,
+            config,
+            &Shared {
+                registry: &registry,
+                schedulers: &schedulers,
+                circuits: &circuits,
+                credentials: &credentials,
+            },
+            None,
+        );
         snap.semantic = semantic;
         metrics.config_generation.set(1);
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snap),
             registry,
+            schedulers,
+            circuits,
+            credentials,
+            retry_budget: RetryBudget::default(),
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(shadow::MAX_IN_FLIGHT)),
             metrics,
             access_log,
+            policy,
             generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
@@ -102,7 +140,28 @@ impl Gateway {
         if current.access_log != next.access_log {
             tracing::warn!("access log target changed; it takes effect at the next restart");
         }
-        let mut snap = Snapshot::build(generation, config, &self.registry, Some(&prev));
+        let (cp, np) = (&current.policy, &next.policy);
+        if cp.state != np.state
+            || cp.auth.admin_token != np.auth.admin_token
+            || cp.auth.jwt != np.auth.jwt
+            || prev.config.tenants.is_empty() != config.tenants.is_empty()
+        {
+            tracing::warn!(
+                "state (SQLite path, Redis), admin token, JWT settings or turning identities on/off changed; \
+                 they take effect at the next restart (tenants, keys in config, limits, budgets and prices apply now)"
+            );
+        }
+        let mut snap = Snapshot::build(
+            generation,
+            config,
+            &Shared {
+                registry: &self.registry,
+                schedulers: &self.schedulers,
+                circuits: &self.circuits,
+                credentials: &self.credentials,
+            },
+            Some(&prev),
+        );
         if let Some(s) = semantic {
             snap.semantic = s;
         }
@@ -197,6 +256,9 @@ impl RunningGateway {
         for s in self.servers {
             let _ = tokio::time::timeout(drain + Duration::from_secs(1), s).await;
         }
+        if let Some(ledger) = &self.gateway.policy.ledger {
+            ledger.flush().await;
+        }
         for b in self.background {
             b.abort();
         }
@@ -224,6 +286,13 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
         .await
         .map_err(|e| std::io::Error::other(format!("payload features: {e}")))?;
     let gw = Arc::new(Gateway::with_semantic(config, Arc::new(semantic))?);
+    let policy_tasks = {
+        let snap = gw.snapshot();
+        gw.policy
+            .init(&snap.config, &snap.policy)
+            .await
+            .map_err(std::io::Error::other)?
+    };
     let (tx, rx) = watch::channel(false);
     let drain = Duration::from_secs(30);
 
@@ -245,7 +314,20 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
         rx,
         Duration::from_secs(1),
     ));
-    let mut background = vec![tokio::spawn(health::run_prober(gw.clone()))];
+    let mut background = vec![
+        tokio::spawn(health::run_prober(gw.clone())),
+        tokio::spawn(upstream::credentials::run_file_watcher(
+            gw.credentials.clone(),
+            reload_interval.unwrap_or(Duration::from_secs(1)),
+        )),
+    ];
+    background.extend(policy_tasks);
+    if gw.snapshot().policy.enabled {
+        // Build the tokenizers now, off the request path.
+        background.push(tokio::task::spawn_blocking(
+            infergate_policy::estimate::warm_up,
+        ));
+    }
     if let (Some(path), Some(interval)) = (opts.config_path, reload_interval) {
         let g = gw.clone();
         background.push(infergate_control::watch::spawn_watcher(

@@ -73,6 +73,41 @@ pub struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// Pool or backend name.
+    pub upstream: Label,
+    /// `success`, `connect_error`, `timeout`, `status_5xx`, `status_429`, `context_length`,
+    /// `credentials`, `broken`, `untranslatable`, `no_client_credential`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub upstream: Label,
+    /// `success`, `error`, `dropped`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub pool: Label,
+    /// `dispatched`, `shed`, `queue_full`, `timeout`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BandLabels {
+    pub pool: Label,
+    /// A priority band (bounded: priorities come from configuration).
+    pub priority: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
     pub gen_ai_operation_name: &'static str,
 }
@@ -109,6 +144,37 @@ pub struct RouteLabels {
     pub route: Label,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// Tenant names come from configuration (bounded); never key ids.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantReasonLabels {
+    pub tenant: Label,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub tenant: Label,
+    /// `admitted`, `rate_limited`, `budget_exceeded`, `unavailable`.
+    pub decision: &'static str,
+    /// Which bucket refused (`key`, `tenant`, `model`, `tenant_model`), empty when admitted.
+    pub scope: &'static str,
+    /// `requests`, `tokens`, `concurrency`, `spend`; empty when admitted.
+    pub metric: &'static str,
+    /// `local`, `redis`, `local_fallback`.
+    pub backend: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    pub tenant: Label,
+    pub gen_ai_request_model: Label,
+}
+
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 const DURATION_BUCKETS: &[f64] = &[
@@ -142,6 +208,13 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25,
 ];
 
+/// Time in the flow-control queue: 0 to ~2 min.
+const QUEUE_BUCKETS: &[f64] = &[
+    0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Every metric the data plane records.
 pub struct Metrics {
     pub registry: Registry,
@@ -155,6 +228,19 @@ pub struct Metrics {
     pub endpoint_ejected: Family<EndpointLabels, Gauge>,
     pub endpoint_ejections: Family<EndpointLabels, Counter>,
     pub upstream_retries: Family<PoolLabels, Counter>,
+    pub queue_duration: HistFamily<QueueLabels>,
+    pub queue_size: Family<PoolLabels, Gauge>,
+    pub queue_bytes: Family<PoolLabels, Gauge>,
+    pub band_queue_size: Family<BandLabels, Gauge>,
+    pub pool_saturation: Family<PoolLabels, FloatGauge>,
+    pub endpoint_queue: Family<EndpointLabels, FloatGauge>,
+    pub endpoint_kv_usage: Family<EndpointLabels, FloatGauge>,
+    pub upstream_attempts: Family<AttemptLabels, Counter>,
+    pub circuit_open: Family<PoolLabels, Gauge>,
+    pub circuit_opened: Family<PoolLabels, Counter>,
+    pub retry_budget_exhausted: Counter,
+    pub shadow_requests: Family<ShadowLabels, Counter>,
+    pub shadow_duration: HistFamily<UpstreamLabels>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
@@ -165,6 +251,12 @@ pub struct Metrics {
     pub semantic_routes: Family<RouteLabels, Counter>,
     pub embedding_duration: Histogram,
     pub embedding_errors: Counter,
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    pub authz_denials: Family<TenantReasonLabels, Counter>,
+    pub admissions: Family<AdmissionLabels, Counter>,
+    pub spend_usd: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    pub spend_ledger_dropped: Counter,
+    pub limiter_redis_up: Gauge,
 }
 
 impl Metrics {
@@ -184,6 +276,19 @@ impl Metrics {
             endpoint_ejected: Family::default(),
             endpoint_ejections: Family::default(),
             upstream_retries: Family::default(),
+            queue_duration: family(|| Histogram::new(QUEUE_BUCKETS.iter().copied())),
+            queue_size: Family::default(),
+            queue_bytes: Family::default(),
+            band_queue_size: Family::default(),
+            pool_saturation: Family::default(),
+            endpoint_queue: Family::default(),
+            endpoint_kv_usage: Family::default(),
+            upstream_attempts: Family::default(),
+            circuit_open: Family::default(),
+            circuit_opened: Family::default(),
+            retry_budget_exhausted: Counter::default(),
+            shadow_requests: Family::default(),
+            shadow_duration: family(|| Histogram::new(DURATION_BUCKETS.iter().copied())),
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
             access_log_dropped: Counter::default(),
@@ -194,6 +299,12 @@ impl Metrics {
             semantic_routes: Family::default(),
             embedding_duration: Histogram::new(OVERHEAD_BUCKETS.iter().copied()),
             embedding_errors: Counter::default(),
+            auth_failures: Family::default(),
+            authz_denials: Family::default(),
+            admissions: Family::default(),
+            spend_usd: Family::default(),
+            spend_ledger_dropped: Counter::default(),
+            limiter_redis_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register_with_unit(
@@ -247,8 +358,77 @@ impl Metrics {
         );
         registry.register(
             "infergate_upstream_retries",
-            "Attempts beyond the first, per pool",
+            "Attempts beyond the first, per pool or backend",
             m.upstream_retries.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_flow_control_request_queue_duration",
+            "Time requests spent in the pool's flow-control queue, by outcome (dispatched, shed, \
+             queue_full, timeout); 0 for requests admitted at once",
+            Unit::Seconds,
+            m.queue_duration.clone(),
+        );
+        registry.register(
+            "infergate_flow_control_queue_size",
+            "Requests waiting in the pool's flow-control queue (autoscaling signal)",
+            m.queue_size.clone(),
+        );
+        registry.register(
+            "infergate_flow_control_queue_bytes",
+            "Bytes of the requests waiting in the pool's flow-control queue",
+            m.queue_bytes.clone(),
+        );
+        registry.register(
+            "infergate_flow_control_band_queue_size",
+            "Requests waiting per priority band (bands with waiters only)",
+            m.band_queue_size.clone(),
+        );
+        registry.register(
+            "infergate_pool_saturation",
+            "Mean endpoint utilisation per the saturation detector; >= 1 is saturated \
+             (autoscaling signal)",
+            m.pool_saturation.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_queue_size",
+            "The engine's waiting queue as last scraped, plus requests sent since",
+            m.endpoint_queue.clone(),
+        );
+        registry.register(
+            "infergate_endpoint_kv_cache_utilization",
+            "The engine's KV-cache utilisation as last scraped (0..1)",
+            m.endpoint_kv_usage.clone(),
+        );
+        registry.register(
+            "infergate_upstream_attempts",
+            "Attempts sent to each pool or backend, by result",
+            m.upstream_attempts.clone(),
+        );
+        registry.register(
+            "infergate_circuit_open",
+            "1 while the target's circuit is open (requests skip it)",
+            m.circuit_open.clone(),
+        );
+        registry.register(
+            "infergate_circuit_opened",
+            "Times the target's circuit opened",
+            m.circuit_opened.clone(),
+        );
+        registry.register(
+            "infergate_retry_budget_exhausted",
+            "Extra attempts refused because the retry budget was spent",
+            m.retry_budget_exhausted.clone(),
+        );
+        registry.register(
+            "infergate_shadow_requests",
+            "Shadow copies sent to candidate targets, by outcome (answers are discarded)",
+            m.shadow_requests.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_shadow_duration",
+            "Latency of shadow copies, to the end of the answer",
+            Unit::Seconds,
+            m.shadow_duration.clone(),
         );
         registry.register(
             "infergate_config_reloads",
@@ -302,7 +482,47 @@ impl Metrics {
             "Prompts whose embedding failed (semantic checks skipped for them)",
             m.embedding_errors.clone(),
         );
+        registry.register(
+            "infergate_auth_failures",
+            "Requests refused for their credential, by reason (missing_credential, invalid_api_key, expired_api_key, revoked_api_key, invalid_token, unknown_tenant, auth_unavailable)",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "infergate_authz_denials",
+            "Requests refused because the caller may not use the model, by tenant and reason",
+            m.authz_denials.clone(),
+        );
+        registry.register(
+            "infergate_limit_decisions",
+            "Admission decisions by tenant, decision, the refusing scope and metric, and backend",
+            m.admissions.clone(),
+        );
+        registry.register(
+            "infergate_spend_usd",
+            "Spend in US dollars (usage x price) by tenant and requested model",
+            m.spend_usd.clone(),
+        );
+        registry.register(
+            "infergate_spend_ledger_dropped",
+            "Spend records dropped because the ledger writer fell behind",
+            m.spend_ledger_dropped.clone(),
+        );
+        registry.register(
+            "infergate_limiter_redis_up",
+            "1 while the shared limiter (Redis) answers, 0 while the fail mode applies",
+            m.limiter_redis_up.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Record a flow-control outcome and the time spent waiting.
+    pub fn observe_queue(&self, pool: &Label, outcome: &'static str, waited: std::time::Duration) {
+        self.queue_duration
+            .get_or_create(&QueueLabels {
+                pool: pool.clone(),
+                outcome,
+            })
+            .observe(waited.as_secs_f64());
     }
 
     /// The exposition text.

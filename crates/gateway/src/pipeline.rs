@@ -1,30 +1,48 @@
 //! The request pipeline. One request, one pass, in this order:
 //!
 //! ```text
-//! listen → parse → guard(request) → cache → semantic route → retrieval → route
-//!        → pick endpoint + dispatch (retry before first byte) → respond/stream → settle
+//! listen → identify → parse → guard (authorize) → guard(request) → cache → semantic route
+//!        → retrieval → admit (limits) → route (regions) → shadow
+//!        → flow control + pick endpoint or backend + dispatch (retry before first byte)
+//!        → respond/stream (response guardrails, cache store) → settle
 //! ```
 //!
 //! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
+//! - **identify** (`stages::identify`): API key or JWT → caller (tenant, key, roles, regions,
+//!   priority). It needs only the headers, so it runs before the body is read: an
+//!   unauthenticated caller cannot make the gateway read a large body.
 //! - **parse** ([`read_body`], `RequestBody::parse`): body size limit, one pass over the JSON; the
-//!   raw bytes are kept and later spliced, never re-serialised.
+//!   raw bytes are kept and later spliced, never re-serialised. An Anthropic Messages body
+//!   (`POST /v1/messages`) is first turned into an OpenAI chat body (`stages::messages`).
+//! - **guard** (`stages::authorize`): may the caller use the model (deny by default).
 //! - **guard(request) → cache → semantic route → retrieval** (`stages::payload::before_route`),
 //!   only for requests a `GuardrailPolicy`, `CachePolicy`, `SemanticRouter` or `Collection`
 //!   applies to: guardrails block (400 `content_policy_violation`), redact (a splice) or flag;
-//!   a cache hit answers here (`x-infergate-cache`); a router picks the public model
-//!   (`x-infergate-route-reason`); retrieved chunks join the system prompt.
-//! - **route** (`RouteTable::resolve`): public model → ordered (pool, target model) attempts and
-//!   the request's priority.
-//! - **pick + dispatch** (`dispatch`): the pool's scheduling profile picks an endpoint, the body
-//!   goes out with the target model spliced in; failures before the first byte try another
-//!   endpoint, then the fallbacks.
+//!   a cache hit answers here (`x-infergate-cache`; it reserves nothing against limits); a
+//!   router picks the public model (`x-infergate-route-reason`, authorized again when it
+//!   changed); retrieved chunks join the system prompt.
+//! - **admit** (`stages::admit`): reserve the token estimate, the request and a concurrency slot
+//!   in every limit and budget that applies, atomically (in-process or Redis); 429 otherwise.
+//! - **route** (`RouteTable::resolve_with`): public model → ordered attempts (pool or external
+//!   backend + target model), canaries by header, the request's priority, kept inside the
+//!   regions the caller may use (`stages::residency`).
+//! - **shadow** (`shadow`): a copy to the model's shadow target, in the background.
+//! - **flow control + pick + dispatch** (`dispatch`): for a pool, its `PoolScheduler` admits the
+//!   request (sheddable → 429 when the pool is saturated; otherwise it may wait in its priority
+//!   band until capacity frees, 503 past the TTL) and picks the endpoint by live signals; for a
+//!   provider backend, the provider translates and the backend's credential goes on. The body
+//!   goes out with the target model spliced in; failures before the first byte try the picked
+//!   fallbacks, then the public model's fallbacks, within the retry budget and around open
+//!   circuits.
 //! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
-//!   through chunk by chunk. Response guardrails run here (on streams incrementally, with a
-//!   small hold-back window), and a complete answer is stored in the cache.
-//! - **settle** (`context`): metrics and one access-log line, for every outcome.
+//!   through chunk by chunk; both go back in the client's format (OpenAI or Anthropic).
+//!   Response guardrails run here (on streams incrementally, with a small hold-back window),
+//!   and a complete answer is stored in the cache.
+//! - **settle** (`context`, `stages::admit::settle`): limits and budgets trued up to real usage,
+//!   spend ledger, metrics and one access-log line, for every outcome.
 //!
-//! Stages added by later work slot in between **parse** and **route** (identify, admit); each
-//! reads and extends the [`RequestContext`] and never calls back into an earlier stage.
+//! Each stage reads and extends the [`RequestContext`] and never calls back into an earlier
+//! stage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,15 +52,17 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use infergate_control::RouteQuery;
 use infergate_protocol::response::rewrite_body;
 use infergate_protocol::{ApiError, OpenAiStreamRewriter, Operation, RequestBody};
+use infergate_providers::anthropic::MessagesStreamEncoder;
 
-use crate::context::RequestContext;
+use crate::context::{ClientFormat, RequestContext};
 use crate::dispatch::{dispatch, UpstreamResponse};
 use crate::error::GatewayError;
 use crate::respond::{GatewayBody, SseStream};
 use crate::snapshot::Snapshot;
-use crate::stages::payload;
+use crate::stages::{admit, authorize, identify::identify, messages, payload, residency};
 use crate::Gateway;
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -73,9 +93,20 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Gatewa
         }
         Err(e) => {
             ctx.error = Some(e.reason());
-            error_response(&e.to_api())
+            match ctx.format {
+                ClientFormat::OpenAi => error_response(&e.to_api()),
+                ClientFormat::Anthropic => {
+                    let api = e.to_api();
+                    let mut resp = error_response(&api);
+                    *resp.body_mut() = GatewayBody::full(messages::error_body(&api));
+                    resp
+                }
+            }
         }
     };
+    if let Some(h) = &ctx.rate_headers {
+        h.apply(resp.headers_mut());
+    }
     ctx.status = resp.status().as_u16();
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         resp.headers_mut()
@@ -108,6 +139,17 @@ async fn route_request(
         return inference(gw, snap, ctx, op, req).await;
     }
     match path.trim_end_matches('/') {
+        "/v1/messages" => {
+            if req.method() != Method::POST {
+                return Err(GatewayError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    path: path.to_string(),
+                });
+            }
+            ctx.format = ClientFormat::Anthropic;
+            ctx.operation = Some(Operation::Chat);
+            inference(gw, snap, ctx, Operation::Chat, req).await
+        }
         "/v1/models" | "/models" => {
             if req.method() != Method::GET {
                 return Err(GatewayError::MethodNotAllowed {
@@ -115,10 +157,15 @@ async fn route_request(
                     path: path.to_string(),
                 });
             }
-            Ok(Handled::Done(json_response(
-                StatusCode::OK,
-                snap.models_body.clone(),
-            )))
+            // Once identities are configured, callers see the models they may use.
+            let body = match identify(gw, snap, req.headers()).await? {
+                Some(caller) => {
+                    let names = snap.policy.visible_models(&caller, &snap.model_names);
+                    Snapshot::models_body_for(&names)
+                }
+                None => snap.models_body.clone(),
+            };
+            Ok(Handled::Done(json_response(StatusCode::OK, body)))
         }
         _ => Err(GatewayError::UnknownPath {
             method: req.method().to_string(),
@@ -164,11 +211,25 @@ async fn inference(
     op: Operation,
     req: Request<Incoming>,
 ) -> Result<Handled, GatewayError> {
+    // identify
+    if let Some(caller) = identify(gw, snap, req.headers()).await? {
+        ctx.identity = Some(caller.identity.clone());
+        ctx.priority = caller.identity.priority.unwrap_or(0);
+        ctx.caller = Some(caller);
+    }
+
     // parse
     let (headers, bytes) = read_body(req, snap.settings().max_request_body).await?;
+    let bytes = match ctx.format {
+        ClientFormat::OpenAi => bytes,
+        ClientFormat::Anthropic => messages::request_to_openai(&bytes)?,
+    };
     let body = RequestBody::parse(bytes)?;
     let stream = body.stream() && op.can_stream();
     ctx.stream = stream;
+
+    // guard (authorize)
+    authorize::authorize(gw, snap, ctx, body.model())?;
 
     // guard(request) → cache → semantic route → retrieval
     let (body, model, response_plan) =
@@ -184,23 +245,50 @@ async fn inference(
                 response,
             } => (body, model, response),
         };
+    if model.as_str() != body.model() {
+        // A semantic router chose another public model: the caller must be allowed it too.
+        authorize::authorize(gw, snap, ctx, &model)?;
+    }
+
+    // admit
+    admit::admit(gw, snap, ctx, op, &body, &model).await?;
 
     // route
+    let allowed = residency::allowed_regions(snap.settings(), ctx.identity.as_deref(), &headers);
     let decision = {
         let mut rng = rand::rng();
-        snap.routes.resolve(
-            &model,
-            header_str(&headers, "x-gateway-model-name-rewrite"),
-            header_str(&headers, "x-gateway-inference-objective"),
+        let lookup = |name: &str| header_str(&headers, name);
+        snap.routes.resolve_with(
+            &RouteQuery {
+                model: &model,
+                rewrite_header: header_str(&headers, "x-gateway-model-name-rewrite"),
+                objective: header_str(&headers, "x-gateway-inference-objective"),
+                header: &lookup,
+                allowed_regions: allowed.as_deref(),
+            },
             &mut rng,
         )
     };
-    let decision = match decision {
-        Ok(d) => d,
-        Err(e) => return Err(e.into()),
-    };
+    let decision = decision?;
     ctx.model = Some(decision.public_model.clone());
-    ctx.priority = decision.priority;
+    // An explicit objective or the model's own priority wins over the tenant's default.
+    if decision.priority != 0 || ctx.caller.is_none() {
+        ctx.priority = decision.priority;
+    }
+
+    // shadow
+    if let Some(target) = &decision.shadow {
+        crate::shadow::spawn(
+            gw,
+            snap,
+            target.clone(),
+            op,
+            &body,
+            stream,
+            &headers,
+            &ctx.id,
+        );
+    }
 
     // pick endpoint + dispatch
     let upstream = dispatch(gw, snap, ctx, op, &body, &decision, &headers).await?;
@@ -212,6 +300,7 @@ async fn inference(
             status,
             headers: up_headers,
             body: up_body,
+            in_flight,
         } => {
             let rewrite =
                 (ctx.served_model.as_deref() != Some(client_model)).then_some(client_model);
@@ -222,9 +311,22 @@ async fn inference(
             } else {
                 up_body
             };
+            if let Some(f) = in_flight {
+                f.finish(ctx.usage.map(crate::respond::scheduler_usage));
+            }
+            let out = match ctx.format {
+                ClientFormat::OpenAi => out,
+                ClientFormat::Anthropic => messages::response_from_openai(status, &out),
+            };
             let mut resp = Response::new(GatewayBody::full(out));
             *resp.status_mut() = status;
             copy_response_headers(&up_headers, resp.headers_mut());
+            if ctx.format == ClientFormat::Anthropic {
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
             add_served_headers(ctx, resp.headers_mut());
             payload::add_headers(ctx, resp.headers_mut());
             Ok(Handled::Done(resp))
@@ -234,18 +336,25 @@ async fn inference(
             headers: up_headers,
             first,
             rest,
+            translator,
             in_flight,
+            idle_timeout,
         } => {
             ctx.ttft = Some(ctx.started.elapsed());
             ctx.status = status.as_u16();
             let rewrite = (ctx.served_model.as_deref() != Some(client_model))
                 .then(|| client_model.to_string());
             let rewriter = OpenAiStreamRewriter::new(rewrite, !body.client_wants_usage());
+            let encoder = (ctx.format == ClientFormat::Anthropic)
+                .then(|| MessagesStreamEncoder::new(client_model));
             let mut headers = HeaderMap::new();
             copy_response_headers(&up_headers, &mut headers);
             add_served_headers(ctx, &mut headers);
             payload::add_headers(ctx, &mut headers);
             let filter = payload::StreamFilter::new(response_plan, op);
+            if let Some(h) = &ctx.rate_headers {
+                h.apply(&mut headers);
+            }
             if let Ok(v) = HeaderValue::from_str(&ctx.id) {
                 headers.insert(HeaderName::from_static("x-request-id"), v);
             }
@@ -260,7 +369,10 @@ async fn inference(
                 in_flight,
                 rest,
                 first,
+                translator,
                 rewriter,
+                encoder,
+                idle_timeout,
                 filter,
             );
             let mut resp = Response::new(GatewayBody::Stream(Box::new(stream)));
@@ -293,7 +405,7 @@ fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Which pool, endpoint and model served the request.
+/// Which pool or backend, provider, endpoint, region and model served the request.
 fn add_served_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
     let mut set = |name: &'static str, v: Option<&str>| {
         if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -301,6 +413,12 @@ fn add_served_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
         }
     };
     set("x-infergate-pool", ctx.pool.as_ref().map(|p| &*p.0));
+    set(
+        "x-infergate-backend",
+        ctx.backend.as_ref().or(ctx.pool.as_ref()).map(|p| &*p.0),
+    );
+    set("x-infergate-provider", ctx.provider.as_ref().map(|p| &*p.0));
+    set("x-infergate-region", ctx.region.as_deref());
     set("x-infergate-endpoint", ctx.endpoint.as_deref());
     set("x-infergate-served-model", ctx.served_model.as_deref());
 }

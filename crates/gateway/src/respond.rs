@@ -1,17 +1,21 @@
 //! Response bodies: whole bodies, and streams passed through as they arrive.
 //!
-//! A streamed response is an [`SseStream`]: each upstream frame is cut into SSE events, each event
-//! goes through the rewriter (model name back to what the client asked, the gateway's own usage
-//! chunk hidden, usage learned) and out again — O(1) work per chunk, no task per chunk, at most
-//! one partial event held. When the upstream breaks, stalls past the idle timeout or ends without
-//! `[DONE]`, the client gets a terminal SSE error event, never a clean-looking end. Dropping the
-//! body (client disconnect) still settles the request.
+//! A streamed response is an [`SseStream`]: each upstream frame goes through the provider's stream
+//! translator (SSE or AWS event-stream in, OpenAI events out), each event through the rewriter
+//! (model name back to what the client asked, the gateway's own usage chunk hidden, usage
+//! learned) and, for Anthropic clients, the Messages encoder — O(1) work per chunk, no task per
+//! chunk, at most one partial event held. When the upstream breaks, stalls past the idle timeout
+//! or ends without completing, the client gets a terminal SSE error event in its own format
+//! (OpenAI `data: {"error": …}`, Anthropic `event: error`), never a clean-looking end, and usage
+//! is settled for what was delivered. A stream settles when it completes (before the last event
+//! is forwarded); dropping the body (client disconnect) still settles.
 //!
 //! When response guardrails or a cache store apply, each forwarded event also goes through the
-//! stream's [`StreamFilter`]: incremental scanning with a small hold-back window (a secret split
-//! across chunks is still caught), redaction in place, capture of the answer for the cache. A
-//! block ends the stream with a terminal `content_policy_violation` error event; the held text
-//! that triggered it is never sent.
+//! stream's [`StreamFilter`] (between the rewriter and the client's format): incremental
+//! scanning with a small hold-back window (a secret split across chunks is still caught),
+//! redaction in place, capture of the answer for the cache. A block ends the stream with a
+//! terminal `content_policy_violation` error event; the held text that triggered it is never
+//! sent.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -22,7 +26,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use infergate_protocol::{ApiError, EventOutcome, OpenAiStreamRewriter, SseSplitter};
+use infergate_protocol::{ApiError, EventOutcome, OpenAiStreamRewriter};
+use infergate_providers::anthropic::MessagesStreamEncoder;
+use infergate_providers::StreamTranslator;
 use infergate_scheduler::InFlight;
 
 use crate::context::{Outcome, RequestContext};
@@ -78,21 +84,25 @@ impl Body for GatewayBody {
     }
 }
 
-/// A streamed OpenAI-format response on its way to the client.
+/// A streamed response on its way to the client: upstream bytes → the provider's stream
+/// translator (OpenAI events out) → the rewriter (model name, usage) → the client's format
+/// (OpenAI as is, or Anthropic Messages events).
 pub struct SseStream {
     upstream: Incoming,
-    splitter: SseSplitter,
+    translator: Box<dyn StreamTranslator>,
     rewriter: OpenAiStreamRewriter,
+    /// Set when the client spoke Anthropic Messages.
+    encoder: Option<MessagesStreamEncoder>,
+    /// Response guardrails and cache capture, when any apply.
+    filter: Option<StreamFilter>,
+    /// Set when the filter blocked: the stream ends with this error next.
+    blocked: Option<GatewayError>,
     /// Output ready to send before polling the upstream again.
     queued: Option<Bytes>,
     idle: Pin<Box<tokio::time::Sleep>>,
     idle_timeout: Duration,
     finished: bool,
     settle: Option<Settlement>,
-    /// Response guardrails and cache capture (None = plain pass-through).
-    filter: Option<StreamFilter>,
-    /// Set when the filter blocked: the stream ends with this error next.
-    blocked: Option<GatewayError>,
 }
 
 /// What settling needs; taken exactly once (end of stream or drop).
@@ -100,94 +110,144 @@ struct Settlement {
     gw: Arc<Gateway>,
     snap: Arc<Snapshot>,
     ctx: RequestContext,
-    _in_flight: InFlight,
+    in_flight: Option<InFlight>,
+}
+
+/// The per-event stages after the provider's translator.
+struct Stages<'a> {
+    rewriter: &'a mut OpenAiStreamRewriter,
+    filter: &'a mut Option<StreamFilter>,
+    blocked: &'a mut Option<GatewayError>,
+    encoder: &'a mut Option<MessagesStreamEncoder>,
+}
+
+impl Stages<'_> {
+    /// Run one OpenAI event through the rewriter, the response filter and, for Anthropic
+    /// clients, the encoder. Nothing passes once the filter has blocked.
+    fn emit(&mut self, event: &Bytes, out: &mut BytesMut) {
+        if self.blocked.is_some() {
+            return;
+        }
+        let EventOutcome::Forward(b) = self.rewriter.process(event) else {
+            return;
+        };
+        let b = match self.filter.as_mut().map(|f| f.on_event(b.clone())) {
+            None => b,
+            Some(Ok(out)) => out,
+            Some(Err(block)) => {
+                *self.blocked = Some(GatewayError::ContentPolicy {
+                    message: block.message(),
+                    guardrail: block.guardrail.to_string(),
+                });
+                return;
+            }
+        };
+        if b.is_empty() {
+            return;
+        }
+        match self.encoder {
+            Some(enc) => out.extend_from_slice(&enc.process(&b)),
+            None => out.extend_from_slice(&b),
+        }
+    }
 }
 
 impl SseStream {
-    /// `first` is the first upstream data frame, already received (the pipeline waits for it
-    /// so that a failure before it can still be retried elsewhere).
+    /// `first` holds the first OpenAI events, already translated (the pipeline waits for them
+    /// so that a failure before them can still be retried elsewhere).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         gw: Arc<Gateway>,
         snap: Arc<Snapshot>,
         ctx: RequestContext,
-        in_flight: InFlight,
+        in_flight: Option<InFlight>,
         upstream: Incoming,
-        first: Option<Bytes>,
+        first: Vec<Bytes>,
+        translator: Box<dyn StreamTranslator>,
         rewriter: OpenAiStreamRewriter,
+        encoder: Option<MessagesStreamEncoder>,
+        idle_timeout: Duration,
         filter: Option<StreamFilter>,
     ) -> Self {
-        let idle_timeout = snap.settings().stream_idle_timeout;
         let mut s = Self {
             upstream,
-            splitter: SseSplitter::new(),
+            translator,
             rewriter,
+            encoder,
+            filter,
+            blocked: None,
             queued: None,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             finished: false,
-            filter,
-            blocked: None,
             settle: Some(Settlement {
                 gw,
                 snap,
                 ctx,
-                _in_flight: in_flight,
+                in_flight,
             }),
         };
-        if let Some(first) = first {
-            s.queued = s.process(first);
+        let t = Instant::now();
+        let mut out = BytesMut::new();
+        let mut stages = s.stages();
+        for ev in &first {
+            stages.emit(ev, &mut out);
         }
+        s.account(t);
+        s.queued = (!out.is_empty()).then(|| out.freeze());
         s
     }
 
-    /// Run one upstream chunk through the splitter and rewriter; `None` if nothing to send yet.
+    fn stages(&mut self) -> Stages<'_> {
+        Stages {
+            rewriter: &mut self.rewriter,
+            filter: &mut self.filter,
+            blocked: &mut self.blocked,
+            encoder: &mut self.encoder,
+        }
+    }
+
+    fn account(&mut self, t: Instant) {
+        if let Some(st) = self.settle.as_mut() {
+            st.ctx.chunk_work += t.elapsed();
+        }
+    }
+
+    /// Run one upstream chunk through translator, rewriter and encoder; `None` if nothing to
+    /// send yet. O(1) work per event; no task, no buffer that grows with the stream.
     fn process(&mut self, chunk: Bytes) -> Option<Bytes> {
         let t = Instant::now();
-        let mut single: Option<Bytes> = None;
-        let mut many: Option<BytesMut> = None;
-        let rewriter = &mut self.rewriter;
-        let filter = &mut self.filter;
-        let blocked = &mut self.blocked;
-        self.splitter.feed(chunk, |event| {
-            if blocked.is_some() {
-                return;
-            }
-            if let EventOutcome::Forward(b) = rewriter.process(&event) {
-                let b = match filter.as_mut().map(|f| f.on_event(b.clone())) {
-                    None => b,
-                    Some(Ok(out)) => out,
-                    Some(Err(block)) => {
-                        *blocked = Some(GatewayError::ContentPolicy {
-                            message: block.message(),
-                            guardrail: block.guardrail.to_string(),
-                        });
-                        return;
-                    }
-                };
-                match (&mut single, &mut many) {
-                    (None, None) => single = Some(b),
-                    (Some(_), None) => {
-                        let mut buf = BytesMut::new();
-                        if let Some(s) = single.take() {
-                            buf.extend_from_slice(&s);
-                        }
-                        buf.extend_from_slice(&b);
-                        many = Some(buf);
-                    }
-                    (_, Some(buf)) => buf.extend_from_slice(&b),
-                }
-            }
-        });
-        if let Some(s) = self.settle.as_mut() {
-            s.ctx.chunk_work += t.elapsed();
-        }
-        many.map(BytesMut::freeze).or(single)
+        let mut out = BytesMut::new();
+        let mut stages = Stages {
+            rewriter: &mut self.rewriter,
+            filter: &mut self.filter,
+            blocked: &mut self.blocked,
+            encoder: &mut self.encoder,
+        };
+        self.translator
+            .feed(chunk, &mut |ev| stages.emit(&ev, &mut out));
+        self.account(t);
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// The upstream ended: whatever the translator still holds.
+    fn drain(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        let mut stages = Stages {
+            rewriter: &mut self.rewriter,
+            filter: &mut self.filter,
+            blocked: &mut self.blocked,
+            encoder: &mut self.encoder,
+        };
+        self.translator.finish(&mut |ev| stages.emit(&ev, &mut out));
+        (!out.is_empty()).then(|| out.freeze())
     }
 
     fn finish(&mut self, outcome: Outcome, error: Option<&GatewayError>) {
         self.finished = true;
         if let Some(mut s) = self.settle.take() {
             s.ctx.usage = self.rewriter.usage;
+            s.ctx.stream_events = self.rewriter.events;
             if let Some(e) = error {
                 s.ctx.error = Some(e.reason());
             }
@@ -195,27 +255,48 @@ impl SseStream {
                 f.finish(&s.gw, &mut s.ctx, outcome == Outcome::Complete);
             }
             s.ctx.settle(&s.gw, &s.snap, Some(outcome));
+            // The scheduler learns the request ended (and how much of its prompt was cached).
+            if let Some(f) = s.in_flight {
+                f.finish(s.ctx.usage.map(scheduler_usage));
+            }
         }
     }
 
-    fn pool_name(&self) -> String {
+    fn upstream_name(&self) -> String {
         self.settle
             .as_ref()
-            .and_then(|s| s.ctx.pool.as_ref())
+            .and_then(|s| s.ctx.pool.as_ref().or(s.ctx.backend.as_ref()))
             .map(|p| p.0.to_string())
             .unwrap_or_default()
     }
 
-    /// End the stream with a terminal error event.
-    fn fail(&mut self, err: GatewayError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    /// End the stream with a terminal error event in the client's format. What was delivered
+    /// before it is settled (usage seen so far).
+    fn fail(
+        &mut self,
+        err: GatewayError,
+        before: Option<Bytes>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let api: ApiError = err.to_api();
+        let event = match self.encoder {
+            Some(_) => crate::stages::messages::error_event(&api),
+            None => api.sse_event(),
+        };
         let outcome = if matches!(err, GatewayError::ContentPolicy { .. }) {
             Outcome::Blocked
         } else {
             Outcome::UpstreamError
         };
         self.finish(outcome, Some(&err));
-        Poll::Ready(Some(Ok(Frame::data(api.sse_event()))))
+        let out = match before {
+            Some(b) => {
+                let mut m = BytesMut::from(&b[..]);
+                m.extend_from_slice(&event);
+                m.freeze()
+            }
+            None => event,
+        };
+        Poll::Ready(Some(Ok(Frame::data(out))))
     }
 
     fn poll_frame(
@@ -230,7 +311,7 @@ impl SseStream {
             return Poll::Ready(None);
         }
         if let Some(err) = this.blocked.take() {
-            return this.fail(err);
+            return this.fail(err, None);
         }
         loop {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
@@ -241,38 +322,40 @@ impl SseStream {
                         continue; // trailers
                     };
                     let out = this.process(data);
-                    if this.blocked.is_some() {
-                        // Send what was released before the block, then the error event.
-                        match out {
-                            Some(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
-                            None => {
-                                if let Some(err) = this.blocked.take() {
-                                    return this.fail(err);
-                                }
-                            }
-                        }
+                    if let Some(err) = this.blocked.take() {
+                        // What was released before the block, then the error event.
+                        return this.fail(err, out);
+                    }
+                    if this.rewriter.done && !this.rewriter.upstream_error {
+                        // Settle before `[DONE]` reaches the client: its next request then sees
+                        // this one's real usage in every limit and budget, not the reservation.
+                        this.finish(Outcome::Complete, None);
                     }
                     if let Some(out) = out {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
+                    if this.finished {
+                        return Poll::Ready(None);
+                    }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     let err = GatewayError::UpstreamBroken {
-                        pool: this.pool_name(),
+                        pool: this.upstream_name(),
                         detail: e.to_string(),
                     };
-                    return this.fail(err);
+                    return this.fail(err, None);
                 }
                 Poll::Ready(None) => {
-                    let tail = this.splitter.finish();
+                    let tail = this.drain();
+                    if let Some(err) = this.blocked.take() {
+                        return this.fail(err, tail);
+                    }
                     if !this.rewriter.done && !this.rewriter.upstream_error {
-                        // A half-written last event is not worth forwarding: the client gets
-                        // the error event instead.
                         let err = GatewayError::UpstreamBroken {
-                            pool: this.pool_name(),
-                            detail: "the model server closed the stream before [DONE]".into(),
+                            pool: this.upstream_name(),
+                            detail: "the upstream closed the stream before it was complete".into(),
                         };
-                        return this.fail(err);
+                        return this.fail(err, tail);
                     }
                     let outcome = if this.rewriter.upstream_error {
                         Outcome::UpstreamError
@@ -285,18 +368,27 @@ impl SseStream {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         let err = GatewayError::UpstreamBroken {
-                            pool: this.pool_name(),
+                            pool: this.upstream_name(),
                             detail: format!(
-                                "no data from the model server for {}s",
-                                this.idle_timeout.as_secs()
+                                "no data from the upstream for {}s",
+                                this.idle_timeout.as_secs_f64()
                             ),
                         };
-                        return this.fail(err);
+                        return this.fail(err, None);
                     }
                     return Poll::Pending;
                 }
             }
         }
+    }
+}
+
+/// Usage as the scheduler's finish hook takes it.
+pub fn scheduler_usage(u: infergate_protocol::Usage) -> infergate_scheduler::RequestUsage {
+    infergate_scheduler::RequestUsage {
+        prompt_tokens: u.input_tokens,
+        cached_tokens: u.cached_input_tokens,
+        output_tokens: u.output_tokens,
     }
 }
 

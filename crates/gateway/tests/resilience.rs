@@ -139,7 +139,7 @@ async fn config_change_during_50_streams_drops_none_and_bad_config_is_rejected()
     tokio::time::sleep(Duration::from_millis(150)).await;
     let changed = config_yaml(&addrs[..1], "  reload: {interval: 50ms}")
         + "---\napiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {name: second}\nspec:\n  targets: [{pool: pool, model: served/model-7b}]\n";
-    std::fs::write(&gw.config_file, &changed).unwrap();
+    replace_file(&gw.config_file, &changed);
     let models_url = format!("{}/v1/models", gw.base);
     let mut reloaded = false;
     for _ in 0..100 {
@@ -158,7 +158,7 @@ async fn config_change_during_50_streams_drops_none_and_bad_config_is_rejected()
     }
 
     // A broken file is rejected; the previous config keeps serving.
-    std::fs::write(&gw.config_file, "apiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {name: x}\nspec:\n  targets: [{pool: missing}]\n").unwrap();
+    replace_file(&gw.config_file, "apiVersion: infergate.dev/v1alpha1\nkind: PublicModel\nmetadata: {name: x}\nspec:\n  targets: [{pool: missing}]\n");
     let admin_metrics = format!("{}/metrics", gw.admin);
     let mut rejected = false;
     for _ in 0..100 {
@@ -174,4 +174,13 @@ async fn config_change_during_50_streams_drops_none_and_bad_config_is_rejected()
     assert_eq!(r.status, 200, "old config still serves: {}", r.text());
     let m = get(&admin_metrics).await.text();
     assert_eq!(metric(&m, "infergate_config_generation"), Some(2.0));
+}
+
+/// Replace a file atomically (write beside it, rename over it), as config tools do: a plain
+/// write truncates first, and a reload poll that lands in between reads an empty — valid, and
+/// empty — configuration.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }

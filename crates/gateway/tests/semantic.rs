@@ -10,7 +10,10 @@ use common::*;
 
 fn model_dir() -> String {
     let dir = std::env::var("INFERGATE_MODEL_DIR").unwrap_or_else(|_| {
-        format!("{}/../../models/all-MiniLM-L6-v2", env!("CARGO_MANIFEST_DIR"))
+        format!(
+            "{}/../../models/all-MiniLM-L6-v2",
+            env!("CARGO_MANIFEST_DIR")
+        )
     });
     assert!(
         std::path::Path::new(&dir).join("model.safetensors").exists(),
@@ -103,7 +106,11 @@ async fn response_redaction_catches_every_planted_entity_streamed_and_not() {
     let gw = gateway(&yaml).await;
     let prompt = planted_prompt();
     for stream in [false, true] {
-        let r = post(&format!("{}/v1/chat/completions", gw.base), chat_body(&prompt, stream)).await;
+        let r = post(
+            &format!("{}/v1/chat/completions", gw.base),
+            chat_body(&prompt, stream),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.text());
         let text = if stream {
             let (t, err) = stream_text(&r.text());
@@ -116,7 +123,10 @@ async fn response_redaction_catches_every_planted_entity_streamed_and_not() {
                 .to_string()
         };
         for (value, label) in PLANTED {
-            assert!(!text.contains(value), "stream={stream}: {value} leaked in {text}");
+            assert!(
+                !text.contains(value),
+                "stream={stream}: {value} leaked in {text}"
+            );
             assert!(
                 text.contains(&format!("[REDACTED:{label}]")),
                 "stream={stream}: no {label} in {text}"
@@ -138,13 +148,22 @@ async fn request_redaction_reaches_the_model_redacted() {
     let gw = gateway(&yaml).await;
     let r = post(
         &format!("{}/v1/chat/completions", gw.base),
-        chat_body("Mail jane.doe@example.com about card 4111 1111 1111 1111 please", false),
+        chat_body(
+            "Mail jane.doe@example.com about card 4111 1111 1111 1111 please",
+            false,
+        ),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // The echo shows what the model received.
-    let got = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
-    assert_eq!(got, "Mail [REDACTED:EMAIL] about card [REDACTED:PAYMENT_CARD] please");
+    let got = r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        got,
+        "Mail [REDACTED:EMAIL] about card [REDACTED:PAYMENT_CARD] please"
+    );
 }
 
 #[tokio::test]
@@ -163,8 +182,14 @@ async fn blocks_name_the_rule_never_the_secret() {
     let v = r.json();
     assert_eq!(v["error"]["code"], "content_policy_violation");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("no-secrets") && msg.contains("api_key"), "{msg}");
-    assert!(!msg.contains(key) && !r.text().contains("abcdefghij"), "{msg}");
+    assert!(
+        msg.contains("no-secrets") && msg.contains("api_key"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(key) && !r.text().contains("abcdefghij"),
+        "{msg}"
+    );
 
     // An injection phrased unlike any rule, caught by similarity to the corpus.
     let r = post(
@@ -176,7 +201,10 @@ async fn blocks_name_the_rule_never_the_secret() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("injection"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("injection"));
 
     let r = post(
         &format!("{}/v1/chat/completions", gw.base),
@@ -193,8 +221,13 @@ async fn a_blocked_stream_ends_with_an_error_event_and_never_sends_the_secret() 
     let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy("  []", response);
     let gw = gateway(&yaml).await;
     let key = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
-    let prompt = format!("Sure, here is some harmless text first and then the token {key} and more");
-    let r = post(&format!("{}/v1/chat/completions", gw.base), chat_body(&prompt, true)).await;
+    let prompt =
+        format!("Sure, here is some harmless text first and then the token {key} and more");
+    let r = post(
+        &format!("{}/v1/chat/completions", gw.base),
+        chat_body(&prompt, true),
+    )
+    .await;
     assert_eq!(r.status, 200);
     let body = r.text();
     let (text, err) = stream_text(&body);
@@ -230,7 +263,11 @@ async fn cache_exact_then_semantic_with_streaming_replay_and_bypass() {
     assert_eq!(again.json()["choices"][0]["message"]["content"], answer);
     assert_eq!(again.json()["model"], MODEL);
 
-    let para = post(&url, chat_body("What are the steps to reset my password?", false)).await;
+    let para = post(
+        &url,
+        chat_body("What are the steps to reset my password?", false),
+    )
+    .await;
     assert_eq!(para.headers["x-infergate-cache"], "semantic-hit");
     assert_eq!(para.json()["choices"][0]["message"]["content"], answer);
 
@@ -240,7 +277,10 @@ async fn cache_exact_then_semantic_with_streaming_replay_and_bypass() {
     // A streaming request gets the cached answer as SSE.
     let s = post(&url, chat_body("How do I reset my password?", true)).await;
     assert_eq!(s.headers["x-infergate-cache"], "hit");
-    assert!(s.headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(s.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let (text, err) = stream_text(&s.text());
     assert!(err.is_none());
     assert_eq!(serde_json::Value::String(text), answer);
@@ -252,7 +292,12 @@ async fn cache_exact_then_semantic_with_streaming_replay_and_bypass() {
     assert_eq!(r.headers["x-infergate-cache"], "miss");
 
     // Cache-Control: no-cache skips the lookup.
-    let r = post_with(&url, chat_body("How do I reset my password?", false), &[("cache-control", "no-cache")]).await;
+    let r = post_with(
+        &url,
+        chat_body("How do I reset my password?", false),
+        &[("cache-control", "no-cache")],
+    )
+    .await;
     assert_eq!(r.headers["x-infergate-cache"], "miss");
 
     // A streamed answer is stored only when complete, and then replays.
@@ -263,7 +308,10 @@ async fn cache_exact_then_semantic_with_streaming_replay_and_bypass() {
     assert_eq!(s2.json()["choices"][0]["message"]["content"], t1);
 
     let m = get(&format!("{}/metrics", gw.admin)).await.text();
-    assert!(m.contains("infergate_cache_lookups_total{policy=\"cache\",result=\"semantic_hit\"} 1"), "{m}");
+    assert!(
+        m.contains("infergate_cache_lookups_total{policy=\"cache\",result=\"semantic_hit\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -336,13 +384,30 @@ spec:
     let r = post(&url, body("What is the capital of Italy?")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.headers["x-infergate-pool"], "small-pool");
-    assert!(r.headers["x-infergate-route-reason"].to_str().unwrap().starts_with("route=simple"));
-    let r = post(&url, body("Prove step by step that the square root of 2 is irrational.")).await;
+    assert!(r.headers["x-infergate-route-reason"]
+        .to_str()
+        .unwrap()
+        .starts_with("route=simple"));
+    let r = post(
+        &url,
+        body("Prove step by step that the square root of 2 is irrational."),
+    )
+    .await;
     assert_eq!(r.headers["x-infergate-pool"], "strong-pool");
-    let reason = r.headers["x-infergate-route-reason"].to_str().unwrap().to_string();
-    assert!(reason.starts_with("route=complex") && reason.contains("reasoning"), "{reason}");
+    let reason = r.headers["x-infergate-route-reason"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.starts_with("route=complex") && reason.contains("reasoning"),
+        "{reason}"
+    );
     let models = get(&format!("{}/v1/models", gw.base)).await.json();
-    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == "auto"));
+    assert!(models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == "auto"));
 }
 
 #[tokio::test]
@@ -357,7 +422,8 @@ async fn retrieval_adds_the_best_chunks_to_the_system_prompt() {
     let log = docs.path().join("access.log");
     let settings = format!("{}  accessLog: {{path: {}}}\n", embeddings(), log.display())
         .replace("  accessLog: {enabled: false}\n", "");
-    let yaml = config_yaml(&fleet.addrs(), &settings).replace("  accessLog: {enabled: false}\n", "")
+    let yaml = config_yaml(&fleet.addrs(), &settings)
+        .replace("  accessLog: {enabled: false}\n", "")
         + &format!(
             "---
 apiVersion: infergate.dev/v1alpha1

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_cli;
+mod epp;
 #[cfg(feature = "embed-candle")]
 mod semantic;
 mod serve;
@@ -32,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(serve::ServeArgs),
+    /// Run the Endpoint Picker for Envoy-based gateways (ext_proc, Gateway API Inference
+    /// Extension protocol): gRPC 9002, health 9003, metrics 9090.
+    Epp(epp::EppArgs),
     /// Validate a configuration file (or directory) and exit non-zero on errors.
     Check {
         #[arg(long, short = 'c')]
@@ -46,6 +51,10 @@ enum Command {
     #[cfg(feature = "embed-candle")]
     #[command(subcommand)]
     Semantic(semantic::SemanticCommand),
+    /// API keys: create, list, rotate, expire, revoke (through the admin API); hash, generate.
+    Keys(admin_cli::KeysArgs),
+    /// Spend report by tenant, key, model and day (through the admin API).
+    Spend(admin_cli::SpendArgs),
 }
 
 fn init_logging(format: &str) {
@@ -128,8 +137,11 @@ fn main() -> ExitCode {
             let result = rt.block_on(async move {
                 match command {
                     Command::Serve(args) => serve::run(args).await,
+                    Command::Epp(args) => epp::run(args).await,
                     Command::Sim(args) => infergate_sim::run(*args).await,
                     Command::Bench(cmd) => infergate_bench::run(cmd).await,
+                    Command::Keys(args) => admin_cli::keys(args).await,
+                    Command::Spend(args) => admin_cli::spend(args).await,
                     Command::Check { .. } => Ok(()),
                     #[cfg(feature = "embed-candle")]
                     Command::Semantic(_) => Ok(()),

@@ -89,8 +89,9 @@ fn bench(a: &Args) -> anyhow::Result<()> {
     );
 
     // reference agreement
-    let reference: Reference =
-        serde_json::from_str(include_str!("../../semantic/data/reference/minilm-l6-v2.json"))?;
+    let reference: Reference = serde_json::from_str(include_str!(
+        "../../semantic/data/reference/minilm-l6-v2.json"
+    ))?;
     let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
     let ours = enc.encode(&texts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut worst = 1.0f32;
@@ -110,7 +111,12 @@ fn bench(a: &Args) -> anyhow::Result<()> {
         if item.text.chars().count() > 60 {
             t.push('…');
         }
-        let _ = writeln!(md, "| {} | {c:.6} | {} |", item.tokens, t.replace('|', "\\|"));
+        let _ = writeln!(
+            md,
+            "| {} | {c:.6} | {} |",
+            item.tokens,
+            t.replace('|', "\\|")
+        );
     }
     let _ = writeln!(md, "\n**Lowest cosine: {worst:.6}.**\n");
 
@@ -265,7 +271,8 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     let enc = load(&a.model_dir)?;
     let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(|e| anyhow::anyhow!("{e}"))?);
     let (t, m) = (injection::DEFAULT_THRESHOLD, injection::DEFAULT_MARGIN);
-    let r = eval::evaluate_injection(&enc, corpus.clone(), t, m).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r =
+        eval::evaluate_injection(&enc, corpus.clone(), t, m).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut md = String::new();
     let _ = writeln!(md, "# Guardrails: measured\n");
     let _ = writeln!(
@@ -282,10 +289,7 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
          shares no prompt with the corpus; {} evaluation attacks have a corpus attack at cosine \
          ≥ 0.95 (near-duplicates of known jailbreak templates in the wild). Targets: recall ≥ 90% \
          at ≤ 5% false positives, overall and per category.\n",
-        r.corpus_version,
-        r.corpus_attacks,
-        r.corpus_benign,
-        r.near_duplicates
+        r.corpus_version, r.corpus_attacks, r.corpus_benign, r.near_duplicates
     );
     let _ = writeln!(
         md,
@@ -321,10 +325,25 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
             c.flagged as f64 * 100.0 / c.total.max(1) as f64
         );
     }
-    let _ = writeln!(md, "\nThreshold sweep (same set; the default is not tuned on it — see calibration below):\n");
-    let _ = writeln!(md, "| threshold | margin | recall | false positives |\n|---:|---:|---:|---:|");
-    for (tt, mm) in [(0.5, 0.04), (0.55, 0.04), (0.6, 0.0), (0.6, 0.04), (0.6, 0.08), (0.65, 0.04), (0.7, 0.04)] {
-        let s = eval::evaluate_injection(&enc, corpus.clone(), tt, mm).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = writeln!(
+        md,
+        "\nThreshold sweep (same set; the default is not tuned on it — see calibration below):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| threshold | margin | recall | false positives |\n|---:|---:|---:|---:|"
+    );
+    for (tt, mm) in [
+        (0.5, 0.04),
+        (0.55, 0.04),
+        (0.6, 0.0),
+        (0.6, 0.04),
+        (0.6, 0.08),
+        (0.65, 0.04),
+        (0.7, 0.04),
+    ] {
+        let s = eval::evaluate_injection(&enc, corpus.clone(), tt, mm)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let _ = writeln!(
             md,
             "| {tt} | {mm} | {:.1}% | {:.1}% |",

@@ -235,6 +235,16 @@ impl RequestBody {
         self.max_tokens
     }
 
+    /// Whether the body carries a chat `messages` array (else `prompt` or `input`, if any).
+    pub fn has_messages(&self) -> bool {
+        self.messages.is_some()
+    }
+
+    /// Whether the body carries a completions `prompt`.
+    pub fn has_prompt(&self) -> bool {
+        self.prompt.is_some()
+    }
+
     /// The raw JSON of `messages` (chat), `prompt` (completions) or `input` (embeddings): the
     /// bytes the prefix-cache hash and the token estimate are computed over.
     pub fn prompt_raw(&self) -> &[u8] {

@@ -4,8 +4,10 @@
 
 pub mod body;
 pub mod error;
+pub mod kv_events;
 pub mod response;
 pub mod sse;
+pub mod tokenizer;
 
 pub use body::{BodyError, Operation, RequestBody};
 pub use error::ApiError;

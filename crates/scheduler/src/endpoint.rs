@@ -1,7 +1,9 @@
 //! One model-server endpoint and what the gateway knows about it right now: requests it has in
-//! flight there, and passive health (ejected after failures, back after a good probe).
+//! flight there, passive health (ejected after failures, back after a good probe), and the live
+//! signals of its last metrics scrape.
 //!
-//! State lives in atomics so the hot path takes no lock. An [`Endpoint`] outlives configuration
+//! State lives in atomics (and one `ArcSwap` for the scraped signals) so the hot path takes no
+//! lock. An [`Endpoint`] outlives configuration
 //! snapshots: the registry hands the same `Arc` to every snapshot that lists the same pool and
 //! address, so counts and health survive a reload.
 
@@ -10,7 +12,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use infergate_control::EndpointSpec;
+
+use crate::pool::PoolShared;
+use crate::signals::EndpointMetrics;
+
+static NEXT_UID: AtomicU32 = AtomicU32::new(1);
 
 /// Milliseconds on a process-wide monotonic clock.
 pub fn now_ms() -> u64 {
@@ -25,7 +33,12 @@ pub struct EndpointState {
     pub spec: EndpointSpec,
     /// `host:port`, as used upstream and in `x-gateway-destination-endpoint`.
     pub host_port: Arc<str>,
+    /// Unique in this process; keys the endpoint in prefix indexes.
+    pub uid: u32,
     in_flight: AtomicU32,
+    /// Estimated tokens (prompt + max output) of the requests in flight.
+    in_flight_tokens: AtomicU64,
+    metrics: ArcSwapOption<EndpointMetrics>,
     /// Monotonic ms until which the endpoint is ejected; 0 = in service.
     ejected_until: AtomicU64,
     /// Set while ejected; cleared only by a good probe or a good response.
@@ -51,7 +64,10 @@ impl EndpointState {
             host_port: Arc::from(spec.host_port()),
             pool,
             spec,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             in_flight: AtomicU32::new(0),
+            in_flight_tokens: AtomicU64::new(0),
+            metrics: ArcSwapOption::empty(),
             ejected_until: AtomicU64::new(0),
             ejected: AtomicU32::new(0),
             consecutive_5xx: AtomicU32::new(0),
@@ -63,10 +79,42 @@ impl EndpointState {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Count a request as in flight until the guard drops.
+    pub fn in_flight_tokens(&self) -> u64 {
+        self.in_flight_tokens.load(Ordering::Relaxed)
+    }
+
+    /// Count a request as in flight until the guard drops (no pool is told when it ends; the
+    /// scheduler's [`ScheduledEndpoints::begin`](crate::ScheduledEndpoints::begin) is the
+    /// counted-and-notified way).
     pub fn begin_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        InFlight::new(self.clone(), 0, None)
+    }
+
+    /// The signals of the last successful scrape, if any.
+    pub fn metrics(&self) -> Option<Arc<EndpointMetrics>> {
+        self.metrics.load_full()
+    }
+
+    /// Store a scrape's signals (stamped with the time and the in-flight count now).
+    pub fn set_metrics(&self, mut m: EndpointMetrics) {
+        m.updated_ms = now_ms();
+        m.in_flight_at_scrape = self.in_flight();
+        self.metrics.store(Some(Arc::new(m)));
+    }
+
+    /// Forget the scraped signals (tests; an endpoint whose metrics vanished).
+    pub fn clear_metrics(&self) {
+        self.metrics.store(None);
+    }
+
+    /// The engine's waiting queue as best known now: the last scrape's count plus the requests
+    /// this gateway sent since (they are counted as queued until the next scrape says
+    /// otherwise). `None` without a scrape.
+    pub fn queue_estimate(&self) -> Option<f64> {
+        let m = self.metrics.load();
+        let m = m.as_ref()?;
+        let since = f64::from(self.in_flight().saturating_sub(m.in_flight_at_scrape));
+        Some(m.waiting + since)
     }
 
     /// Out of rotation: ejected by passive health and not yet brought back by a probe.
@@ -119,21 +167,79 @@ impl EndpointState {
     }
 }
 
-/// Decrements the endpoint's in-flight count when dropped (response finished, failed or the
-/// client went away).
-#[derive(Debug)]
-pub struct InFlight(Endpoint);
+/// A request in flight to an endpoint: counted while it lives; dropping it (response finished,
+/// failed, or the client went away) uncounts it and tells the pool's flow control that capacity
+/// freed.
+pub struct InFlight {
+    ep: Endpoint,
+    tokens: u64,
+    pool: Option<Arc<PoolShared>>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("endpoint", &self.ep.host_port)
+            .field("tokens", &self.tokens)
+            .finish()
+    }
+}
 
 impl InFlight {
+    pub(crate) fn new(ep: Endpoint, tokens: u64, pool: Option<Arc<PoolShared>>) -> Self {
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        ep.in_flight_tokens.fetch_add(tokens, Ordering::Relaxed);
+        Self { ep, tokens, pool }
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
-        &self.0
+        &self.ep
+    }
+
+    /// The request ended; `usage` (when the response reported it) feeds the pool's cache-hit
+    /// statistics. Same as dropping the guard otherwise.
+    pub fn finish(self, usage: Option<RequestUsage>) {
+        if let (Some(pool), Some(u)) = (&self.pool, usage) {
+            pool.record_usage(u);
+        }
+    }
+
+    /// The request was actually served by `other` (e.g. the proxy retried on a fallback): move
+    /// the count there.
+    pub fn move_to(&mut self, other: &Endpoint) {
+        if Arc::ptr_eq(&self.ep, other) {
+            return;
+        }
+        other.in_flight.fetch_add(1, Ordering::Relaxed);
+        other
+            .in_flight_tokens
+            .fetch_add(self.tokens, Ordering::Relaxed);
+        let old = std::mem::replace(&mut self.ep, other.clone());
+        old.in_flight.fetch_sub(1, Ordering::Relaxed);
+        old.in_flight_tokens
+            .fetch_sub(self.tokens, Ordering::Relaxed);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.ep
+            .in_flight_tokens
+            .fetch_sub(self.tokens, Ordering::Relaxed);
+        if let Some(pool) = &self.pool {
+            pool.on_capacity_freed();
+        }
     }
+}
+
+/// Token counts a finished request reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestUsage {
+    pub prompt_tokens: u64,
+    /// Prompt tokens the engine served from its prefix cache.
+    pub cached_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// Keeps one [`EndpointState`] per (pool, address) across configuration snapshots.

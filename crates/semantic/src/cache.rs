@@ -174,10 +174,8 @@ impl SemanticCache {
         let pk = key.hash64();
         let mut g = self.inner.lock();
         let part = g.partitions.get(&pk).filter(|p| p.key == *key)?;
-        let mut found: Option<(u64, Hit)> = part
-            .exact
-            .get(&prompt_hash)
-            .map(|id| (*id, Hit::Exact));
+        let mut found: Option<(u64, Hit)> =
+            part.exact.get(&prompt_hash).map(|id| (*id, Hit::Exact));
         if found.is_none() {
             if let Some(v) = embedding {
                 found = part
@@ -245,7 +243,13 @@ impl SemanticCache {
                 expires,
             },
         );
-        g.lru.put(id, Meta { partition: pk, bytes });
+        g.lru.put(
+            id,
+            Meta {
+                partition: pk,
+                bytes,
+            },
+        );
         g.bytes += bytes;
         while g.lru.len() > self.options.max_entries || g.bytes > self.options.max_bytes {
             let Some((victim, meta)) = g.lru.peek_lru().map(|(k, m)| (*k, m.partition)) else {
@@ -319,18 +323,27 @@ mod tests {
 
     #[test]
     fn exact_then_semantic_within_the_partition_only() {
-        let c = SemanticCache::new(3, CacheOptions {
-            threshold: 0.9,
-            ..Default::default()
-        });
+        let c = SemanticCache::new(
+            3,
+            CacheOptions {
+                threshold: 0.9,
+                ..Default::default()
+            },
+        );
         c.store(&key("a"), 10, Some(v(&[1.0, 0.0, 0.0])), answer("A"));
         let (ans, hit) = c.lookup(&key("a"), 10, None).unwrap();
         assert_eq!((ans.content.as_str(), hit), ("A", Hit::Exact));
-        let (_, hit) = c.lookup(&key("a"), 11, Some(&v(&[0.99, 0.05, 0.0]))).unwrap();
+        let (_, hit) = c
+            .lookup(&key("a"), 11, Some(&v(&[0.99, 0.05, 0.0])))
+            .unwrap();
         assert!(matches!(hit, Hit::Semantic(s) if s > 0.9));
-        assert!(c.lookup(&key("a"), 11, Some(&v(&[0.0, 1.0, 0.0]))).is_none());
+        assert!(c
+            .lookup(&key("a"), 11, Some(&v(&[0.0, 1.0, 0.0])))
+            .is_none());
         // Same prompt, other tenant: nothing.
-        assert!(c.lookup(&key("b"), 10, Some(&v(&[1.0, 0.0, 0.0]))).is_none());
+        assert!(c
+            .lookup(&key("b"), 10, Some(&v(&[1.0, 0.0, 0.0])))
+            .is_none());
         let other_fp = PartitionKey {
             fingerprint: 2,
             ..key("a")
@@ -340,10 +353,13 @@ mod tests {
 
     #[test]
     fn bounded_by_entries_and_bytes_with_lru_eviction() {
-        let c = SemanticCache::new(3, CacheOptions {
-            max_entries: 3,
-            ..Default::default()
-        });
+        let c = SemanticCache::new(
+            3,
+            CacheOptions {
+                max_entries: 3,
+                ..Default::default()
+            },
+        );
         for i in 0..3 {
             c.store(&key("a"), i, None, answer("x"));
         }
@@ -353,10 +369,13 @@ mod tests {
         assert!(c.lookup(&key("a"), 0, None).is_some());
         assert_eq!(c.stats().entries, 3);
 
-        let c = SemanticCache::new(3, CacheOptions {
-            max_bytes: 1000,
-            ..Default::default()
-        });
+        let c = SemanticCache::new(
+            3,
+            CacheOptions {
+                max_bytes: 1000,
+                ..Default::default()
+            },
+        );
         for i in 0..20 {
             c.store(&key("a"), i, None, answer(&"y".repeat(200)));
         }
@@ -366,10 +385,13 @@ mod tests {
 
     #[test]
     fn entries_expire() {
-        let c = SemanticCache::new(3, CacheOptions {
-            ttl: Duration::from_millis(0),
-            ..Default::default()
-        });
+        let c = SemanticCache::new(
+            3,
+            CacheOptions {
+                ttl: Duration::from_millis(0),
+                ..Default::default()
+            },
+        );
         c.store(&key("a"), 1, None, answer("x"));
         assert!(c.lookup(&key("a"), 1, None).is_none());
         assert_eq!(c.stats().entries, 0);

@@ -177,7 +177,9 @@ pub fn evaluate_injection(
                     report.near_duplicates += 1;
                 }
                 if findings.is_empty() {
-                    report.misses.push((item.category.clone(), item.text.clone()));
+                    report
+                        .misses
+                        .push((item.category.clone(), item.text.clone()));
                 }
             } else if !findings.is_empty() {
                 let why = findings
@@ -206,14 +208,22 @@ pub fn calibrate_on_corpus(corpus: &Corpus, threshold: f32, margin: f32) -> (f64
             .filter(|(j, _)| *j != i)
             .map(|(_, (_, x))| dot(x, v))
             .fold(-1.0f32, f32::max);
-        let b = corpus.benign.iter().map(|x| dot(x, v)).fold(-1.0f32, f32::max);
+        let b = corpus
+            .benign
+            .iter()
+            .map(|x| dot(x, v))
+            .fold(-1.0f32, f32::max);
         if a >= threshold && a - b >= margin {
             tp += 1;
         }
     }
     let mut fp = 0;
     for (i, v) in corpus.benign.iter().enumerate() {
-        let a = corpus.attacks.iter().map(|(_, x)| dot(x, v)).fold(-1.0f32, f32::max);
+        let a = corpus
+            .attacks
+            .iter()
+            .map(|(_, x)| dot(x, v))
+            .fold(-1.0f32, f32::max);
         let b = corpus
             .benign
             .iter()
@@ -282,19 +292,29 @@ pub fn evaluate_routing(
     };
     for (item, v) in items.iter().zip(vecs) {
         let choice = router.choose(&item.text, &v);
-        let chosen = if &*choice.model == "small" { "simple" } else { "complex" };
+        let chosen = if &*choice.model == "small" {
+            "simple"
+        } else {
+            "complex"
+        };
         report.total += 1;
         if chosen == item.label {
             report.correct += 1;
         } else {
-            report.misrouted.push((item.label.clone(), item.text.clone()));
+            report
+                .misrouted
+                .push((item.label.clone(), item.text.clone()));
         }
         *report
             .confusion
             .entry((item.label.clone(), chosen.to_string()))
             .or_default() += 1;
         let tokens = item.text.len() as f64 / 4.0 + 300.0;
-        let price = if chosen == "simple" { price_small } else { price_strong };
+        let price = if chosen == "simple" {
+            price_small
+        } else {
+            price_strong
+        };
         report.cost_router += tokens * price / 1e6;
         report.cost_strong += tokens * price_strong / 1e6;
     }
@@ -414,7 +434,11 @@ pub fn cache_workload(
 
 /// Lookup latency at `n` entries in one partition (embedding excluded): random unit vectors
 /// stored, then queried with perturbed copies. Returns (p50, p99, max, recall vs exact).
-pub fn cache_lookup_latency(dim: usize, n: usize, queries: usize) -> (Duration, Duration, Duration, f64) {
+pub fn cache_lookup_latency(
+    dim: usize,
+    n: usize,
+    queries: usize,
+) -> (Duration, Duration, Duration, f64) {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     let mut rng = SmallRng::seed_from_u64(42);

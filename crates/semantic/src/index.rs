@@ -214,7 +214,11 @@ impl VectorIndex {
         let sample_n = (k * 32).min(n);
         let sample: Vec<usize> = (0..sample_n).map(|_| rng.random_range(0..n)).collect();
         let mut centroids: Vec<Vec<f32>> = (0..k)
-            .map(|_| self.slots[sample[rng.random_range(0..sample.len())]].vector.to_vec())
+            .map(|_| {
+                self.slots[sample[rng.random_range(0..sample.len())]]
+                    .vector
+                    .to_vec()
+            })
             .collect();
         for _ in 0..6 {
             let mut sums = vec![vec![0f32; self.dim]; k];
@@ -278,10 +282,13 @@ mod tests {
     fn ivf_finds_near_duplicates_and_survives_churn() {
         let dim = 48;
         let mut rng = SmallRng::seed_from_u64(7);
-        let mut idx = VectorIndex::new(dim, IndexOptions {
-            ivf_threshold: 512,
-            nprobe: 8,
-        });
+        let mut idx = VectorIndex::new(
+            dim,
+            IndexOptions {
+                ivf_threshold: 512,
+                nprobe: 8,
+            },
+        );
         let mut vecs = Vec::new();
         for i in 0..3000u64 {
             let v = random_unit(&mut rng, dim);

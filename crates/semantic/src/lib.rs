@@ -6,11 +6,11 @@
 //! Pure logic only: no sockets. The gateway wires these to requests; anything that needs I/O
 //! (a remote embedder, the guardrail webhook) is implemented there behind these traits.
 
-pub mod embed;
-pub mod vector;
 pub mod cache;
+pub mod embed;
+pub mod eval;
 pub mod guard;
 pub mod index;
 pub mod retrieval;
 pub mod router;
-pub mod eval;
+pub mod vector;

@@ -173,14 +173,19 @@ fn list_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RetrievalError> {
 
 impl Collection {
     /// Read, chunk and embed the documents, reusing the persisted index for unchanged files.
-    pub async fn load(source: &CollectionSource, embedder: &dyn Embedder) -> Result<Self, RetrievalError> {
+    pub async fn load(
+        source: &CollectionSource,
+        embedder: &dyn Embedder,
+    ) -> Result<Self, RetrievalError> {
         let stored: Option<StoredIndex> = source
             .index_path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .filter(|s: &StoredIndex| {
-                s.model == embedder.name() && s.dim == embedder.dim() && s.chunk_chars == source.chunk_chars
+                s.model == embedder.name()
+                    && s.dim == embedder.dim()
+                    && s.chunk_chars == source.chunk_chars
             });
         let mut stored_files = stored.map(|s| s.files).unwrap_or_default();
         let mut files_out: HashMap<String, StoredFile> = HashMap::new();
@@ -294,7 +299,11 @@ mod tests {
         let text = format!("{para}\n\n{para}\n\nshort one\n\n{}", "x. ".repeat(400));
         let chunks = chunk_text(&text, 300);
         assert!(chunks.len() >= 4);
-        assert!(chunks.iter().all(|c| c.len() <= 300 + 120), "{:?}", chunks.iter().map(String::len).collect::<Vec<_>>());
+        assert!(
+            chunks.iter().all(|c| c.len() <= 300 + 120),
+            "{:?}",
+            chunks.iter().map(String::len).collect::<Vec<_>>()
+        );
         assert!(chunks.iter().any(|c| c.contains("short one")));
     }
 
@@ -308,8 +317,17 @@ mod tests {
              over 50 euros, and costs 4.90 euros below that amount, anywhere in the country.",
         )
         .unwrap();
-        std::fs::write(dir.path().join("b.txt"), "Our office is in Lisbon and opens at 9am.").unwrap();
-        let pool = EncoderPool::start(Arc::new(HashingEncoder { dim: 128 }), "hash", PoolOptions::default()).unwrap();
+        std::fs::write(
+            dir.path().join("b.txt"),
+            "Our office is in Lisbon and opens at 9am.",
+        )
+        .unwrap();
+        let pool = EncoderPool::start(
+            Arc::new(HashingEncoder { dim: 128 }),
+            "hash",
+            PoolOptions::default(),
+        )
+        .unwrap();
         let src = CollectionSource {
             name: "docs".into(),
             paths: vec![dir.path().to_path_buf()],
@@ -318,7 +336,10 @@ mod tests {
         };
         let c = Collection::load(&src, &pool).await.unwrap();
         assert!(c.len() >= 3, "{}", c.len());
-        let q = pool.embed(&["when are refunds issued".into()]).await.unwrap();
+        let q = pool
+            .embed(&["when are refunds issued".into()])
+            .await
+            .unwrap();
         let hits = c.search(&q[0], 1, 0.0);
         assert!(hits[0].0.text.contains("Refunds"), "{:?}", hits);
         assert!(context_block(&hits).contains("a.md#1"));

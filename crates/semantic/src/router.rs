@@ -82,7 +82,12 @@ const CODE: &str = r"(?m)(?:```|^\s{4}\S|\b(?:def|fn|func|class|impl|struct|retu
 const REASONING: &str = r"(?i)\b(?:step[- ]by[- ]step|prove|proof|derive|derivation|trade-?offs?|compare and contrast|analy[sz]e|evaluate|justify|reason(?:ing)? through|why does|why is|what would happen if|design an?|architect|optimi[sz]e|complexity|theorem|rigorous|in depth|pros and cons|critique)\b";
 
 impl SemanticRouter {
-    pub fn new(routes: Vec<Route>, default_model: Arc<str>, threshold: f32, signals: Signals) -> Self {
+    pub fn new(
+        routes: Vec<Route>,
+        default_model: Arc<str>,
+        threshold: f32,
+        signals: Signals,
+    ) -> Self {
         Self {
             routes,
             default_model,
@@ -153,7 +158,10 @@ mod tests {
     #[test]
     fn signals_fire_on_code_and_reasoning() {
         let r = SemanticRouter::new(vec![], "big".into(), 0.5, Signals::default());
-        assert_eq!(r.signals("What is the capital of France?"), Vec::<&str>::new());
+        assert_eq!(
+            r.signals("What is the capital of France?"),
+            Vec::<&str>::new()
+        );
         assert_eq!(r.signals("Fix this: ```fn main() {}```"), vec!["code"]);
         assert_eq!(
             r.signals("Prove step by step that sqrt(2) is irrational"),

@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::tokenizer::{push_token_ids, token_id};
+use crate::tokenizer::{message_end_token, push_token_ids, role_token};
 
 /// A string that borrows from the request body when it has no escapes.
 #[derive(Debug)]
@@ -226,7 +226,7 @@ impl Prompt {
                     echo_text = content.joined();
                 }
             }
-            token_ids.push(token_id(b"<|im_end|>"));
+            token_ids.push(message_end_token());
         }
         token_ids.push(role_token("assistant"));
         Prompt {
@@ -275,14 +275,6 @@ impl Prompt {
             fingerprint: xxhash_rust::xxh64::xxh64(&bytes, 2),
         }
     }
-}
-
-fn role_token(role: &str) -> u32 {
-    let mut h: u32 = token_id(b"<|im_start|>");
-    for b in role.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h
 }
 
 /// Inputs of an embedding request, as `(text for hashing, token count)`.
@@ -468,6 +460,27 @@ mod tests {
         assert_eq!(p.echo_text, "hello\nthere");
         // system: 1 + 2 + 1, user: 1 + 2 + 1, assistant: 1 + 0 + 1, plus the assistant start
         assert_eq!(p.tokens(), 11);
+    }
+
+    #[test]
+    fn the_scheduler_sees_the_same_prompt_tokens_as_the_engine() {
+        // The precise prefix-cache scorer tokenizes with `chat_prompt_token_ids` /
+        // `completion_prompt_token_ids`; they must agree with what the engine caches.
+        let messages = r#"[{"role":"system","content":"be brief, always"},{"role":"user","content":[{"type":"text","text":"hello"},{"type":"text","text":"there"}]},{"role":"assistant","content":null}]"#;
+        let body = format!(r#"{{"messages":{messages}}}"#);
+        let r: ChatRequest<'_> = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            Prompt::from_chat(&r.messages).token_ids,
+            crate::tokenizer::chat_prompt_token_ids(messages.as_bytes()).unwrap()
+        );
+        for prompt in [r#""a b, c""#, r#"["x y"]"#, "[1,2,3]", "[[7,8]]"] {
+            let body = format!(r#"{{"prompt":{prompt}}}"#);
+            let r: CompletionRequest<'_> = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                Prompt::from_text_input(&r.prompt).unwrap().token_ids,
+                crate::tokenizer::completion_prompt_token_ids(prompt.as_bytes()).unwrap()
+            );
+        }
     }
 
     #[test]

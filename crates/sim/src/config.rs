@@ -236,6 +236,12 @@ pub struct SimConfig {
     /// Multiplies every simulated duration (0.01 = a hundred times faster).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Prefills a replica computes at once (0 = unlimited, each request prefills on its own).
+    /// With N, a running request waits for one of N prefill lanes, as an engine's compute is
+    /// shared: uncached prompt tokens then cost queueing for everyone, which is what makes
+    /// prefix-cache-aware routing pay off under load.
+    #[arg(long, default_value_t = 0)]
+    pub prefill_parallelism: usize,
 
     // ---- prefix (KV) cache ----
     /// Simulate the prefix cache (hits shorten prefill, drive `vllm:kv_cache_usage_perc`).
@@ -250,6 +256,14 @@ pub struct SimConfig {
     /// Seed of the block hash chain (vLLM's PYTHONHASHSEED).
     #[arg(long, env = "PYTHONHASHSEED", default_value = "")]
     pub hash_seed: String,
+    /// Publish KV-cache events (vLLM's ZMQ format: topic `kv@<ip>:<port>@<model>`, sequence,
+    /// msgpack batch) by connecting a PUB socket here, e.g. `tcp://127.0.0.1:5557` where a
+    /// gateway's precise prefix-cache scorer listens. Empty: off.
+    #[arg(long, default_value = "")]
+    pub zmq_endpoint: String,
+    /// Most events per published batch.
+    #[arg(long, default_value_t = 16)]
+    pub event_batch_size: usize,
 
     // ---- failures ----
     /// Percentage (0–100) of inference requests that fail with one of `--failure-types`.
@@ -293,10 +307,13 @@ impl Default for SimConfig {
             prefill_time_std_dev: 0.0,
             time_factor_under_load: 1.0,
             time_scale: 1.0,
+            prefill_parallelism: 0,
             enable_kvcache: true,
             kv_cache_size: 1024,
             block_size: 16,
             hash_seed: String::new(),
+            zmq_endpoint: String::new(),
+            event_batch_size: 16,
             failure_injection_rate: 0.0,
             failure_types: Vec::new(),
             fake_metrics: None,
@@ -388,6 +405,12 @@ impl SimConfig {
         }
         if self.block_size == 0 || self.block_size > 1024 {
             return bad("block-size", "must be between 1 and 1024 tokens");
+        }
+        if !self.zmq_endpoint.is_empty() && !self.zmq_endpoint.starts_with("tcp://") {
+            return bad("zmq-endpoint", "write tcp://HOST:PORT");
+        }
+        if self.event_batch_size == 0 {
+            return bad("event-batch-size", "must be at least 1");
         }
         for (key, v) in self.durations() {
             if !v.is_finite() || v < 0.0 {

@@ -155,6 +155,22 @@ impl SimFleet {
             let listener_dup = SockRef::from(&listener).try_clone()?;
             let state = Arc::new(Replica::new(Arc::clone(&config), index, addr.port()));
             let (kill, killed) = watch::channel(false);
+            if let (false, Some(kv)) = (config.zmq_endpoint.is_empty(), state.kv.as_ref()) {
+                let publisher = crate::kv_publisher::run(
+                    config.zmq_endpoint.clone(),
+                    addr.to_string(),
+                    state.primary_model().to_string(),
+                    config.event_batch_size,
+                    kv.subscribe(),
+                );
+                let mut killed = killed.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = publisher => {}
+                        _ = killed_signal(&mut killed) => {}
+                    }
+                });
+            }
             let connections = Arc::new(Connections::default());
             let task = tokio::spawn(accept_loop(
                 listener,

@@ -88,8 +88,10 @@ impl Job {
             Duration::ZERO
         } else {
             let load = self.load_factor();
-            self.latency
-                .prefill(self.prompt.tokens(), cached_tokens, load, &mut self.rng)
+            let own =
+                self.latency
+                    .prefill(self.prompt.tokens(), cached_tokens, load, &mut self.rng);
+            r.schedule_prefill(admitted_at, own)
         };
         Running {
             _slot: slot,

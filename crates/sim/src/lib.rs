@@ -25,6 +25,7 @@ pub mod fake_metrics;
 mod fleet;
 mod inference;
 pub mod kv_cache;
+mod kv_publisher;
 mod latency;
 mod lora;
 mod metrics;
@@ -33,7 +34,8 @@ mod server;
 mod settings;
 mod stream;
 mod text;
-pub mod tokenizer;
+/// The tokenizer lives in `infergate-protocol` so the scheduler cuts prompts into the same blocks.
+pub use infergate_protocol::tokenizer;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -50,6 +50,10 @@ pub(crate) struct Replica {
     pub(crate) settings: ArcSwap<RuntimeSettings>,
     pub(crate) engine: Arc<Engine>,
     pub(crate) kv: Option<Arc<KvCache>>,
+    /// When each prefill lane is next free (`--prefill-parallelism`; empty = unlimited), and
+    /// the start times of prefills still waiting for a lane (they count as waiting, as vLLM
+    /// counts requests not yet scheduled).
+    prefill_lanes: parking_lot::Mutex<(Vec<Instant>, std::collections::VecDeque<Instant>)>,
     loras: LoraRegistry,
     pub(crate) metrics: Metrics,
     ready_at: Instant,
@@ -69,6 +73,35 @@ fn header_value(s: &str, fallback: &'static str) -> HeaderValue {
 }
 
 impl Replica {
+    /// A prefill of `prefill` that could start at `ready`: with limited prefill lanes it starts
+    /// when the earliest lane frees, and the lane is taken until it ends. Returns the time from
+    /// `ready` to the end of the prefill.
+    pub(crate) fn schedule_prefill(&self, ready: Instant, prefill: Duration) -> Duration {
+        let mut guard = self.prefill_lanes.lock();
+        let (lanes, pending) = &mut *guard;
+        let Some(lane) = lanes.iter_mut().min() else {
+            return prefill;
+        };
+        let start = (*lane).max(ready);
+        let end = start + prefill;
+        *lane = end;
+        if start > ready {
+            // Lanes are taken in start order, so this queue stays sorted.
+            pending.push_back(start);
+        }
+        end.saturating_duration_since(ready)
+    }
+
+    /// Running requests still waiting for a prefill lane.
+    fn prefills_waiting(&self) -> usize {
+        let mut guard = self.prefill_lanes.lock();
+        let now = Instant::now();
+        while guard.1.front().is_some_and(|s| *s <= now) {
+            guard.1.pop_front();
+        }
+        guard.1.len()
+    }
+
     pub(crate) fn new(config: Arc<SimConfig>, index: usize, port: u16) -> Self {
         let served_names = config.served_names();
         let primary = served_names
@@ -98,6 +131,10 @@ impl Replica {
                 config.max_loras,
             ),
             kv,
+            prefill_lanes: parking_lot::Mutex::new((
+                vec![Instant::now(); config.prefill_parallelism],
+                std::collections::VecDeque::new(),
+            )),
             loras: LoraRegistry::new(
                 &config.lora_modules,
                 config.max_cpu_loras.unwrap_or(LORA_REGISTRY_LIMIT),
@@ -592,12 +629,17 @@ impl Replica {
         let fake = settings.fake_metrics.as_ref();
         let since = settings.fake_metrics_since.elapsed();
         let count = |v: f64| v.round().max(0.0);
-        let running = fake
-            .and_then(|f| f.running_requests.as_ref())
-            .map_or(self.engine.running() as f64, |v| count(v.value_at(since)));
+        // A request holding a slot but not yet prefilling is waiting, as vLLM reports it.
+        let lane_waiting = self.prefills_waiting();
+        let running = fake.and_then(|f| f.running_requests.as_ref()).map_or(
+            self.engine.running().saturating_sub(lane_waiting) as f64,
+            |v| count(v.value_at(since)),
+        );
         let waiting = fake
             .and_then(|f| f.waiting_requests.as_ref())
-            .map_or(self.engine.waiting() as f64, |v| count(v.value_at(since)));
+            .map_or((self.engine.waiting() + lane_waiting) as f64, |v| {
+                count(v.value_at(since))
+            });
         let kv_cache_usage = fake
             .and_then(|f| f.kv_cache_usage.as_ref())
             .map(|v| v.value_at(since).clamp(0.0, 1.0))
@@ -776,6 +818,28 @@ fn error_response(error: &SimError) -> Response<SimBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefill_lanes_queue_prefills_beyond_the_parallelism() {
+        let config = SimConfig {
+            prefill_parallelism: 2,
+            ..SimConfig::default()
+        };
+        let r = Replica::new(Arc::new(config), 0, 1);
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let p = Duration::from_millis(100);
+        // two lanes: the first two prefill at once, the third waits for a lane
+        assert_eq!(r.schedule_prefill(t0, p), p);
+        assert_eq!(r.schedule_prefill(t0, p), p);
+        assert_eq!(r.schedule_prefill(t0, p), 2 * p);
+        assert_eq!(r.prefills_waiting(), 1, "the third waits for a lane");
+        // a prefill ready after the lanes free starts at once
+        assert_eq!(r.schedule_prefill(t0 + 10 * p, p), p);
+        let unlimited = Replica::new(Arc::new(SimConfig::default()), 0, 1);
+        for _ in 0..10 {
+            assert_eq!(unlimited.schedule_prefill(t0, p), p);
+        }
+    }
 
     #[test]
     fn embeddings_are_deterministic_unit_vectors() {

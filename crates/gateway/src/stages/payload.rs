@@ -65,7 +65,9 @@ impl ResponsePlan {
     }
 }
 
-/// Result of the request-side stages.
+/// Result of the request-side stages. One per request, returned once: boxing the large
+/// variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Before {
     /// Go on to route with this body and public model.
     Continue {
@@ -106,7 +108,14 @@ pub fn fingerprint(op: Operation, body: &RequestBody, view: &PromptView) -> u64 
         for (k, v) in &map {
             if matches!(
                 k.as_str(),
-                "model" | "stream" | "stream_options" | "user" | "metadata" | "store" | "messages" | "prompt"
+                "model"
+                    | "stream"
+                    | "stream_options"
+                    | "user"
+                    | "metadata"
+                    | "store"
+                    | "messages"
+                    | "prompt"
             ) {
                 continue;
             }
@@ -171,7 +180,9 @@ async fn run_webhooks(
     let tenant = ctx.identity.as_ref().map(|i| i.tenant.clone());
     let mut block = None;
     for hook in hooks {
-        let verdict = hook.check(direction.as_str(), tenant.as_deref(), model, texts).await;
+        let verdict = hook
+            .check(direction.as_str(), tenant.as_deref(), model, texts)
+            .await;
         let (hit, found, rule): (bool, &'static str, Option<Arc<str>>) = match verdict {
             WebhookVerdict::Allow => continue,
             WebhookVerdict::Hit(reason) => (true, "webhook_verdict", reason.map(Arc::from)),
@@ -229,7 +240,10 @@ pub async fn before_route(
     let tenant: Option<Arc<str>> = ctx.identity.as_ref().map(|i| i.tenant.clone());
     let plan = rt.plan(tenant.as_deref(), &requested);
     let router = rt.routers.get(&requested).cloned();
-    let has_collections = rt.collections_for(tenant.as_deref(), &requested).next().is_some()
+    let has_collections = rt
+        .collections_for(tenant.as_deref(), &requested)
+        .next()
+        .is_some()
         || router.is_some() && !rt.collections.is_empty();
     let mut response = ResponsePlan {
         guard: plan.response.clone(),
@@ -253,14 +267,14 @@ pub async fn before_route(
     let mut view = PromptView::parse(op, &body);
     let query = view.query_text();
     let (no_cache, no_store) = cache_control(headers);
-    let cache = plan.cache.filter(|_| !(no_cache && no_store) && n_choices(&body) <= 1);
+    let cache = plan
+        .cache
+        .filter(|_| !(no_cache && no_store) && n_choices(&body) <= 1);
     let semantic_cache = cache.is_some_and(|c| c.semantic && !no_cache);
 
     // One embedding of the last user message, if anything needs it.
-    let needs_embedding = plan.request.uses_embedding()
-        || semantic_cache
-        || router.is_some()
-        || has_collections;
+    let needs_embedding =
+        plan.request.uses_embedding() || semantic_cache || router.is_some() || has_collections;
     let mut embedding: Option<Vector> = None;
     if let (true, Some(q), Some(e)) = (needs_embedding, &query, &rt.embedder) {
         let t = Instant::now();
@@ -286,7 +300,8 @@ pub async fn before_route(
         let mut new_texts: Vec<(usize, String)> = Vec::new();
         let mut embedded_once = false;
         for (i, seg) in view.segments.iter().enumerate() {
-            let is_query = !embedded_once && Some(seg.message) == view.last_user && seg.role == "user";
+            let is_query =
+                !embedded_once && Some(seg.message) == view.last_user && seg.role == "user";
             embedded_once |= is_query;
             let input = ScanInput {
                 text: &seg.text,
@@ -355,7 +370,11 @@ pub async fn before_route(
         let lookup = if no_cache {
             None
         } else {
-            let emb = if store.semantic { embedding.as_deref() } else { None };
+            let emb = if store.semantic {
+                embedding.as_deref()
+            } else {
+                None
+            };
             store.cache.lookup(&key, prompt_hash, emb)
         };
         let result = match &lookup {
@@ -372,7 +391,11 @@ pub async fn before_route(
             })
             .inc();
         if let Some((answer, hit)) = lookup {
-            ctx.cache = Some(if hit == Hit::Exact { "hit" } else { "semantic-hit" });
+            ctx.cache = Some(if hit == Hit::Exact {
+                "hit"
+            } else {
+                "semantic-hit"
+            });
             ctx.model = Some(Arc::from(requested.as_str()));
             ctx.served_model = Some(answer.served_model.clone());
             let resp = cached_response(ctx, &body, op, &answer, &requested);
@@ -385,7 +408,11 @@ pub async fn before_route(
                 policy: store.name.clone(),
                 key,
                 prompt_hash,
-                embedding: if store.semantic { embedding.clone() } else { None },
+                embedding: if store.semantic {
+                    embedding.clone()
+                } else {
+                    None
+                },
                 chat: op == Operation::Chat,
             });
         }
@@ -478,7 +505,10 @@ fn cached_response(
             "text/event-stream",
         )
     } else {
-        (replay::json_body(answer, &ctx.id, model), "application/json")
+        (
+            replay::json_body(answer, &ctx.id, model),
+            "application/json",
+        )
     };
     let mut resp = Response::new(GatewayBody::full(bytes));
     *resp.status_mut() = StatusCode::OK;
@@ -496,7 +526,11 @@ pub fn add_headers(ctx: &RequestContext, headers: &mut HeaderMap) {
     if let Some(c) = ctx.cache {
         headers.insert("x-infergate-cache", HeaderValue::from_static(c));
     }
-    if let Some(r) = ctx.route_reason.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
+    if let Some(r) = ctx
+        .route_reason
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
         headers.insert("x-infergate-route-reason", r);
     }
     let flags: Vec<&str> = ctx
@@ -588,7 +622,9 @@ pub async fn after_full(
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
     let mut final_texts: Vec<String> = Vec::new();
     for (range, text) in &texts {
-        let mut one = plan.guard.evaluate(&ScanInput::new(text, Direction::Response));
+        let mut one = plan
+            .guard
+            .evaluate(&ScanInput::new(text, Direction::Response));
         let out = if one.redactions.is_empty() {
             text.clone()
         } else {
@@ -663,7 +699,7 @@ fn store_answer(
     );
     let stats = store.cache.stats();
     let label = crate::metrics::PolicyLabels {
-        policy: Label(store.policy.clone()),
+        policy: Label(store.policy),
     };
     gw.metrics
         .cache_entries

@@ -159,7 +159,11 @@ impl PromptView {
 pub fn replace_segments(body: &Bytes, view: &PromptView, new_texts: &[(usize, String)]) -> Bytes {
     let mut edits: Vec<(Range<usize>, Vec<u8>)> = new_texts
         .iter()
-        .filter_map(|(i, t)| view.segments.get(*i).map(|s| (s.range.clone(), json_string(t))))
+        .filter_map(|(i, t)| {
+            view.segments
+                .get(*i)
+                .map(|s| (s.range.clone(), json_string(t)))
+        })
         .collect();
     splice(body, &mut edits)
 }

@@ -120,8 +120,9 @@ impl Embedder for RemoteEmbedder {
             if texts.is_empty() {
                 return Ok(Vec::new());
             }
-            let body = serde_json::to_vec(&serde_json::json!({"model": self.model, "input": texts}))
-                .map_err(|e| EmbedError::Remote(e.to_string()))?;
+            let body =
+                serde_json::to_vec(&serde_json::json!({"model": self.model, "input": texts}))
+                    .map_err(|e| EmbedError::Remote(e.to_string()))?;
             let bytes = post_json(&self.client, &self.url, body, self.timeout, 64 << 20)
                 .await
                 .map_err(EmbedError::Remote)?;

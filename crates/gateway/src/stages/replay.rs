@@ -85,7 +85,10 @@ pub fn sse_body(a: &CachedAnswer, id: &str, model: &str, include_usage: bool) ->
                 "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
             })
         };
-        event(&mut buf, &chunk(json!({"role": "assistant", "content": ""}), json!(null)));
+        event(
+            &mut buf,
+            &chunk(json!({"role": "assistant", "content": ""}), json!(null)),
+        );
         for p in pieces(&a.content, 64) {
             event(&mut buf, &chunk(json!({"content": p}), json!(null)));
         }

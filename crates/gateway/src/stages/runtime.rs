@@ -93,10 +93,16 @@ impl SemanticRuntime {
         let mut plan = Plan::default();
         for p in &self.guard_policies {
             if p.spec.matches(tenant, model) {
-                plan.request.guardrails.extend(p.request.guardrails.iter().cloned());
-                plan.response.guardrails.extend(p.response.guardrails.iter().cloned());
-                plan.request_webhooks.extend(p.request_webhooks.iter().cloned());
-                plan.response_webhooks.extend(p.response_webhooks.iter().cloned());
+                plan.request
+                    .guardrails
+                    .extend(p.request.guardrails.iter().cloned());
+                plan.response
+                    .guardrails
+                    .extend(p.response.guardrails.iter().cloned());
+                plan.request_webhooks
+                    .extend(p.request_webhooks.iter().cloned());
+                plan.response_webhooks
+                    .extend(p.response_webhooks.iter().cloned());
             }
         }
         plan.cache = self.caches.iter().find(|c| c.spec.matches(tenant, model));
@@ -173,10 +179,9 @@ impl SemanticRuntime {
                     threshold: c.spec.threshold.map_or(defaults.threshold, |t| t.0),
                     ttl: c.spec.ttl.map_or(defaults.ttl, |d| d.get()),
                     max_entries: c.spec.max_entries.unwrap_or(defaults.max_entries),
-                    max_bytes: c
-                        .spec
-                        .max_bytes
-                        .map_or(defaults.max_bytes, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
+                    max_bytes: c.spec.max_bytes.map_or(defaults.max_bytes, |b| {
+                        usize::try_from(b.0).unwrap_or(usize::MAX)
+                    }),
                     index: defaults.index,
                 };
                 Arc::new(SemanticCache::new(
@@ -257,7 +262,9 @@ fn start_embedder(spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
     let inner: SharedEmbedder = if let Some(endpoint) = &spec.endpoint {
         Arc::new(RemoteEmbedder::new(
             endpoint,
-            spec.model.clone().unwrap_or_else(|| "text-embedding".into()),
+            spec.model
+                .clone()
+                .unwrap_or_else(|| "text-embedding".into()),
             spec.timeout.map_or(Duration::from_secs(2), |d| d.get()),
         )?)
     } else {
@@ -289,9 +296,11 @@ fn local_embedder(spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
 
 #[cfg(not(feature = "embed-candle"))]
 fn local_embedder(_spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
-    Err("this infergate was built without the `embed-candle` feature; set \
+    Err(
+        "this infergate was built without the `embed-candle` feature; set \
          GatewaySettings spec.embeddings.endpoint to an OpenAI-compatible embeddings endpoint"
-        .into())
+            .into(),
+    )
 }
 
 async fn embed_all(e: &dyn Embedder, texts: &[String]) -> Result<Vec<Vector>, String> {
@@ -394,7 +403,9 @@ pub async fn load_corpus(
         }
     }
     let text = match path {
-        Some(p) => std::fs::read_to_string(p).map_err(|err| format!("injection corpus {p}: {err}"))?,
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|err| format!("injection corpus {p}: {err}"))?
+        }
         None => injection::BUILTIN_CORPUS.to_string(),
     };
     let (version, items) = injection::parse_corpus(&text)?;
@@ -407,7 +418,9 @@ pub async fn load_corpus(
     };
     for (item, v) in items.iter().zip(vectors) {
         if item.label == "attack" {
-            corpus.attacks.push((injection::category(&item.category), v));
+            corpus
+                .attacks
+                .push((injection::category(&item.category), v));
         } else {
             corpus.benign.push(v);
         }

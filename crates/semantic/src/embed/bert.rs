@@ -116,7 +116,11 @@ struct Layer {
     out_norm: Norm,
 }
 
-fn take(ts: &mut HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor, EmbedError> {
+fn take(
+    ts: &mut HashMap<String, Tensor>,
+    name: &str,
+    shape: &[usize],
+) -> Result<Tensor, EmbedError> {
     let t = ts
         .remove(name)
         .or_else(|| ts.remove(&format!("bert.{name}")))
@@ -179,7 +183,10 @@ impl BertEncoder {
                 config.hidden_act
             )));
         }
-        if config.hidden_size % config.num_attention_heads != 0 {
+        if !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
+        {
             return Err(EmbedError::Model(
                 "hidden_size is not a multiple of num_attention_heads".into(),
             ));
@@ -200,7 +207,11 @@ impl BertEncoder {
             .map_err(|e| EmbedError::Model(format!("{}: {e}", weights_path.display())))?;
         let h = config.hidden_size;
         let eps = config.layer_norm_eps;
-        let word = take(&mut ts, "embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+        let word = take(
+            &mut ts,
+            "embeddings.word_embeddings.weight",
+            &[config.vocab_size, h],
+        )?;
         let position = take(
             &mut ts,
             "embeddings.position_embeddings.weight",
@@ -299,7 +310,10 @@ impl BertEncoder {
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?.reshape((b, s, 3, self.heads, self.head_dim))?;
+            let qkv = layer
+                .qkv
+                .forward(&x)?
+                .reshape((b, s, 3, self.heads, self.head_dim))?;
             let heads = |i: usize| -> candle_core::Result<Tensor> {
                 qkv.narrow(2, i, 1)?
                     .squeeze(2)?
@@ -331,7 +345,11 @@ impl BertEncoder {
         let summed = x.broadcast_mul(&m)?.sum(1)?; // (b, h)
         let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?; // (b, 1)
         let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norms = mean
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         mean.broadcast_div(&norms)?.to_vec2::<f32>()
     }
 }

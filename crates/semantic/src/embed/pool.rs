@@ -103,7 +103,10 @@ impl EncoderPool {
         self.shared.queue.lock().texts
     }
 
-    fn submit(&self, texts: Vec<String>) -> Result<oneshot::Receiver<Result<Vec<Vector>, EmbedError>>, EmbedError> {
+    fn submit(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<oneshot::Receiver<Result<Vec<Vector>, EmbedError>>, EmbedError> {
         let (tx, rx) = oneshot::channel();
         let mut q = self.shared.queue.lock();
         if q.stopped {
@@ -231,11 +234,15 @@ mod tests {
             slow: std::time::Duration::from_millis(30),
         });
         let pool = Arc::new(
-            EncoderPool::start(enc.clone(), "t", PoolOptions {
-                workers: 1,
-                max_batch: 64,
-                max_queue: 1000,
-            })
+            EncoderPool::start(
+                enc.clone(),
+                "t",
+                PoolOptions {
+                    workers: 1,
+                    max_batch: 64,
+                    max_queue: 1000,
+                },
+            )
             .unwrap(),
         );
         let mut handles = Vec::new();
@@ -256,7 +263,11 @@ mod tests {
             assert_eq!(&*v[1], want[1].as_slice());
         }
         // 20 requests, one slow worker: most of them shared a forward pass.
-        assert!(enc.calls.load(Ordering::SeqCst) < 20, "{}", enc.calls.load(Ordering::SeqCst));
+        assert!(
+            enc.calls.load(Ordering::SeqCst) < 20,
+            "{}",
+            enc.calls.load(Ordering::SeqCst)
+        );
     }
 
     #[tokio::test]
@@ -267,11 +278,15 @@ mod tests {
             slow: std::time::Duration::from_millis(200),
         });
         let pool = Arc::new(
-            EncoderPool::start(enc, "t", PoolOptions {
-                workers: 1,
-                max_batch: 1,
-                max_queue: 2,
-            })
+            EncoderPool::start(
+                enc,
+                "t",
+                PoolOptions {
+                    workers: 1,
+                    max_batch: 1,
+                    max_queue: 2,
+                },
+            )
             .unwrap(),
         );
         let texts: Vec<String> = vec!["a".into()];

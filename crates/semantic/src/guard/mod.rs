@@ -166,7 +166,10 @@ pub struct Verdict {
     pub direction: &'static str,
     /// Entity / rule types found (deduplicated), never the matched text.
     pub found: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_arc")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_arc"
+    )]
     pub rule: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
@@ -321,9 +324,11 @@ impl GuardSet {
                     found.push(f.kind);
                 }
             }
-            let top = findings
-                .iter()
-                .max_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal));
+            let top = findings.iter().max_by(|a, b| {
+                a.score
+                    .partial_cmp(&b.score)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
             let name: Arc<str> = Arc::from(g.name());
             ev.verdicts.push(Verdict {
                 guardrail: name.clone(),

@@ -8,6 +8,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+/// A check a candidate match must pass (checksum, range), besides the pattern.
+type Validator = fn(&str) -> bool;
+
 use regex::Regex;
 
 use super::validate;
@@ -81,14 +84,18 @@ impl Pii {
             }
         }
         let want = |k: &str| entities.is_empty() || entities.iter().any(|e| e == k);
-        let all: Vec<(&'static str, &str, fn(&str) -> bool)> = vec![
+        let all: Vec<(&'static str, &str, Validator)> = vec![
             (
                 "email",
                 r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b",
                 always,
             ),
             // Cards before phones: a card number is also a long digit run.
-            ("payment_card", r"\b(?:\d[ -]?){12,18}\d\b", validate::payment_card),
+            (
+                "payment_card",
+                r"\b(?:\d[ -]?){12,18}\d\b",
+                validate::payment_card,
+            ),
             (
                 "iban",
                 r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
@@ -114,11 +121,7 @@ impl Pii {
                 r"\b(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\b",
                 ipv4,
             ),
-            (
-                "ipv6",
-                r"(?i)[0-9a-f]*(?::[0-9a-f]*){2,8}",
-                ipv6,
-            ),
+            ("ipv6", r"(?i)[0-9a-f]*(?::[0-9a-f]*){2,8}", ipv6),
         ];
         let mut detectors = Vec::new();
         for (kind, pattern, valid) in all {
@@ -177,10 +180,11 @@ impl Guardrail for Pii {
                     continue;
                 }
                 // A number already claimed by a stronger entity (card, IBAN, id) is not a phone.
-                if out
-                    .iter()
-                    .any(|f| f.span.as_ref().is_some_and(|r| r.start < span.end && span.start < r.end))
-                {
+                if out.iter().any(|f| {
+                    f.span
+                        .as_ref()
+                        .is_some_and(|r| r.start < span.end && span.start < r.end)
+                }) {
                     continue;
                 }
                 out.push(Finding::span(d.kind, span));
@@ -198,9 +202,9 @@ mod tests {
     fn kinds(text: &str) -> Vec<&'static str> {
         let g = Pii::new("pii", Action::Redact, &[]).unwrap();
         g.scan(&ScanInput::new(text, Direction::Request))
-        .into_iter()
-        .map(|f| f.kind)
-        .collect()
+            .into_iter()
+            .map(|f| f.kind)
+            .collect()
     }
 
     #[test]

@@ -156,16 +156,23 @@ mod tests {
 
     #[test]
     fn finds_keys_tokens_and_pem_blocks() {
-        assert_eq!(kinds("key sk-proj-abcdefghijklmnopqrstuvwx1234 end"), vec!["api_key"]);
+        assert_eq!(
+            kinds("key sk-proj-abcdefghijklmnopqrstuvwx1234 end"),
+            vec!["api_key"]
+        );
         assert_eq!(kinds("aws AKIAIOSFODNN7EXAMPLE"), vec!["api_key"]);
         assert_eq!(
             kinds("gh ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
             vec!["api_key"]
         );
-        assert_eq!(kinds("AIzaSyA1234567890abcdefghijklmnopqrstuv"), vec!["api_key"]);
+        assert_eq!(
+            kinds("AIzaSyA1234567890abcdefghijklmnopqrstuv"),
+            vec!["api_key"]
+        );
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert_eq!(kinds(&format!("token {jwt} ok")), vec!["jwt"]);
-        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
         assert_eq!(kinds(&format!("here:\n{pem}\nbye")), vec!["private_key"]);
         assert_eq!(
             kinds("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg (cut)"),
@@ -177,7 +184,10 @@ mod tests {
 
     #[test]
     fn open_block_detection() {
-        assert_eq!(open_private_key("x -----BEGIN PRIVATE KEY-----\nabc"), Some(2));
+        assert_eq!(
+            open_private_key("x -----BEGIN PRIVATE KEY-----\nabc"),
+            Some(2)
+        );
         assert_eq!(open_private_key("x -----BEGIN PRIV"), Some(2));
         assert_eq!(
             open_private_key("-----BEGIN PRIVATE KEY-----\na\n-----END PRIVATE KEY-----"),

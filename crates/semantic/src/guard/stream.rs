@@ -189,16 +189,31 @@ mod tests {
     #[test]
     fn entity_split_across_pieces_is_redacted() {
         let (out, _) = run(
-            &["Write to jane.", "doe@exam", "ple.com or call +1 415 ", "555 0100 today."],
+            &[
+                "Write to jane.",
+                "doe@exam",
+                "ple.com or call +1 415 ",
+                "555 0100 today.",
+            ],
             Action::Redact,
         );
-        assert_eq!(out, "Write to [REDACTED:EMAIL] or call [REDACTED:PHONE] today.");
+        assert_eq!(
+            out,
+            "Write to [REDACTED:EMAIL] or call [REDACTED:PHONE] today."
+        );
     }
 
     #[test]
     fn key_split_across_pieces_blocks_and_nothing_of_it_is_sent() {
         let key = "sk-proj-abcdefghijklmnopqrstuvwx1234";
-        let (out, block) = run(&["Your key is sk-pr", "oj-abcdefghij", "klmnopqrstuvwx1234 ok"], Action::Block);
+        let (out, block) = run(
+            &[
+                "Your key is sk-pr",
+                "oj-abcdefghij",
+                "klmnopqrstuvwx1234 ok",
+            ],
+            Action::Block,
+        );
         assert!(block.is_some());
         assert!(!out.contains("sk-"), "{out}");
         assert!(!out.contains(&key[10..]), "{out}");
