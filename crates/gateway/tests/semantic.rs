@@ -102,7 +102,7 @@ const PII_REDACT: &str =
 #[tokio::test]
 async fn response_redaction_catches_every_planted_entity_streamed_and_not() {
     let fleet = echo_fleet().await;
-    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy("  []", PII_REDACT);
+    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy("    []", PII_REDACT);
     let gw = gateway(&yaml).await;
     let prompt = planted_prompt();
     for stream in [false, true] {
@@ -144,7 +144,7 @@ async fn response_redaction_catches_every_planted_entity_streamed_and_not() {
 #[tokio::test]
 async fn request_redaction_reaches_the_model_redacted() {
     let fleet = echo_fleet().await;
-    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy(PII_REDACT, "  []");
+    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy(PII_REDACT, "    []");
     let gw = gateway(&yaml).await;
     let r = post(
         &format!("{}/v1/chat/completions", gw.base),
@@ -170,7 +170,7 @@ async fn request_redaction_reaches_the_model_redacted() {
 async fn blocks_name_the_rule_never_the_secret() {
     let fleet = echo_fleet().await;
     let request = "  - {name: no-secrets, type: secrets, action: block}\n  - {name: injection, type: injection, action: block}";
-    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy(request, "  []");
+    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy(request, "    []");
     let gw = gateway(&yaml).await;
     let key = "sk-proj-abcdefghijklmnopqrstuvwx1234";
     let r = post(
@@ -218,7 +218,7 @@ async fn blocks_name_the_rule_never_the_secret() {
 async fn a_blocked_stream_ends_with_an_error_event_and_never_sends_the_secret() {
     let fleet = echo_fleet().await;
     let response = "  - {name: secrets-out, type: secrets, action: block}";
-    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy("  []", response);
+    let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy("    []", response);
     let gw = gateway(&yaml).await;
     let key = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
     let prompt =
