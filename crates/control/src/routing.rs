@@ -726,7 +726,7 @@ spec: {priority: 10, poolRef: {name: pool-a}}
         // `chat` has a fallback target in pool-b (model `small`, then pool-b's generic rule).
         let d = t.resolve_in_pool(&b, "chat", None, None, &mut rng);
         assert_eq!(d.attempts.len(), 1);
-        assert_eq!(&*d.attempts[0].pool, "pool-b");
+        assert_eq!(d.attempts[0].pool().map(|p| &**p), Some("pool-b"));
         // A name the table does not route goes through pool-b's generic rewrite rule.
         let d = t.resolve_in_pool(&b, "anything", None, Some("critical"), &mut rng);
         assert_eq!(d.attempts[0].model, "generic");

@@ -533,7 +533,7 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].spec.port, 8002);
         set(&e[2], 9.0, 0.2);
-        let mut c = e.clone();
+        let mut c = e;
         let cx = CycleState::new(&req, now_ms());
         f.filter(&cx, &mut c);
         assert_eq!(c.len(), 3);
@@ -558,7 +558,7 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         let req = SchedulingRequest::new("m", b"");
         let cx = CycleState::new(&req, now_ms());
-        let picked = p.run(&cx, e.clone(), &mut rng);
+        let picked = p.run(&cx, e, &mut rng);
         let ports: Vec<u16> = picked.iter().map(|x| x.spec.port).collect();
         assert_eq!(ports, vec![8001, 8002, 8000]);
 
@@ -624,7 +624,7 @@ mod tests {
             3,
             std::time::Duration::from_secs(60),
         );
-        let mut c = e.clone();
+        let mut c = e;
         HealthyFilter.filter(&cx, &mut c);
         assert_eq!(c.len(), 2);
     }

@@ -118,7 +118,7 @@ mod tests {
         let now = now_ms();
         assert!((d.endpoint_score(&a, now) - 1.0).abs() < 1e-9);
         assert!((d.endpoint_score(&b, now) - 0.5).abs() < 1e-9);
-        let pool = [a.clone(), b.clone()];
+        let pool = [a, b.clone()];
         assert!((d.pool_saturation(&pool, now) - 0.75).abs() < 1e-9);
         assert!(!d.is_saturated(&pool, now));
         b.set_metrics(metrics(0.0, 0.8));
