@@ -1061,3 +1061,81 @@ async fn anthropic_clients_reach_a_pool_through_v1_messages() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
 }
+
+/// The same rule from the caller's identity: a tenant whose `regions` are EU only, with its
+/// key declared in configuration (by hash), never reaches the cheaper US backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eu_only_tenant_never_reaches_the_cheaper_us_backend() {
+    let eu = fake(Flavor::OpenAi).await;
+    let us = fake(Flavor::OpenAi).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "igk_0000e000_eutenantkeyeutenantkeyeutenant00";
+    let yaml = settings(&format!(
+        "  state: {{path: {}/state.db}}",
+        dir.path().display()
+    )) + &key_secret()
+        + &backend(
+            "eu",
+            "OpenAI",
+            &eu.base_url(),
+            "  region: eu-west-1\n  pricing: {input: 5, output: 15}",
+        )
+        + &backend(
+            "us",
+            "OpenAI",
+            &us.base_url(),
+            "  region: us-east-1\n  pricing: {input: 1, output: 3}",
+        )
+        + &model(
+            "m",
+            "[{backend: us, model: a, weight: 90}, {backend: eu, model: a, weight: 10}]",
+            "  fallbacks: [{backend: us, model: a}]",
+        )
+        + &format!(
+            "---
+apiVersion: infergate.dev/v1alpha1
+kind: Tenant
+metadata: {{name: eu-bank}}
+spec:
+  models: ['*']
+  regions: [eu-*]
+  keys: [{{name: app, sha256: {}}}]
+",
+            infergate_policy::key::sha256_hex(key.as_bytes())
+        );
+    let gw = gateway(&yaml).await;
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let auth = format!("Bearer {key}");
+    let mut tasks = Vec::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
+    for i in 0..1000u64 {
+        let (url, auth) = (url.clone(), auth.clone());
+        let permit = slots.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let r = post_with(
+                &url,
+                chat_body("m", i % 2 == 0, "hi"),
+                &[("authorization", auth.as_str())],
+            )
+            .await;
+            (
+                r.status,
+                r.headers
+                    .get("x-infergate-region")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        }));
+    }
+    for t in tasks {
+        let (status, region) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(region.as_deref(), Some("eu-west-1"));
+    }
+    assert_eq!(us.requests(), 0, "nothing went to the US backend");
+    assert_eq!(eu.requests(), 1000);
+    // Without the key there is no identity, and identities are configured: 401, nothing sent.
+    let r = post(&url, chat_body("m", false, "hi")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(us.requests() + eu.requests(), 1000);
+}
