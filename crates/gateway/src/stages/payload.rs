@@ -603,7 +603,9 @@ pub async fn after_full(
             .message
             .as_ref()
             .and_then(|m| {
-                tool_calls |= m.tool_calls.is_some_and(|t| t.get() != "null");
+                tool_calls |= m
+                    .tool_calls
+                    .is_some_and(|t| !matches!(t.get(), "null" | "[]"));
                 m.content
             })
             .or(c.text);
@@ -774,7 +776,9 @@ impl StreamFilter {
         }
         let raw = if self.chat {
             choice.delta.as_ref().and_then(|d| {
-                if d.tool_calls.is_some_and(|t| t.get() != "null") {
+                if d.tool_calls
+                    .is_some_and(|t| !matches!(t.get(), "null" | "[]"))
+                {
                     self.capture = None; // tool calls are not cached
                 }
                 d.content
