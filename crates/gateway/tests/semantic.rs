@@ -376,7 +376,7 @@ spec:
   - name: complex
     model: strong
     complex: true
-    examples: [\"Prove that there are infinitely many primes\", \"Design a distributed rate limiter and explain the trade-offs\", \"Write a Rust CSV parser with tests\"]
+    examples: [\"Prove that there are infinitely many primes\", \"Prove that the sum of two odd numbers is even\", \"Derive the quadratic formula step by step\", \"Show rigorously that the halting problem is undecidable\", \"Design a distributed rate limiter and explain the trade-offs\", \"Write a Rust CSV parser with tests\"]
 ",
         embeddings(),
         eps(&small),
