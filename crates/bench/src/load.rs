@@ -128,6 +128,9 @@ pub struct LoadSpec {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// After the window ends, how long unfinished requests may still complete.
     pub drain: Duration,
+    /// Make every request's prompt unique (a counter at the start of the first message's
+    /// content), so caches in front of the model miss.
+    pub unique_prompts: bool,
 }
 
 /// The send times of an open-loop run: request `i` is due at `start + i / rate`, for every `i`
@@ -348,6 +351,8 @@ struct Target {
     authority: HeaderValue,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// Where to insert a per-request counter (unique prompts), and the counter.
+    unique_at: Option<(usize, std::sync::atomic::AtomicU64)>,
 }
 
 impl Target {
@@ -358,7 +363,18 @@ impl Target {
         for (k, v) in &self.headers {
             b = b.header(k, v);
         }
-        b.body(Full::new(self.body.clone()))
+        let body = match &self.unique_at {
+            None => self.body.clone(),
+            Some((at, n)) => {
+                let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut v = Vec::with_capacity(self.body.len() + 24);
+                v.extend_from_slice(&self.body[..*at]);
+                v.extend_from_slice(format!("request {n} asks: ").as_bytes());
+                v.extend_from_slice(&self.body[*at..]);
+                Bytes::from(v)
+            }
+        };
+        b.body(Full::new(body))
     }
 }
 
@@ -570,6 +586,16 @@ pub async fn drive(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         authority: HeaderValue::from_str(authority.as_str())?,
         body: spec.body.clone(),
         headers: spec.headers.clone(),
+        unique_at: spec
+            .unique_prompts
+            .then(|| {
+                let marker = br#""content":""#;
+                spec.body
+                    .windows(marker.len())
+                    .position(|w| w == marker)
+                    .map(|i| (i + marker.len(), std::sync::atomic::AtomicU64::new(0)))
+            })
+            .flatten(),
     });
     let connections = spec.connections.max(1);
 
@@ -710,6 +736,10 @@ pub struct LoadArgs {
     /// How long requests still running at the end may take to finish.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub drain: Duration,
+    /// Make each request's prompt unique (a counter before the first message's text), so
+    /// caches in front of the model miss.
+    #[arg(long)]
+    pub unique_prompts: bool,
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -757,6 +787,7 @@ impl LoadArgs {
             body,
             headers,
             drain: self.drain,
+            unique_prompts: self.unique_prompts,
         })
     }
 }

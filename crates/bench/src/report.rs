@@ -416,6 +416,7 @@ mod tests {
             body: chat_body("m", 1024, false, 1),
             headers: Vec::new(),
             drain: Duration::from_secs(1),
+            unique_prompts: false,
         }
     }
 

@@ -69,6 +69,7 @@ fn spec(addr: SocketAddr, rate: Rate, duration: Duration, connections: usize) ->
         body: chat_body("m", 1024, false, 1),
         headers: Vec::new(),
         drain: Duration::from_secs(5),
+        unique_prompts: false,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod picker;
 pub mod policy;
 pub mod resources;
 pub mod routing;
+pub mod semantic;
 pub mod units;
 pub mod watch;
 pub mod yaml_lines;

@@ -19,6 +19,10 @@ use crate::picker::{
     PICKER_KIND,
 };
 use crate::resources::*;
+use crate::semantic::{
+    validate_guardrails, CachePolicy, CachePolicySpec, CollectionConfig, CollectionSpec,
+    EmbeddingsSpec, GuardrailPolicy, GuardrailPolicySpec, SemanticRouterConfig, SemanticRouterSpec,
+};
 use crate::units::Dur;
 use crate::yaml_lines::{document_lines, DocLines};
 
@@ -234,6 +238,8 @@ pub struct Settings {
     pub region_header: Option<String>,
     pub local_region: Option<String>,
     pub egress_proxy: Option<String>,
+    /// The embedder for guardrails, cache, routing and retrieval (None = no embeddings).
+    pub embeddings: Option<EmbeddingsSpec>,
 }
 
 /// A ratio in thousandths (so `Settings` stays `Eq`).
@@ -264,6 +270,7 @@ impl Default for Settings {
             probe_path: "/health".into(),
             access_log: Some("stdout".into()),
             reload_interval: Some(Duration::from_secs(1)),
+            embeddings: None,
             policy: crate::policy::PolicySettings::default(),
             first_token_timeout: Duration::from_secs(300),
             retry_budget_ratio: RatioMillis(200),
@@ -287,6 +294,10 @@ pub struct ConfigSet {
     pub public_models: Vec<PublicModel>,
     pub backends: Vec<Backend>,
     pub simulators: Vec<Simulator>,
+    pub guardrail_policies: Vec<GuardrailPolicy>,
+    pub cache_policies: Vec<CachePolicy>,
+    pub semantic_routers: Vec<SemanticRouterConfig>,
+    pub collections: Vec<CollectionConfig>,
     pub tenants: Vec<crate::policy::Tenant>,
     /// `EndpointPickerConfig`s by name (see [`ConfigSet::picker_for`]).
     pub pickers: Vec<Arc<PickerConfig>>,
@@ -373,6 +384,10 @@ struct Parsed<'a> {
     pickers: Vec<(At<'a>, EndpointPickerConfigDoc)>,
     backends: Vec<Located<'a, BackendSpec>>,
     secrets: Vec<Located<'a, SecretData>>,
+    guardrails: Vec<Located<'a, GuardrailPolicySpec>>,
+    caches: Vec<Located<'a, CachePolicySpec>>,
+    routers: Vec<Located<'a, SemanticRouterSpec>>,
+    collections: Vec<Located<'a, CollectionSpec>>,
 }
 
 /// A Secret's payload, as filed by the loader.
@@ -383,7 +398,8 @@ struct SecretData {
 
 const KNOWN: &str = "InferencePool (inference.networking.k8s.io/v1 or inference.networking.x-k8s.io/v1alpha2), \
 InferenceObjective, InferenceModelRewrite, InferenceModel (inference.networking.x-k8s.io/v1alpha2), \
-PublicModel, Backend, GatewaySettings, Tenant, Simulator (infergate.dev/v1alpha1), Secret (v1), \
+PublicModel, Backend, GatewaySettings, Tenant, Simulator, GuardrailPolicy, CachePolicy, \
+SemanticRouter, Collection (infergate.dev/v1alpha1), Secret (v1), \
 EndpointPickerConfig (inference.networking.x-k8s.io/v1alpha1)";
 
 fn typed<T: DeserializeOwned>(
@@ -499,6 +515,10 @@ fn parse_text<'a>(
             (INFERGATE_V1ALPHA1, "PublicModel") => load.file_into(&mut out.public, at, id),
             (INFERGATE_V1ALPHA1, "GatewaySettings") => load.file_into(&mut out.settings, at, id),
             (INFERGATE_V1ALPHA1, "Simulator") => load.file_into(&mut out.simulators, at, id),
+            (INFERGATE_V1ALPHA1, "GuardrailPolicy") => load.file_into(&mut out.guardrails, at, id),
+            (INFERGATE_V1ALPHA1, "CachePolicy") => load.file_into(&mut out.caches, at, id),
+            (INFERGATE_V1ALPHA1, "SemanticRouter") => load.file_into(&mut out.routers, at, id),
+            (INFERGATE_V1ALPHA1, "Collection") => load.file_into(&mut out.collections, at, id),
             (INFERGATE_V1ALPHA1, "Tenant") => load.file_into(&mut out.tenants, at, id),
             (INFERGATE_V1ALPHA1, "Backend") => load.file_into(&mut out.backends, at, id),
             ("v1", "Secret") => {
@@ -696,6 +716,10 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
     dup_check(&parsed.legacy, errors);
     dup_check(&parsed.public, errors);
     dup_check(&parsed.simulators, errors);
+    dup_check(&parsed.guardrails, errors);
+    dup_check(&parsed.caches, errors);
+    dup_check(&parsed.routers, errors);
+    dup_check(&parsed.collections, errors);
     dup_check(&parsed.tenants, errors);
     dup_check(&parsed.backends, errors);
     dup_check(&parsed.secrets, errors);
@@ -1103,7 +1127,129 @@ fn validate(parsed: &Parsed<'_>, errors: &mut Vec<ConfigError>) -> ConfigSet {
             args: spec.args.clone(),
         });
     }
+    validate_semantic(parsed, &mut set, &public_names, errors);
     set
+}
+
+/// The kinds that run on embeddings: guardrail and cache policies, semantic routers,
+/// collections.
+fn validate_semantic(
+    parsed: &Parsed<'_>,
+    set: &mut ConfigSet,
+    public_names: &HashMap<String, usize>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let has_embedder = set.settings.embeddings.is_some();
+    for g in &parsed.guardrails {
+        for (field, msg) in validate_guardrails(&g.res.spec, has_embedder) {
+            errors.push(g.at.err(&field, msg));
+        }
+        set.guardrail_policies.push(GuardrailPolicy {
+            name: g.res.metadata.name.clone(),
+            spec: g.res.spec.clone(),
+        });
+    }
+    for c in &parsed.caches {
+        let spec = &c.res.spec;
+        if spec.semantic == Some(true) && !has_embedder {
+            errors.push(c.at.err(
+                "spec.semantic",
+                "semantic lookups need embeddings: set GatewaySettings spec.embeddings, or \
+                 semantic: false for exact-only caching",
+            ));
+        }
+        if let Some(t) = spec.threshold {
+            if !(0.0..=1.0).contains(&t.0) {
+                errors.push(c.at.err("spec.threshold", "use a cosine similarity between 0 and 1"));
+            }
+        }
+        if spec.max_entries == Some(0) {
+            errors.push(c.at.err("spec.maxEntries", "allow at least one entry"));
+        }
+        set.cache_policies.push(CachePolicy {
+            name: c.res.metadata.name.clone(),
+            spec: spec.clone(),
+        });
+    }
+    for r in &parsed.routers {
+        let spec = &r.res.spec;
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| r.res.metadata.name.clone());
+        if !has_embedder {
+            errors.push(r.at.err(
+                "kind",
+                "a SemanticRouter needs embeddings: set GatewaySettings spec.embeddings",
+            ));
+        }
+        if public_names.contains_key(&name) {
+            errors.push(r.at.err(
+                "metadata.name",
+                format!("`{name}` is already a PublicModel; give the router its own public name"),
+            ));
+        }
+        let known = |m: &str| public_names.contains_key(m);
+        let list = || {
+            let mut v: Vec<&String> = public_names.keys().collect();
+            v.sort();
+            v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        if !known(&spec.default) {
+            errors.push(r.at.err(
+                "spec.default",
+                format!(
+                    "`{}` is not a PublicModel; known: [{}]",
+                    spec.default,
+                    list()
+                ),
+            ));
+        }
+        if spec.routes.is_empty() {
+            errors.push(r.at.err("spec.routes", "list at least one route"));
+        }
+        for (i, route) in spec.routes.iter().enumerate() {
+            if !known(&route.model) {
+                errors.push(r.at.err(
+                    &format!("spec.routes[{i}].model"),
+                    format!(
+                        "`{}` is not a PublicModel; known: [{}]",
+                        route.model,
+                        list()
+                    ),
+                ));
+            }
+            if route.examples.is_empty() {
+                errors.push(r.at.err(
+                    &format!("spec.routes[{i}].examples"),
+                    "give a few example prompts for the route",
+                ));
+            }
+        }
+        set.semantic_routers.push(SemanticRouterConfig {
+            name,
+            spec: spec.clone(),
+        });
+    }
+    for c in &parsed.collections {
+        let spec = &c.res.spec;
+        if !has_embedder {
+            errors.push(c.at.err(
+                "kind",
+                "a Collection needs embeddings: set GatewaySettings spec.embeddings",
+            ));
+        }
+        if spec.paths.is_empty() {
+            errors.push(c.at.err("spec.paths", "list the files or directories to index"));
+        }
+        if spec.top_k == Some(0) || spec.top_k.is_some_and(|k| k > 20) {
+            errors.push(c.at.err("spec.topK", "use 1 to 20 chunks"));
+        }
+        set.collections.push(CollectionConfig {
+            name: c.res.metadata.name.clone(),
+            spec: spec.clone(),
+        });
+    }
 }
 
 fn resolve_settings(
@@ -1218,6 +1364,25 @@ fn resolve_settings(
         s.access_log = None;
     } else if let Some(p) = &spec.access_log.path {
         s.access_log = Some(p.clone());
+    }
+    if let Some(e) = &spec.embeddings {
+        match (&e.model_dir, &e.endpoint) {
+            (Some(_), None) => {}
+            (None, Some(u)) if u.starts_with("http://") => {}
+            (None, Some(u)) => errors.push(at.err(
+                "spec.embeddings.endpoint",
+                format!("`{u}` is not an http:// URL"),
+            )),
+            _ => errors.push(at.err(
+                "spec.embeddings",
+                "set exactly one of modelDir (in-process model) or endpoint (OpenAI-compatible \
+                 /v1/embeddings)",
+            )),
+        }
+        if e.workers.is_some_and(|w| w == 0 || w > 64) {
+            errors.push(at.err("spec.embeddings.workers", "use 1 to 64 workers"));
+        }
+        s.embeddings = Some(e.clone());
     }
     if spec.reload.enabled == Some(false) {
         s.reload_interval = None;

@@ -346,6 +346,9 @@ pub struct GatewaySettingsSpec {
     pub access_log: AccessLogSettings,
     #[serde(default)]
     pub reload: ReloadSettings,
+    /// The embedder for guardrails, the semantic cache, routing and retrieval.
+    #[serde(default)]
+    pub embeddings: Option<crate::semantic::EmbeddingsSpec>,
     /// Credentials accepted from callers, and the admin API's.
     #[serde(default)]
     pub auth: crate::policy::AuthSpec,

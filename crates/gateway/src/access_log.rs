@@ -71,6 +71,20 @@ pub struct AccessRecord<'a> {
     /// How the response ended for streams: `complete`, `client_disconnected`, `upstream_error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'a str>,
+    /// Guardrail verdicts: guardrail, type, action, direction, entity types found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<&'a [infergate_semantic::guard::Verdict]>,
+    /// `hit`, `semantic-hit` or `miss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_reason: Option<&'a str>,
+    /// Retrieved chunks added to the prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieved: Option<usize>,
+    /// Time spent embedding the prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embed_ms: Option<f64>,
 }
 
 /// A handle to the writer thread.
@@ -246,6 +260,11 @@ mod tests {
             queue_ms: None,
             error: None,
             outcome: None,
+            guardrails: None,
+            cache: None,
+            route_reason: None,
+            retrieved: None,
+            embed_ms: None,
         };
         log.write(&rec);
         for _ in 0..100 {

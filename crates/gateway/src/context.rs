@@ -18,6 +18,8 @@ pub enum Outcome {
     Complete,
     ClientDisconnected,
     UpstreamError,
+    /// A response guardrail ended the stream.
+    Blocked,
 }
 
 impl Outcome {
@@ -26,6 +28,7 @@ impl Outcome {
             Outcome::Complete => "complete",
             Outcome::ClientDisconnected => "client_disconnected",
             Outcome::UpstreamError => "upstream_error",
+            Outcome::Blocked => "blocked",
         }
     }
 }
@@ -85,6 +88,16 @@ pub struct RequestContext {
     pub ttft: Option<Duration>,
     pub status: u16,
     pub error: Option<&'static str>,
+    /// Guardrail verdicts (never the matched text).
+    pub verdicts: Vec<infergate_semantic::guard::Verdict>,
+    /// `hit`, `semantic-hit` or `miss` when a cache policy applied.
+    pub cache: Option<&'static str>,
+    /// Why the semantic router chose the model.
+    pub route_reason: Option<String>,
+    /// Chunks added to the prompt by retrieval.
+    pub retrieved: Option<usize>,
+    /// Time spent embedding the prompt (part of the overhead).
+    pub embed_time: Duration,
 }
 
 impl RequestContext {
@@ -120,6 +133,11 @@ impl RequestContext {
             ttft: None,
             status: 0,
             error: None,
+            verdicts: Vec::new(),
+            cache: None,
+            route_reason: None,
+            retrieved: None,
+            embed_time: Duration::ZERO,
         }
     }
 
@@ -169,7 +187,8 @@ impl RequestContext {
                 })
                 .observe(overhead.as_secs_f64());
         }
-        let success = (200..300).contains(&self.status) && outcome != Some(Outcome::UpstreamError);
+        let success = (200..300).contains(&self.status)
+            && !matches!(outcome, Some(Outcome::UpstreamError | Outcome::Blocked));
         if success && self.attempts > 0 {
             let labels = GenAiLabels {
                 gen_ai_operation_name: op,
@@ -247,6 +266,11 @@ impl RequestContext {
                 queue_ms: (!self.queue_wait.is_zero()).then(|| ms(self.queue_wait)),
                 error: self.error,
                 outcome: outcome.map(Outcome::as_str),
+                guardrails: (!self.verdicts.is_empty()).then_some(self.verdicts.as_slice()),
+                cache: self.cache,
+                route_reason: self.route_reason.as_deref(),
+                retrieved: self.retrieved,
+                embed_ms: (!self.embed_time.is_zero()).then(|| ms(self.embed_time)),
             });
         }
     }

@@ -8,6 +8,7 @@
 //! | 403 | the caller may not use the model; no target in the regions the request may use |
 //! | 404 | unknown model, unknown path |
 //! | 405 | known path, wrong method |
+//! | 400 | `content_policy_violation`: a guardrail blocked the prompt or the answer |
 //! | 413 | body over `maxRequestBody` |
 //! | 429 | a rate limit (`rate_limit_exceeded`) or budget (`budget_exceeded`) would be exceeded; the pool is saturated and the request is sheddable; the pool's queue is full |
 //! | 502 | upstream refused, reset or broke the response; the gateway's backend credential failed |
@@ -72,6 +73,10 @@ pub enum GatewayError {
     MissingClientCredential { backend: String },
     #[error("the Messages request is not valid: {0}")]
     MessagesRequest(String),
+    /// A guardrail blocked the request or the answer. The message names the rule, never the
+    /// matched text.
+    #[error("{message}")]
+    ContentPolicy { message: String, guardrail: String },
 }
 
 /// A limit or budget that refused a request.
@@ -160,6 +165,7 @@ impl GatewayError {
             GatewayError::RateLimited(_) => "rate_limit_exceeded",
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::LimiterUnavailable => "limiter_unavailable",
+            GatewayError::ContentPolicy { .. } => "content_policy_violation",
         }
     }
 
@@ -342,6 +348,9 @@ impl GatewayError {
                      again, or ask for fewer tokens."
                 ),
             ),
+            GatewayError::ContentPolicy { message, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, INVALID, reason, message.clone())
+            }
             GatewayError::UpstreamBroken { pool, detail } => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 SERVER,

@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::access_log::AccessLog;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::snapshot::{Shared, Snapshot};
+use crate::stages::runtime::SemanticRuntime;
 use crate::upstream::budget::RetryBudget;
 use crate::upstream::circuit::CircuitRegistry;
 use crate::upstream::credentials::CredentialStore;
@@ -54,11 +55,23 @@ pub struct Gateway {
     pub policy: Arc<state::PolicyState>,
     generation: AtomicU64,
     pub(crate) ready: AtomicBool,
+    /// Reloads run one at a time (building a payload runtime takes a moment).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Gateway {
-    /// A gateway serving `config` (not yet listening).
+    /// A gateway serving `config` (not yet listening), without payload features; see
+    /// [`Gateway::with_semantic`].
     pub fn new(config: ConfigSet) -> std::io::Result<Self> {
+        Self::with_semantic(config, Arc::default())
+    }
+
+    /// A gateway serving `config` with its payload runtime already built
+    /// ([`SemanticRuntime::build`]).
+    pub fn with_semantic(
+        config: ConfigSet,
+        semantic: Arc<SemanticRuntime>,
+    ) -> std::io::Result<Self> {
         let metrics = Metrics::new();
         let access_log = match &config.settings.access_log {
             Some(target) => Some(AccessLog::start(
@@ -72,7 +85,7 @@ impl Gateway {
         let schedulers = infergate_scheduler::SchedulerRegistry::default();
         let circuits = CircuitRegistry::default();
         let credentials = Arc::new(CredentialStore::default());
-        let snap = Snapshot::build(
+        let mut snap = Snapshot::build(
             1,
             config,
             &Shared {
@@ -83,6 +96,7 @@ impl Gateway {
             },
             None,
         );
+        snap.semantic = semantic;
         metrics.config_generation.set(1);
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snap),
@@ -97,6 +111,7 @@ impl Gateway {
             policy,
             generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -105,8 +120,14 @@ impl Gateway {
         self.snapshot.load_full()
     }
 
-    /// Swap in a new configuration atomically. Requests already running finish on the old one.
+    /// Swap in a new configuration atomically, keeping the current payload runtime. Requests
+    /// already running finish on the old one.
     pub fn apply(&self, config: ConfigSet) -> u64 {
+        self.apply_with(config, None)
+    }
+
+    /// Swap in a new configuration and, when given, the payload runtime built for it.
+    pub fn apply_with(&self, config: ConfigSet, semantic: Option<Arc<SemanticRuntime>>) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let prev = self.snapshot.load();
         let current = &prev.config.settings;
@@ -130,7 +151,7 @@ impl Gateway {
                  they take effect at the next restart (tenants, keys in config, limits, budgets and prices apply now)"
             );
         }
-        let snap = Snapshot::build(
+        let mut snap = Snapshot::build(
             generation,
             config,
             &Shared {
@@ -141,6 +162,9 @@ impl Gateway {
             },
             Some(&prev),
         );
+        if let Some(s) = semantic {
+            snap.semantic = s;
+        }
         drop(prev);
         self.snapshot.store(Arc::new(snap));
         self.metrics
@@ -149,15 +173,40 @@ impl Gateway {
         generation
     }
 
-    /// Handle a reload result from the watcher: apply a valid configuration, keep serving the
-    /// old one on errors.
-    pub fn on_reload(&self, result: Result<ConfigSet, ConfigErrors>) {
+    /// Handle a reload result from the watcher: apply a valid configuration (after building its
+    /// payload runtime), keep serving the old one on errors.
+    pub async fn on_reload(&self, result: Result<ConfigSet, ConfigErrors>) {
+        let _serial = self.reloading.lock().await;
         match result {
             Ok(config) => {
                 for w in &config.warnings {
                     tracing::warn!("config: {w}");
                 }
-                let generation = self.apply(config);
+                let prev = self.snapshot();
+                let semantic = if prev.config.settings.embeddings == config.settings.embeddings
+                    && prev.config.guardrail_policies == config.guardrail_policies
+                    && prev.config.cache_policies == config.cache_policies
+                    && prev.config.semantic_routers == config.semantic_routers
+                    && prev.config.collections == config.collections
+                {
+                    None
+                } else {
+                    match SemanticRuntime::build(&config, Some(&prev.semantic)).await {
+                        Ok(rt) => Some(Arc::new(rt)),
+                        Err(e) => {
+                            self.metrics
+                                .config_reloads
+                                .get_or_create(&ResultLabels { result: "failure" })
+                                .inc();
+                            tracing::error!(
+                                "configuration rejected, still serving the previous one: {e}"
+                            );
+                            return;
+                        }
+                    }
+                };
+                drop(prev);
+                let generation = self.apply_with(config, semantic);
                 self.metrics
                     .config_reloads
                     .get_or_create(&ResultLabels { result: "success" })
@@ -233,7 +282,10 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
     let admin_listener = server::bind(admin, "admin listener").await?;
     let listen_addr = data_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
-    let gw = Arc::new(Gateway::new(config)?);
+    let semantic = SemanticRuntime::build(&config, None)
+        .await
+        .map_err(|e| std::io::Error::other(format!("payload features: {e}")))?;
+    let gw = Arc::new(Gateway::with_semantic(config, Arc::new(semantic))?);
     let policy_tasks = {
         let snap = gw.snapshot();
         gw.policy
@@ -282,7 +334,10 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
             path,
             interval,
             opts.config_fingerprint,
-            move |r| g.on_reload(r),
+            move |r| {
+                let g = g.clone();
+                tokio::spawn(async move { g.on_reload(r).await });
+            },
         ));
     }
     gw.ready.store(true, Ordering::Relaxed);

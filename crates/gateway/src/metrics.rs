@@ -117,6 +117,33 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// A guardrail verdict: the configured guardrail name, its type, the action taken, direction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardLabels {
+    pub guardrail: Label,
+    pub kind: &'static str,
+    pub action: &'static str,
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub policy: Label,
+    /// hit, semantic_hit, miss, bypass
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub router: Label,
+    pub route: Label,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
@@ -217,6 +244,13 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_generation: Gauge,
     pub access_log_dropped: Counter,
+    pub guardrail_verdicts: Family<GuardLabels, Counter>,
+    pub cache_lookups: Family<CacheLabels, Counter>,
+    pub cache_entries: Family<PolicyLabels, Gauge>,
+    pub cache_bytes: Family<PolicyLabels, Gauge>,
+    pub semantic_routes: Family<RouteLabels, Counter>,
+    pub embedding_duration: Histogram,
+    pub embedding_errors: Counter,
     pub auth_failures: Family<ReasonLabels, Counter>,
     pub authz_denials: Family<TenantReasonLabels, Counter>,
     pub admissions: Family<AdmissionLabels, Counter>,
@@ -258,6 +292,13 @@ impl Metrics {
             config_reloads: Family::default(),
             config_generation: Gauge::default(),
             access_log_dropped: Counter::default(),
+            guardrail_verdicts: Family::default(),
+            cache_lookups: Family::default(),
+            cache_entries: Family::default(),
+            cache_bytes: Family::default(),
+            semantic_routes: Family::default(),
+            embedding_duration: Histogram::new(OVERHEAD_BUCKETS.iter().copied()),
+            embedding_errors: Counter::default(),
             auth_failures: Family::default(),
             authz_denials: Family::default(),
             admissions: Family::default(),
@@ -403,6 +444,43 @@ impl Metrics {
             "infergate_access_log_dropped",
             "Access log lines dropped because the writer fell behind",
             m.access_log_dropped.clone(),
+        );
+        registry.register(
+            "infergate_guardrail_verdicts",
+            "Guardrail findings, by guardrail, type, action taken and direction",
+            m.guardrail_verdicts.clone(),
+        );
+        registry.register(
+            "infergate_cache_lookups",
+            "Semantic cache lookups by policy and result (hit, semantic_hit, miss, bypass)",
+            m.cache_lookups.clone(),
+        );
+        registry.register(
+            "infergate_cache_entries",
+            "Answers held by each cache policy",
+            m.cache_entries.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_cache_size",
+            "Bytes held by each cache policy",
+            Unit::Bytes,
+            m.cache_bytes.clone(),
+        );
+        registry.register(
+            "infergate_semantic_routes",
+            "Requests routed by each semantic router, by route (default when none matched)",
+            m.semantic_routes.clone(),
+        );
+        registry.register_with_unit(
+            "infergate_embedding_duration",
+            "Time to embed one prompt (queueing in the encoder pool included)",
+            Unit::Seconds,
+            m.embedding_duration.clone(),
+        );
+        registry.register(
+            "infergate_embedding_errors",
+            "Prompts whose embedding failed (semantic checks skipped for them)",
+            m.embedding_errors.clone(),
         );
         registry.register(
             "infergate_auth_failures",

@@ -1,9 +1,10 @@
 //! The request pipeline. One request, one pass, in this order:
 //!
 //! ```text
-//! listen → identify → parse → guard (authorize) → admit (limits) → route (regions) → shadow
+//! listen → identify → parse → guard (authorize) → guard(request) → cache → semantic route
+//!        → retrieval → admit (limits) → route (regions) → shadow
 //!        → flow control + pick endpoint or backend + dispatch (retry before first byte)
-//!        → respond/stream → settle
+//!        → respond/stream (response guardrails, cache store) → settle
 //! ```
 //!
 //! - **listen** (`server`): HTTP/1.1 and h2c (+TLS), header timeouts.
@@ -14,6 +15,12 @@
 //!   raw bytes are kept and later spliced, never re-serialised. An Anthropic Messages body
 //!   (`POST /v1/messages`) is first turned into an OpenAI chat body (`stages::messages`).
 //! - **guard** (`stages::authorize`): may the caller use the model (deny by default).
+//! - **guard(request) → cache → semantic route → retrieval** (`stages::payload::before_route`),
+//!   only for requests a `GuardrailPolicy`, `CachePolicy`, `SemanticRouter` or `Collection`
+//!   applies to: guardrails block (400 `content_policy_violation`), redact (a splice) or flag;
+//!   a cache hit answers here (`x-infergate-cache`; it reserves nothing against limits); a
+//!   router picks the public model (`x-infergate-route-reason`, authorized again when it
+//!   changed); retrieved chunks join the system prompt.
 //! - **admit** (`stages::admit`): reserve the token estimate, the request and a concurrency slot
 //!   in every limit and budget that applies, atomically (in-process or Redis); 429 otherwise.
 //! - **route** (`RouteTable::resolve_with`): public model → ordered attempts (pool or external
@@ -29,12 +36,13 @@
 //!   circuits.
 //! - **respond** (`respond`): whole bodies get the model name rewritten back; streams pass
 //!   through chunk by chunk; both go back in the client's format (OpenAI or Anthropic).
+//!   Response guardrails run here (on streams incrementally, with a small hold-back window),
+//!   and a complete answer is stored in the cache.
 //! - **settle** (`context`, `stages::admit::settle`): limits and budgets trued up to real usage,
 //!   spend ledger, metrics and one access-log line, for every outcome.
 //!
-//! Stages added by later work slot in between **guard** and **admit** (cache) and around
-//! **respond** (response guardrails); each reads and extends the [`RequestContext`] and never
-//! calls back into an earlier stage.
+//! Each stage reads and extends the [`RequestContext`] and never calls back into an earlier
+//! stage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,7 +62,7 @@ use crate::dispatch::{dispatch, UpstreamResponse};
 use crate::error::GatewayError;
 use crate::respond::{GatewayBody, SseStream};
 use crate::snapshot::Snapshot;
-use crate::stages::{admit, authorize, identify::identify, messages, residency};
+use crate::stages::{admit, authorize, identify::identify, messages, payload, residency};
 use crate::Gateway;
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -220,11 +228,30 @@ async fn inference(
     let stream = body.stream() && op.can_stream();
     ctx.stream = stream;
 
-    // guard
+    // guard (authorize)
     authorize::authorize(gw, snap, ctx, body.model())?;
 
+    // guard(request) → cache → semantic route → retrieval
+    let (body, model, response_plan) =
+        match payload::before_route(gw, snap, ctx, op, &headers, body).await? {
+            payload::Before::Answered(mut resp) => {
+                add_served_headers(ctx, resp.headers_mut());
+                payload::add_headers(ctx, resp.headers_mut());
+                return Ok(Handled::Done(resp));
+            }
+            payload::Before::Continue {
+                body,
+                model,
+                response,
+            } => (body, model, response),
+        };
+    if model.as_str() != body.model() {
+        // A semantic router chose another public model: the caller must be allowed it too.
+        authorize::authorize(gw, snap, ctx, &model)?;
+    }
+
     // admit
-    admit::admit(gw, snap, ctx, op, &body).await?;
+    admit::admit(gw, snap, ctx, op, &body, &model).await?;
 
     // route
     let allowed = residency::allowed_regions(snap.settings(), ctx.identity.as_deref(), &headers);
@@ -233,7 +260,7 @@ async fn inference(
         let lookup = |name: &str| header_str(&headers, name);
         snap.routes.resolve_with(
             &RouteQuery {
-                model: body.model(),
+                model: &model,
                 rewrite_header: header_str(&headers, "x-gateway-model-name-rewrite"),
                 objective: header_str(&headers, "x-gateway-inference-objective"),
                 header: &lookup,
@@ -280,7 +307,7 @@ async fn inference(
             let out = if status.is_success() {
                 let r = rewrite_body(up_body, rewrite);
                 ctx.usage = r.usage;
-                r.body
+                payload::after_full(gw, ctx, response_plan, r.body).await?
             } else {
                 up_body
             };
@@ -301,6 +328,7 @@ async fn inference(
                 );
             }
             add_served_headers(ctx, resp.headers_mut());
+            payload::add_headers(ctx, resp.headers_mut());
             Ok(Handled::Done(resp))
         }
         UpstreamResponse::Stream {
@@ -322,6 +350,8 @@ async fn inference(
             let mut headers = HeaderMap::new();
             copy_response_headers(&up_headers, &mut headers);
             add_served_headers(ctx, &mut headers);
+            payload::add_headers(ctx, &mut headers);
+            let filter = payload::StreamFilter::new(response_plan, op);
             if let Some(h) = &ctx.rate_headers {
                 h.apply(&mut headers);
             }
@@ -343,6 +373,7 @@ async fn inference(
                 rewriter,
                 encoder,
                 idle_timeout,
+                filter,
             );
             let mut resp = Response::new(GatewayBody::Stream(Box::new(stream)));
             *resp.status_mut() = status;

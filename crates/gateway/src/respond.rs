@@ -9,6 +9,13 @@
 //! (OpenAI `data: {"error": …}`, Anthropic `event: error`), never a clean-looking end, and usage
 //! is settled for what was delivered. A stream settles when it completes (before the last event
 //! is forwarded); dropping the body (client disconnect) still settles.
+//!
+//! When response guardrails or a cache store apply, each forwarded event also goes through the
+//! stream's [`StreamFilter`] (between the rewriter and the client's format): incremental
+//! scanning with a small hold-back window (a secret split across chunks is still caught),
+//! redaction in place, capture of the answer for the cache. A block ends the stream with a
+//! terminal `content_policy_violation` error event; the held text that triggered it is never
+//! sent.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -27,6 +34,7 @@ use infergate_scheduler::InFlight;
 use crate::context::{Outcome, RequestContext};
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
+use crate::stages::payload::StreamFilter;
 use crate::Gateway;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -85,6 +93,10 @@ pub struct SseStream {
     rewriter: OpenAiStreamRewriter,
     /// Set when the client spoke Anthropic Messages.
     encoder: Option<MessagesStreamEncoder>,
+    /// Response guardrails and cache capture, when any apply.
+    filter: Option<StreamFilter>,
+    /// Set when the filter blocked: the stream ends with this error next.
+    blocked: Option<GatewayError>,
     /// Output ready to send before polling the upstream again.
     queued: Option<Bytes>,
     idle: Pin<Box<tokio::time::Sleep>>,
@@ -101,15 +113,39 @@ struct Settlement {
     in_flight: Option<InFlight>,
 }
 
-/// Run OpenAI events through the rewriter and, for Anthropic clients, the encoder.
-fn emit(
-    rewriter: &mut OpenAiStreamRewriter,
-    encoder: &mut Option<MessagesStreamEncoder>,
-    event: &Bytes,
-    out: &mut BytesMut,
-) {
-    if let EventOutcome::Forward(b) = rewriter.process(event) {
-        match encoder {
+/// The per-event stages after the provider's translator.
+struct Stages<'a> {
+    rewriter: &'a mut OpenAiStreamRewriter,
+    filter: &'a mut Option<StreamFilter>,
+    blocked: &'a mut Option<GatewayError>,
+    encoder: &'a mut Option<MessagesStreamEncoder>,
+}
+
+impl Stages<'_> {
+    /// Run one OpenAI event through the rewriter, the response filter and, for Anthropic
+    /// clients, the encoder. Nothing passes once the filter has blocked.
+    fn emit(&mut self, event: &Bytes, out: &mut BytesMut) {
+        if self.blocked.is_some() {
+            return;
+        }
+        let EventOutcome::Forward(b) = self.rewriter.process(event) else {
+            return;
+        };
+        let b = match self.filter.as_mut().map(|f| f.on_event(b.clone())) {
+            None => b,
+            Some(Ok(out)) => out,
+            Some(Err(block)) => {
+                *self.blocked = Some(GatewayError::ContentPolicy {
+                    message: block.message(),
+                    guardrail: block.guardrail.to_string(),
+                });
+                return;
+            }
+        };
+        if b.is_empty() {
+            return;
+        }
+        match self.encoder {
             Some(enc) => out.extend_from_slice(&enc.process(&b)),
             None => out.extend_from_slice(&b),
         }
@@ -131,12 +167,15 @@ impl SseStream {
         rewriter: OpenAiStreamRewriter,
         encoder: Option<MessagesStreamEncoder>,
         idle_timeout: Duration,
+        filter: Option<StreamFilter>,
     ) -> Self {
         let mut s = Self {
             upstream,
             translator,
             rewriter,
             encoder,
+            filter,
+            blocked: None,
             queued: None,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
@@ -150,12 +189,22 @@ impl SseStream {
         };
         let t = Instant::now();
         let mut out = BytesMut::new();
+        let mut stages = s.stages();
         for ev in &first {
-            emit(&mut s.rewriter, &mut s.encoder, ev, &mut out);
+            stages.emit(ev, &mut out);
         }
         s.account(t);
         s.queued = (!out.is_empty()).then(|| out.freeze());
         s
+    }
+
+    fn stages(&mut self) -> Stages<'_> {
+        Stages {
+            rewriter: &mut self.rewriter,
+            filter: &mut self.filter,
+            blocked: &mut self.blocked,
+            encoder: &mut self.encoder,
+        }
     }
 
     fn account(&mut self, t: Instant) {
@@ -169,9 +218,14 @@ impl SseStream {
     fn process(&mut self, chunk: Bytes) -> Option<Bytes> {
         let t = Instant::now();
         let mut out = BytesMut::new();
-        let (rewriter, encoder) = (&mut self.rewriter, &mut self.encoder);
+        let mut stages = Stages {
+            rewriter: &mut self.rewriter,
+            filter: &mut self.filter,
+            blocked: &mut self.blocked,
+            encoder: &mut self.encoder,
+        };
         self.translator
-            .feed(chunk, &mut |ev| emit(rewriter, encoder, &ev, &mut out));
+            .feed(chunk, &mut |ev| stages.emit(&ev, &mut out));
         self.account(t);
         (!out.is_empty()).then(|| out.freeze())
     }
@@ -179,9 +233,13 @@ impl SseStream {
     /// The upstream ended: whatever the translator still holds.
     fn drain(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
-        let (rewriter, encoder) = (&mut self.rewriter, &mut self.encoder);
-        self.translator
-            .finish(&mut |ev| emit(rewriter, encoder, &ev, &mut out));
+        let mut stages = Stages {
+            rewriter: &mut self.rewriter,
+            filter: &mut self.filter,
+            blocked: &mut self.blocked,
+            encoder: &mut self.encoder,
+        };
+        self.translator.finish(&mut |ev| stages.emit(&ev, &mut out));
         (!out.is_empty()).then(|| out.freeze())
     }
 
@@ -192,6 +250,9 @@ impl SseStream {
             s.ctx.stream_events = self.rewriter.events;
             if let Some(e) = error {
                 s.ctx.error = Some(e.reason());
+            }
+            if let Some(f) = self.filter.take() {
+                f.finish(&s.gw, &mut s.ctx, outcome == Outcome::Complete);
             }
             s.ctx.settle(&s.gw, &s.snap, Some(outcome));
             // The scheduler learns the request ended (and how much of its prompt was cached).
@@ -221,7 +282,12 @@ impl SseStream {
             Some(_) => crate::stages::messages::error_event(&api),
             None => api.sse_event(),
         };
-        self.finish(Outcome::UpstreamError, Some(&err));
+        let outcome = if matches!(err, GatewayError::ContentPolicy { .. }) {
+            Outcome::Blocked
+        } else {
+            Outcome::UpstreamError
+        };
+        self.finish(outcome, Some(&err));
         let out = match before {
             Some(b) => {
                 let mut m = BytesMut::from(&b[..]);
@@ -244,6 +310,9 @@ impl SseStream {
         if this.finished {
             return Poll::Ready(None);
         }
+        if let Some(err) = this.blocked.take() {
+            return this.fail(err, None);
+        }
         loop {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -253,6 +322,10 @@ impl SseStream {
                         continue; // trailers
                     };
                     let out = this.process(data);
+                    if let Some(err) = this.blocked.take() {
+                        // What was released before the block, then the error event.
+                        return this.fail(err, out);
+                    }
                     if this.rewriter.done && !this.rewriter.upstream_error {
                         // Settle before `[DONE]` reaches the client: its next request then sees
                         // this one's real usage in every limit and budget, not the reservation.
@@ -274,6 +347,9 @@ impl SseStream {
                 }
                 Poll::Ready(None) => {
                     let tail = this.drain();
+                    if let Some(err) = this.blocked.take() {
+                        return this.fail(err, tail);
+                    }
                     if !this.rewriter.done && !this.rewriter.upstream_error {
                         let err = GatewayError::UpstreamBroken {
                             pool: this.upstream_name(),

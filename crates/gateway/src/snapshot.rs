@@ -101,6 +101,8 @@ pub struct Snapshot {
     /// Tenants, keys declared in config, limits, prices: what the policy stages decide from.
     pub policy: infergate_policy::access::PolicyTable,
     pub upstreams: Arc<Upstreams>,
+    /// Guardrails, caches, semantic routers and collections (empty when none are configured).
+    pub semantic: Arc<crate::stages::runtime::SemanticRuntime>,
     /// Model names allowed as metric label values.
     label_models: HashSet<Arc<str>>,
     other: Label,
@@ -207,24 +209,31 @@ impl Snapshot {
             };
             backends.insert(name, rt);
         }
-        let data: Vec<serde_json::Value> = routes
+        let mut data: Vec<serde_json::Value> = routes
             .model_names()
             .iter()
             .map(|m| {
                 serde_json::json!({"id": &**m, "object": "model", "created": 0, "owned_by": "infergate"})
             })
             .collect();
+        // Semantic routers are public models too.
+        for r in &config.semantic_routers {
+            data.push(serde_json::json!({"id": r.name, "object": "model", "created": 0, "owned_by": "infergate"}));
+        }
         let models_body = Bytes::from(
             serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
                 .unwrap_or_default(),
         );
         let model_names = routes.model_names().to_vec();
         let policy = infergate_policy::access::PolicyTable::compile(&config);
-        let label_models = routes
+        let mut label_models: HashSet<Arc<str>> = routes
             .known_target_models()
             .into_iter()
             .map(|m| Arc::from(m.as_str()))
             .collect();
+        for r in &config.semantic_routers {
+            label_models.insert(Arc::from(r.name.as_str()));
+        }
         Self {
             generation,
             config,
@@ -235,6 +244,7 @@ impl Snapshot {
             model_names,
             policy,
             upstreams,
+            semantic: previous.map_or_else(Default::default, |p| p.semantic.clone()),
             label_models,
             other: Label::from("other"),
         }

@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod admin_cli;
 mod epp;
+#[cfg(feature = "embed-candle")]
+mod semantic;
 mod serve;
 
 #[derive(Parser)]
@@ -45,6 +47,10 @@ enum Command {
     /// Benchmarks (load generation and the overhead comparison).
     #[command(subcommand)]
     Bench(infergate_bench::BenchCommand),
+    /// Measurements of the embedding model, guardrails, semantic cache and routing.
+    #[cfg(feature = "embed-candle")]
+    #[command(subcommand)]
+    Semantic(semantic::SemanticCommand),
     /// API keys: create, list, rotate, expire, revoke (through the admin API); hash, generate.
     Keys(admin_cli::KeysArgs),
     /// Spend report by tenant, key, model and day (through the admin API).
@@ -96,10 +102,27 @@ fn check(config: &std::path::Path) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The embedding model runs on its own bounded pool of threads (GatewaySettings
+    // spec.embeddings.workers), each single-threaded: keep candle's matrix kernels from starting
+    // a thread per core of their own, unless the operator asked for it. Set before any thread
+    // exists.
+    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, "1");
+        }
+    }
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     match cli.command {
         Command::Check { config } => check(&config),
+        #[cfg(feature = "embed-candle")]
+        Command::Semantic(cmd) => match semantic::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         command => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -120,6 +143,8 @@ fn main() -> ExitCode {
                     Command::Keys(args) => admin_cli::keys(args).await,
                     Command::Spend(args) => admin_cli::spend(args).await,
                     Command::Check { .. } => Ok(()),
+                    #[cfg(feature = "embed-candle")]
+                    Command::Semantic(_) => Ok(()),
                 }
             });
             match result {

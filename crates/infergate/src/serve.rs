@@ -63,11 +63,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         fleets.push(fleet);
     }
 
-    let models: Vec<String> = infergate_control::RouteTable::build(&config)
+    let mut models: Vec<String> = infergate_control::RouteTable::build(&config)
         .model_names()
         .iter()
         .map(ToString::to_string)
         .collect();
+    models.extend(config.semantic_routers.iter().map(|r| r.name.clone()));
     let running = infergate_gateway::start(
         config,
         infergate_gateway::ServeOptions {

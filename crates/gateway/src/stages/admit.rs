@@ -125,12 +125,12 @@ pub async fn admit(
     ctx: &mut RequestContext,
     op: Operation,
     body: &RequestBody,
+    model: &str,
 ) -> Result<(), GatewayError> {
     let Some(caller) = ctx.caller.clone() else {
         return Ok(());
     };
     let table = &snap.policy;
-    let model = body.model();
     let estimate = if table.needs_estimate(&caller, model) {
         estimate::estimate(
             model,

@@ -1,0 +1,387 @@
+//! `infergate semantic`: measurements of the payload features on the real model, written to
+//! `docs/benchmarks/`.
+//!
+//! - `bench` → `semantic.md`: embedding latency (64-token text, one core), agreement with the
+//!   sentence-transformers reference vectors, semantic cache lookup latency at 100,000 entries,
+//!   the paraphrase workload (hit and wrong-hit rates per threshold), semantic routing accuracy
+//!   and cost.
+//! - `eval` → `guardrails.md`: prompt-injection recall and false positives, overall and per
+//!   category, on the labelled evaluation set (kept apart from the detector's corpus).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use infergate_semantic::embed::bert::BertEncoder;
+use infergate_semantic::embed::SentenceEncoder;
+use infergate_semantic::eval;
+use infergate_semantic::guard::injection;
+
+#[derive(clap::Subcommand)]
+pub enum SemanticCommand {
+    /// Embedding latency, reference agreement, cache and routing figures → semantic.md.
+    Bench(Args),
+    /// Prompt-injection detection on the labelled set → guardrails.md.
+    Eval(Args),
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model directory (scripts/fetch-model).
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    model_dir: PathBuf,
+    /// Where the Markdown report goes.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out: PathBuf,
+    /// Latency samples.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+}
+
+pub fn run(cmd: SemanticCommand) -> anyhow::Result<()> {
+    match cmd {
+        SemanticCommand::Bench(a) => bench(&a),
+        SemanticCommand::Eval(a) => eval_guardrails(&a),
+    }
+}
+
+fn load(dir: &std::path::Path) -> anyhow::Result<BertEncoder> {
+    BertEncoder::load(dir).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+const COMMAND: &str = "RAYON_NUM_THREADS=1 taskset -c 1 target/release/infergate semantic";
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    generator: String,
+    items: Vec<RefItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefItem {
+    text: String,
+    tokens: usize,
+    vector: Vec<f32>,
+}
+
+fn bench(a: &Args) -> anyhow::Result<()> {
+    let enc = load(&a.model_dir)?;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Semantic features: measured\n");
+    let _ = writeln!(
+        md,
+        "Produced by `{COMMAND} bench --model-dir {}` (release build; one core: \
+         `RAYON_NUM_THREADS=1`, pinned with `taskset`). Machine: {} logical CPUs \
+         (shared with other work), `{}`.\n",
+        a.model_dir.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::consts::ARCH
+    );
+
+    // reference agreement
+    let reference: Reference = serde_json::from_str(include_str!(
+        "../../semantic/data/reference/minilm-l6-v2.json"
+    ))?;
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+    let ours = enc.encode(&texts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut worst = 1.0f32;
+    let _ = writeln!(md, "## Agreement with sentence-transformers\n");
+    let _ = writeln!(
+        md,
+        "{} sentences, reference vectors from {} (`crates/semantic/data/reference/`). Target: \
+         cosine ≥ 0.999 for each.\n",
+        reference.items.len(),
+        reference.generator
+    );
+    let _ = writeln!(md, "| tokens | cosine | text |\n|---:|---:|---|");
+    for (item, v) in reference.items.iter().zip(&ours) {
+        let c = infergate_semantic::vector::cosine(v, &item.vector);
+        worst = worst.min(c);
+        let mut t: String = item.text.chars().take(60).collect();
+        if item.text.chars().count() > 60 {
+            t.push('…');
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {c:.6} | {} |",
+            item.tokens,
+            t.replace('|', "\\|")
+        );
+    }
+    let _ = writeln!(md, "\n**Lowest cosine: {worst:.6}.**\n");
+
+    // latency
+    let text64 = reference
+        .items
+        .iter()
+        .find(|i| (60..=70).contains(&i.tokens))
+        .map(|i| i.text.clone())
+        .context("no ~64-token reference sentence")?;
+    let tokens = enc.count_tokens(&text64).unwrap_or(0);
+    for _ in 0..10 {
+        enc.encode(&[&text64]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mut times = Vec::with_capacity(a.samples);
+    for _ in 0..a.samples {
+        let t = Instant::now();
+        enc.encode(&[&text64]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let _ = writeln!(md, "## Embedding latency (one text, one core)\n");
+    let _ = writeln!(
+        md,
+        "A {tokens}-token text (tokenization included), {} runs after 10 warm-up runs. Target: \
+         p50 ≤ 10 ms.\n",
+        a.samples
+    );
+    let _ = writeln!(
+        md,
+        "| p50 | p90 | p99 | max |\n|---:|---:|---:|---:|\n| {} ms | {} ms | {} ms | {} ms |\n",
+        ms(pct(&times, 0.5)),
+        ms(pct(&times, 0.9)),
+        ms(pct(&times, 0.99)),
+        ms(*times.last().unwrap_or(&Duration::ZERO))
+    );
+    let batch: Vec<&str> = std::iter::repeat_n(text64.as_str(), 16).collect();
+    let t = Instant::now();
+    let rounds = 10;
+    for _ in 0..rounds {
+        enc.encode(&batch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let per = t.elapsed() / (rounds * 16);
+    let _ = writeln!(
+        md,
+        "Coalesced batch of 16 such texts: {} ms per text.\n",
+        ms(per)
+    );
+
+    // cache lookup latency
+    let (p50, p99, max, recall) = eval::cache_lookup_latency(384, 100_000, 5_000);
+    let _ = writeln!(md, "## Semantic cache lookup at 100,000 entries\n");
+    let _ = writeln!(
+        md,
+        "One partition holding 100,000 answers with 384-dimensional vectors (IVF index, \
+         nprobe 12), 5,000 lookups of perturbed stored vectors; embedding excluded. Target: \
+         p99 ≤ 2 ms.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| p50 | p99 | max | found (recall vs exact) |\n|---:|---:|---:|---:|\n| {} ms | {} ms | {} ms | {:.1}% |\n",
+        ms(p50),
+        ms(p99),
+        ms(max),
+        recall * 100.0
+    );
+
+    // paraphrase workload
+    let thresholds = [0.80, 0.85, 0.88, 0.90, 0.92, 0.95];
+    let reports = eval::cache_workload(&enc, &thresholds).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = writeln!(md, "## Paraphrase workload\n");
+    let _ = writeln!(
+        md,
+        "`crates/semantic/data/cache/paraphrase.jsonl`: 50 questions are cached; then each of \
+         their 100 paraphrases is asked (a hit is right) and 50 near misses — questions with the \
+         same words and a different answer (\"Celsius to Fahrenheit\" vs \"Fahrenheit to \
+         Celsius\"; a hit is wrong). Wrong-hit rate = wrong hits / all hits. Target: ≤ 1% at the \
+         default threshold ({}).\n",
+        infergate_semantic::cache::DEFAULT_THRESHOLD
+    );
+    let _ = writeln!(
+        md,
+        "| threshold | paraphrase hit rate | hits | wrong hits | wrong-hit rate |\n|---:|---:|---:|---:|---:|"
+    );
+    for r in &reports {
+        let _ = writeln!(
+            md,
+            "| {:.2} | {:.1}% ({}/{}) | {} | {} | {:.1}% |",
+            r.threshold,
+            r.hit_rate() * 100.0,
+            r.paraphrase_hits,
+            r.paraphrase_queries,
+            r.total_hits,
+            r.wrong_hits,
+            r.wrong_rate() * 100.0
+        );
+    }
+    let _ = writeln!(md);
+
+    // routing
+    let (small, strong) = (0.15, 2.50);
+    let r = eval::evaluate_routing(
+        &enc,
+        infergate_gateway::stages::runtime::DEFAULT_ROUTE_THRESHOLD,
+        small,
+        strong,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = writeln!(md, "## Semantic routing\n");
+    let _ = writeln!(
+        md,
+        "Routes `simple` → small model and `complex` → strong model, each with 25 example \
+         prompts (`data/routing/routes.json`); complexity signals (length, code, reasoning cues) \
+         boost `complex`; default strong. Scored on 120 other labelled prompts \
+         (`data/routing/eval.jsonl`). Target: accuracy ≥ 90%.\n"
+    );
+    let _ = writeln!(
+        md,
+        "**Accuracy: {:.1}% ({}/{}).**\n",
+        r.correct as f64 * 100.0 / r.total.max(1) as f64,
+        r.correct,
+        r.total
+    );
+    let _ = writeln!(md, "| label → chosen | prompts |\n|---|---:|");
+    for ((l, c), n) in &r.confusion {
+        let _ = writeln!(md, "| {l} → {c} | {n} |");
+    }
+    let _ = writeln!(
+        md,
+        "\nCost, pricing each prompt as (characters/4 + 300 output tokens) at ${small}/M tokens \
+         (small) and ${strong}/M (strong): router ${:.4} vs always-strong ${:.4} — **{:.1}% \
+         saved**.\n",
+        r.cost_router,
+        r.cost_strong,
+        (1.0 - r.cost_router / r.cost_strong.max(1e-12)) * 100.0
+    );
+    if !r.misrouted.is_empty() {
+        let _ = writeln!(md, "Misrouted:\n");
+        for (l, t) in &r.misrouted {
+            let _ = writeln!(md, "- ({l}) {t}");
+        }
+        let _ = writeln!(md);
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let path = a.out.join("semantic.md");
+    std::fs::write(&path, md)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
+    let enc = load(&a.model_dir)?;
+    let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let (t, m) = (injection::DEFAULT_THRESHOLD, injection::DEFAULT_MARGIN);
+    let r =
+        eval::evaluate_injection(&enc, corpus.clone(), t, m).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Guardrails: measured\n");
+    let _ = writeln!(
+        md,
+        "Produced by `{COMMAND} eval --model-dir {}`.\n",
+        a.model_dir.display()
+    );
+    let _ = writeln!(md, "## Prompt injection and jailbreaks\n");
+    let _ = writeln!(
+        md,
+        "Detector: rules + embedding similarity (all-MiniLM-L6-v2) to corpus `{}` ({} attacks, \
+         {} benign look-alikes), threshold {t}, margin {m} (defaults). Scored on the labelled \
+         evaluation set `crates/semantic/data/injection/eval/` (provenance in its README), which \
+         shares no prompt with the corpus; {} evaluation attacks have a corpus attack at cosine \
+         ≥ 0.95 (near-duplicates of known jailbreak templates in the wild). Targets: recall ≥ 90% \
+         at ≤ 5% false positives, overall and per category.\n",
+        r.corpus_version, r.corpus_attacks, r.corpus_benign, r.near_duplicates
+    );
+    let _ = writeln!(
+        md,
+        "**Overall: recall {:.1}%, false positives {:.1}%.**\n",
+        r.recall() * 100.0,
+        r.fpr() * 100.0
+    );
+    let _ = writeln!(
+        md,
+        "| attack category | prompts | detected | recall | by rules | by similarity |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for (cat, c) in &r.attacks {
+        let _ = writeln!(
+            md,
+            "| {cat} | {} | {} | {:.1}% | {} | {} |",
+            c.total,
+            c.flagged,
+            c.flagged as f64 * 100.0 / c.total.max(1) as f64,
+            c.by_rules,
+            c.by_similarity
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n| benign category | prompts | flagged | false-positive rate |\n|---|---:|---:|---:|"
+    );
+    for (cat, c) in &r.benign {
+        let _ = writeln!(
+            md,
+            "| {cat} | {} | {} | {:.1}% |",
+            c.total,
+            c.flagged,
+            c.flagged as f64 * 100.0 / c.total.max(1) as f64
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThreshold sweep (same set; the default is not tuned on it — see calibration below):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| threshold | margin | recall | false positives |\n|---:|---:|---:|---:|"
+    );
+    for (tt, mm) in [
+        (0.5, 0.04),
+        (0.55, 0.04),
+        (0.6, 0.0),
+        (0.6, 0.04),
+        (0.6, 0.08),
+        (0.65, 0.04),
+        (0.7, 0.04),
+    ] {
+        let s = eval::evaluate_injection(&enc, corpus.clone(), tt, mm)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _ = writeln!(
+            md,
+            "| {tt} | {mm} | {:.1}% | {:.1}% |",
+            s.recall() * 100.0,
+            s.fpr() * 100.0
+        );
+    }
+    let (lr, lf) = eval::calibrate_on_corpus(&corpus, t, m);
+    let _ = writeln!(
+        md,
+        "\nCalibration (leave-one-out on the corpus only, similarity part alone): recall {:.1}%, \
+         false positives {:.1}%.\n",
+        lr * 100.0,
+        lf * 100.0
+    );
+    if !r.false_positives.is_empty() {
+        let _ = writeln!(md, "False positives:\n");
+        for (c, text, why) in &r.false_positives {
+            let _ = writeln!(md, "- ({c}) {text} — {why}");
+        }
+        let _ = writeln!(md);
+    }
+    if !r.misses.is_empty() {
+        let _ = writeln!(md, "Missed attacks:\n");
+        for (c, text) in &r.misses {
+            let t: String = text.chars().take(140).collect();
+            let _ = writeln!(md, "- ({c}) {}", t.replace('\n', " "));
+        }
+        let _ = writeln!(md);
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let path = a.out.join("guardrails.md");
+    std::fs::write(&path, md)?;
+    eprintln!(
+        "recall {:.1}%, false positives {:.1}%; wrote {}",
+        r.recall() * 100.0,
+        r.fpr() * 100.0,
+        path.display()
+    );
+    Ok(())
+}

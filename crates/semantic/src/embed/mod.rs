@@ -1,0 +1,106 @@
+//! Sentence embeddings: the [`Embedder`] every semantic feature asks for vectors.
+//!
+//! Two implementations:
+//! - in-process: a [`SentenceEncoder`] (the candle BERT encoder, feature `embed-candle`) behind an
+//!   [`EncoderPool`] — a fixed number of OS threads with a bounded queue, so CPU-bound inference
+//!   never runs on (or stalls) the async runtime, and requests waiting together are coalesced
+//!   into one batch;
+//! - remote: any OpenAI-compatible `/v1/embeddings` endpoint (implemented in the gateway, which
+//!   owns the sockets), behind the same trait.
+//!
+//! [`CachedEmbedder`] puts an LRU cache keyed by a hash of the text in front of either.
+//! Vectors are L2-normalised, so cosine similarity is a dot product ([`crate::vector::dot`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+#[cfg(feature = "embed-candle")]
+pub mod bert;
+mod cache;
+mod pool;
+
+pub use cache::CachedEmbedder;
+pub use pool::{EncoderPool, PoolOptions};
+
+use crate::vector::Vector;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EmbedError {
+    /// The model could not be loaded or failed on an input.
+    #[error("embedding model: {0}")]
+    Model(String),
+    /// The pool's queue is full: the gateway is embedding as fast as its threads allow.
+    #[error("the embedding queue is full ({0} texts waiting)")]
+    Overloaded(usize),
+    /// The pool has shut down.
+    #[error("the embedding pool has stopped")]
+    Stopped,
+    /// A remote embeddings endpoint failed.
+    #[error("embeddings endpoint: {0}")]
+    Remote(String),
+}
+
+/// Something that turns texts into unit-length vectors, asynchronously.
+pub trait Embedder: Send + Sync {
+    /// Vector length.
+    fn dim(&self) -> usize;
+    /// One vector per text, in order.
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vector>, EmbedError>>;
+    /// A name for logs and metrics (the model).
+    fn name(&self) -> &str;
+}
+
+/// A synchronous, CPU-bound sentence encoder (run it on an [`EncoderPool`]).
+pub trait SentenceEncoder: Send + Sync {
+    fn dim(&self) -> usize;
+    /// L2-normalised vectors, one per text, in order.
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Tokens the encoder would read for `text` (after truncation), when it can tell.
+    fn count_tokens(&self, _text: &str) -> Option<usize> {
+        None
+    }
+}
+
+/// Embed one text.
+pub async fn embed_one(e: &dyn Embedder, text: &str) -> Result<Vector, EmbedError> {
+    let texts = [text.to_string()];
+    let mut v = e.embed(&texts).await?;
+    v.pop()
+        .ok_or_else(|| EmbedError::Model("the embedder returned no vector".into()))
+}
+
+/// A deterministic, dependency-free encoder for tests of the code around embeddings (not of
+/// embedding quality): hashed character trigrams, L2-normalised. Texts sharing many trigrams
+/// get similar vectors.
+pub struct HashingEncoder {
+    pub dim: usize,
+}
+
+impl SentenceEncoder for HashingEncoder {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0f32; self.dim];
+                let lower: Vec<char> = t.to_lowercase().chars().collect();
+                for w in lower.windows(3) {
+                    let s: String = w.iter().collect();
+                    let h = xxhash_rust::xxh64::xxh64(s.as_bytes(), 7);
+                    v[(h % self.dim as u64) as usize] += 1.0;
+                }
+                crate::vector::normalize(&mut v);
+                v
+            })
+            .collect())
+    }
+}
+
+/// An [`Embedder`] shared by every feature of one configuration.
+pub type SharedEmbedder = Arc<dyn Embedder>;

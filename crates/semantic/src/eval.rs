@@ -1,0 +1,506 @@
+//! Evaluations on the labelled sets kept in `data/`: prompt-injection detection, semantic
+//! routing, and the semantic cache on a paraphrase workload. Each returns figures; the CLI
+//! (`infergate semantic eval` / `bench`) writes them to `docs/benchmarks/`.
+//!
+//! The injection detector is scored on `data/injection/eval/` only, and matches against
+//! `data/injection/corpus.jsonl` only: the two share no prompt (`data/injection/src/build.py`
+//! asserts it).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::cache::{CacheOptions, CachedAnswer, Hit, PartitionKey, SemanticCache};
+use crate::embed::{EmbedError, SentenceEncoder};
+use crate::guard::injection::{self, Corpus, Injection};
+use crate::guard::{Action, Direction, Guardrail, ScanInput};
+use crate::router::{Route, SemanticRouter, Signals};
+use crate::vector::{dot, Vector};
+
+pub const EVAL_ATTACKS: &str = include_str!("../data/injection/eval/attacks.jsonl");
+pub const EVAL_BENIGN: &str = include_str!("../data/injection/eval/benign.jsonl");
+pub const ROUTES: &str = include_str!("../data/routing/routes.json");
+pub const ROUTING_EVAL: &str = include_str!("../data/routing/eval.jsonl");
+pub const PARAPHRASES: &str = include_str!("../data/cache/paraphrase.jsonl");
+
+#[derive(Deserialize)]
+struct Labelled {
+    text: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    label: String,
+}
+
+fn lines<T: serde::de::DeserializeOwned>(text: &str) -> Vec<T> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn embed(enc: &dyn SentenceEncoder, texts: &[String]) -> Result<Vec<Vector>, EmbedError> {
+    let mut out = Vec::with_capacity(texts.len());
+    for batch in texts.chunks(16) {
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        out.extend(enc.encode(&refs)?.into_iter().map(Vector::from));
+    }
+    Ok(out)
+}
+
+/// Embed the built-in corpus.
+pub fn builtin_corpus(enc: &dyn SentenceEncoder) -> Result<Corpus, EmbedError> {
+    let (version, items) =
+        injection::parse_corpus(injection::BUILTIN_CORPUS).map_err(EmbedError::Model)?;
+    let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
+    let vecs = embed(enc, &texts)?;
+    let mut c = Corpus {
+        version,
+        attacks: Vec::new(),
+        benign: Vec::new(),
+    };
+    for (i, v) in items.iter().zip(vecs) {
+        if i.label == "attack" {
+            c.attacks.push((injection::category(&i.category), v));
+        } else {
+            c.benign.push(v);
+        }
+    }
+    Ok(c)
+}
+
+/// Per-category counts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub total: usize,
+    pub flagged: usize,
+    pub by_rules: usize,
+    pub by_similarity: usize,
+}
+
+#[derive(Debug)]
+pub struct InjectionReport {
+    pub corpus_version: String,
+    pub corpus_attacks: usize,
+    pub corpus_benign: usize,
+    pub threshold: f32,
+    pub margin: f32,
+    pub attacks: BTreeMap<String, Counts>,
+    pub benign: BTreeMap<String, Counts>,
+    /// Eval attacks whose nearest corpus attack has cosine ≥ 0.95 (near-duplicates).
+    pub near_duplicates: usize,
+    /// Benign prompts flagged, with the category and what flagged them (for the report).
+    pub false_positives: Vec<(String, String, String)>,
+    /// Attacks missed.
+    pub misses: Vec<(String, String)>,
+}
+
+impl InjectionReport {
+    pub fn recall(&self) -> f64 {
+        let (t, f) = self
+            .attacks
+            .values()
+            .fold((0, 0), |(t, f), c| (t + c.total, f + c.flagged));
+        f as f64 / t.max(1) as f64
+    }
+    pub fn fpr(&self) -> f64 {
+        let (t, f) = self
+            .benign
+            .values()
+            .fold((0, 0), |(t, f), c| (t + c.total, f + c.flagged));
+        f as f64 / t.max(1) as f64
+    }
+}
+
+/// Score the injection detector (rules + similarity at `threshold`/`margin`) on the eval set.
+pub fn evaluate_injection(
+    enc: &dyn SentenceEncoder,
+    corpus: Arc<Corpus>,
+    threshold: f32,
+    margin: f32,
+) -> Result<InjectionReport, EmbedError> {
+    let attacks: Vec<Labelled> = lines(EVAL_ATTACKS);
+    let benign: Vec<Labelled> = lines(EVAL_BENIGN);
+    let det = Injection::new(
+        "injection",
+        Action::Block,
+        true,
+        Some(corpus.clone()),
+        threshold,
+        margin,
+    );
+    let mut report = InjectionReport {
+        corpus_version: corpus.version.clone(),
+        corpus_attacks: corpus.attacks.len(),
+        corpus_benign: corpus.benign.len(),
+        threshold,
+        margin,
+        attacks: BTreeMap::new(),
+        benign: BTreeMap::new(),
+        near_duplicates: 0,
+        false_positives: Vec::new(),
+        misses: Vec::new(),
+    };
+    for (set, is_attack) in [(&attacks, true), (&benign, false)] {
+        let texts: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
+        let vecs = embed(enc, &texts)?;
+        for (item, v) in set.iter().zip(vecs) {
+            let findings = det.scan(&ScanInput {
+                text: &item.text,
+                embedding: Some(&v),
+                direction: Direction::Request,
+                whole: None,
+            });
+            let by_rules = findings.iter().any(|f| f.span.is_some());
+            let by_sim = findings.iter().any(|f| f.span.is_none());
+            let map = if is_attack {
+                &mut report.attacks
+            } else {
+                &mut report.benign
+            };
+            let c = map.entry(item.category.clone()).or_default();
+            c.total += 1;
+            if !findings.is_empty() {
+                c.flagged += 1;
+            }
+            c.by_rules += usize::from(by_rules);
+            c.by_similarity += usize::from(by_sim);
+            if is_attack {
+                let nearest = corpus
+                    .attacks
+                    .iter()
+                    .map(|(_, a)| dot(a, &v))
+                    .fold(-1.0f32, f32::max);
+                if nearest >= 0.95 {
+                    report.near_duplicates += 1;
+                }
+                if findings.is_empty() {
+                    report
+                        .misses
+                        .push((item.category.clone(), item.text.clone()));
+                }
+            } else if !findings.is_empty() {
+                let why = findings
+                    .iter()
+                    .map(|f| f.rule.as_deref().unwrap_or(f.kind).to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                report
+                    .false_positives
+                    .push((item.category.clone(), item.text.clone(), why));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Leave-one-out calibration on the corpus alone (never the eval set): for each corpus item,
+/// judge it against the rest. Returns (recall, false-positive rate) at `threshold`/`margin`.
+pub fn calibrate_on_corpus(corpus: &Corpus, threshold: f32, margin: f32) -> (f64, f64) {
+    let mut tp = 0;
+    for (i, (_, v)) in corpus.attacks.iter().enumerate() {
+        let a = corpus
+            .attacks
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (_, x))| dot(x, v))
+            .fold(-1.0f32, f32::max);
+        let b = corpus
+            .benign
+            .iter()
+            .map(|x| dot(x, v))
+            .fold(-1.0f32, f32::max);
+        if a >= threshold && a - b >= margin {
+            tp += 1;
+        }
+    }
+    let mut fp = 0;
+    for (i, v) in corpus.benign.iter().enumerate() {
+        let a = corpus
+            .attacks
+            .iter()
+            .map(|(_, x)| dot(x, v))
+            .fold(-1.0f32, f32::max);
+        let b = corpus
+            .benign
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, x)| dot(x, v))
+            .fold(-1.0f32, f32::max);
+        if a >= threshold && a - b >= margin {
+            fp += 1;
+        }
+    }
+    (
+        tp as f64 / corpus.attacks.len().max(1) as f64,
+        fp as f64 / corpus.benign.len().max(1) as f64,
+    )
+}
+
+// ------------------------------------------------------------------ routing
+
+#[derive(Debug)]
+pub struct RoutingReport {
+    pub total: usize,
+    pub correct: usize,
+    /// (label, chosen) → count
+    pub confusion: BTreeMap<(String, String), usize>,
+    pub cost_router: f64,
+    pub cost_strong: f64,
+    pub price_small: f64,
+    pub price_strong: f64,
+    pub misrouted: Vec<(String, String)>,
+}
+
+/// Route the labelled simple/complex prompts with the example routes in `data/routing`.
+/// Cost: each prompt is priced as (its characters / 4 + 300 output tokens) × the chosen model's
+/// price per token; `price_small` / `price_strong` are per million tokens.
+pub fn evaluate_routing(
+    enc: &dyn SentenceEncoder,
+    threshold: f32,
+    price_small: f64,
+    price_strong: f64,
+) -> Result<RoutingReport, EmbedError> {
+    let routes: BTreeMap<String, Vec<String>> =
+        serde_json::from_str(ROUTES).map_err(|e| EmbedError::Model(e.to_string()))?;
+    let mut rs = Vec::new();
+    for (name, examples) in &routes {
+        rs.push(Route {
+            name: Arc::from(name.as_str()),
+            model: Arc::from(if name == "simple" { "small" } else { "strong" }),
+            examples: embed(enc, examples)?,
+            complex: name == "complex",
+        });
+    }
+    let router = SemanticRouter::new(rs, Arc::from("strong"), threshold, Signals::default());
+    let items: Vec<Labelled> = lines(ROUTING_EVAL);
+    let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
+    let vecs = embed(enc, &texts)?;
+    let mut report = RoutingReport {
+        total: 0,
+        correct: 0,
+        confusion: BTreeMap::new(),
+        cost_router: 0.0,
+        cost_strong: 0.0,
+        price_small,
+        price_strong,
+        misrouted: Vec::new(),
+    };
+    for (item, v) in items.iter().zip(vecs) {
+        let choice = router.choose(&item.text, &v);
+        let chosen = if &*choice.model == "small" {
+            "simple"
+        } else {
+            "complex"
+        };
+        report.total += 1;
+        if chosen == item.label {
+            report.correct += 1;
+        } else {
+            report
+                .misrouted
+                .push((item.label.clone(), item.text.clone()));
+        }
+        *report
+            .confusion
+            .entry((item.label.clone(), chosen.to_string()))
+            .or_default() += 1;
+        let tokens = item.text.len() as f64 / 4.0 + 300.0;
+        let price = if chosen == "simple" {
+            price_small
+        } else {
+            price_strong
+        };
+        report.cost_router += tokens * price / 1e6;
+        report.cost_strong += tokens * price_strong / 1e6;
+    }
+    Ok(report)
+}
+
+// ------------------------------------------------------------------ cache
+
+#[derive(Deserialize)]
+struct Group {
+    group: usize,
+    base: String,
+    paraphrases: Vec<String>,
+    near_misses: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheWorkloadReport {
+    pub threshold: f32,
+    pub paraphrase_queries: usize,
+    pub paraphrase_hits: usize,
+    pub near_miss_queries: usize,
+    /// Hits that returned another question's answer.
+    pub wrong_hits: usize,
+    pub total_hits: usize,
+}
+
+impl CacheWorkloadReport {
+    pub fn hit_rate(&self) -> f64 {
+        self.paraphrase_hits as f64 / self.paraphrase_queries.max(1) as f64
+    }
+    pub fn wrong_rate(&self) -> f64 {
+        self.wrong_hits as f64 / self.total_hits.max(1) as f64
+    }
+}
+
+/// The paraphrase workload: store each base question's answer, then ask every paraphrase (a
+/// hit is right) and every near miss — a question with the same words and a different answer
+/// (a hit is wrong). Reported per threshold.
+pub fn cache_workload(
+    enc: &dyn SentenceEncoder,
+    thresholds: &[f32],
+) -> Result<Vec<CacheWorkloadReport>, EmbedError> {
+    let groups: Vec<Group> = lines(PARAPHRASES);
+    let bases: Vec<String> = groups.iter().map(|g| g.base.clone()).collect();
+    let base_vecs = embed(enc, &bases)?;
+    let mut queries: Vec<(usize, bool, String)> = Vec::new();
+    for g in &groups {
+        for p in &g.paraphrases {
+            queries.push((g.group, true, p.clone()));
+        }
+        for n in &g.near_misses {
+            queries.push((g.group, false, n.clone()));
+        }
+    }
+    let qtexts: Vec<String> = queries.iter().map(|q| q.2.clone()).collect();
+    let qvecs = embed(enc, &qtexts)?;
+    let key = PartitionKey {
+        tenant: "t".into(),
+        model: "m".into(),
+        fingerprint: 0,
+    };
+    let mut out = Vec::new();
+    for &t in thresholds {
+        let cache = SemanticCache::new(
+            enc.dim(),
+            CacheOptions {
+                threshold: t,
+                ..Default::default()
+            },
+        );
+        for (g, v) in groups.iter().zip(&base_vecs) {
+            cache.store(
+                &key,
+                g.group as u64,
+                Some(v.clone()),
+                CachedAnswer {
+                    chat: true,
+                    content: format!("answer {}", g.group),
+                    finish_reason: "stop".into(),
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    served_model: String::new(),
+                },
+            );
+        }
+        let mut r = CacheWorkloadReport {
+            threshold: t,
+            paraphrase_queries: 0,
+            paraphrase_hits: 0,
+            near_miss_queries: 0,
+            wrong_hits: 0,
+            total_hits: 0,
+        };
+        for ((group, is_para, _), v) in queries.iter().zip(&qvecs) {
+            let hit = cache.lookup(&key, u64::MAX - 1, Some(v));
+            if *is_para {
+                r.paraphrase_queries += 1;
+            } else {
+                r.near_miss_queries += 1;
+            }
+            if let Some((ans, h)) = hit {
+                debug_assert!(matches!(h, Hit::Semantic(_)));
+                r.total_hits += 1;
+                let right = *is_para && ans.content == format!("answer {group}");
+                if right {
+                    r.paraphrase_hits += 1;
+                } else {
+                    r.wrong_hits += 1;
+                }
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Lookup latency at `n` entries in one partition (embedding excluded): random unit vectors
+/// stored, then queried with perturbed copies. Returns (p50, p99, max, recall vs exact).
+pub fn cache_lookup_latency(
+    dim: usize,
+    n: usize,
+    queries: usize,
+) -> (Duration, Duration, Duration, f64) {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = SmallRng::seed_from_u64(42);
+    let unit = |rng: &mut SmallRng| {
+        let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        crate::vector::normalize(&mut v);
+        v
+    };
+    let cache = SemanticCache::new(
+        dim,
+        CacheOptions {
+            threshold: 0.9,
+            max_entries: n + 1,
+            max_bytes: usize::MAX,
+            ..Default::default()
+        },
+    );
+    let key = PartitionKey {
+        tenant: "t".into(),
+        model: "m".into(),
+        fingerprint: 0,
+    };
+    let mut stored = Vec::with_capacity(n);
+    for i in 0..n {
+        let v = unit(&mut rng);
+        cache.store(
+            &key,
+            i as u64,
+            Some(Vector::from(v.as_slice())),
+            CachedAnswer {
+                chat: true,
+                content: "x".into(),
+                finish_reason: "stop".into(),
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                served_model: String::new(),
+            },
+        );
+        stored.push(v);
+    }
+    let mut times = Vec::with_capacity(queries);
+    let mut found = 0;
+    for q in 0..queries {
+        let i = rng.random_range(0..n);
+        let mut v = stored[i].clone();
+        for x in &mut v {
+            *x += rng.random_range(-0.01f32..0.01);
+        }
+        crate::vector::normalize(&mut v);
+        let t = Instant::now();
+        let hit = cache.lookup(&key, u64::MAX - q as u64, Some(&v));
+        times.push(t.elapsed());
+        if hit.is_some() {
+            found += 1;
+        }
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    (
+        pct(0.50),
+        pct(0.99),
+        *times.last().unwrap_or(&Duration::ZERO),
+        found as f64 / queries.max(1) as f64,
+    )
+}
