@@ -253,6 +253,28 @@ fn bench(a: &Args) -> anyhow::Result<()> {
         r.cost_strong,
         (1.0 - r.cost_router / r.cost_strong.max(1e-12)) * 100.0
     );
+    let _ = writeln!(
+        md,
+        "Route threshold sweep (same set; the default is marked — it only separates \"like no \
+         route\" from \"like one\", the best route wins on its own):\n\n| threshold | accuracy \
+         |\n|---:|---:|"
+    );
+    for t in [0.0f32, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35] {
+        let sweep =
+            eval::evaluate_routing(&enc, t, small, strong).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mark = if (t - infergate_gateway::stages::runtime::DEFAULT_ROUTE_THRESHOLD).abs() < 1e-6
+        {
+            " (default)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            md,
+            "| {t}{mark} | {:.1}% |",
+            sweep.correct as f64 * 100.0 / sweep.total.max(1) as f64
+        );
+    }
+    let _ = writeln!(md);
     if !r.misrouted.is_empty() {
         let _ = writeln!(md, "Misrouted:\n");
         for (l, t) in &r.misrouted {

@@ -74,6 +74,13 @@ impl VectorIndex {
         self.slots.is_empty()
     }
 
+    /// Vectors per IVF list, largest first (empty while the index is exact).
+    pub fn list_sizes(&self) -> Vec<usize> {
+        let mut sizes: Vec<usize> = self.lists.iter().map(Vec::len).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes
+    }
+
     pub fn is_ivf(&self) -> bool {
         !self.centroids.is_empty()
     }

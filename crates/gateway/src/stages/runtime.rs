@@ -252,8 +252,12 @@ impl SemanticRuntime {
     }
 }
 
-/// Default route score (mean of the 3 best example similarities, plus signal boosts).
-pub const DEFAULT_ROUTE_THRESHOLD: f32 = 0.35;
+/// Default route score (mean of the 3 best example similarities, plus signal boosts) below
+/// which the router falls back to its default model. It only has to tell "like none of the
+/// routes" from "like one of them": the best route wins on its own. The routing sweep in
+/// `docs/benchmarks/semantic.md` shows accuracy flat from 0 to 0.2 and falling fast above
+/// (short prompts have low absolute similarities to any example).
+pub const DEFAULT_ROUTE_THRESHOLD: f32 = 0.2;
 /// Default similarity for a denied topic.
 pub const DEFAULT_TOPIC_THRESHOLD: f32 = 0.6;
 
