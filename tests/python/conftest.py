@@ -56,7 +56,10 @@ class Gateway:
         return self.base_url + "/v1"
 
 
-def start_gateway(config_yaml: str, workdir: Path) -> Gateway:
+def start_gateway(config_yaml: str, workdir: Path, timeout: float = 30) -> Gateway:
+    """Start `infergate serve` on the config; `timeout` bounds the wait for "serving" (a config
+    with payload features embeds its corpora at start: seconds in release, much longer in a debug
+    build on a busy machine)."""
     cfg = workdir / "gateway.yaml"
     cfg.write_text(config_yaml)
     stderr_path = workdir / "gateway.stderr"
@@ -66,7 +69,7 @@ def start_gateway(config_yaml: str, workdir: Path) -> Gateway:
         stdout=open(workdir / "access.log", "w"),
         stderr=stderr,
     )
-    deadline = time.time() + 30
+    deadline = time.time() + timeout
     while time.time() < deadline:
         text = stderr_path.read_text()
         m = re.search(r"serving (http://[\d.:]+) .*admin (http://[\d.:]+)", text)

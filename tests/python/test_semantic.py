@@ -45,7 +45,7 @@ spec:
 @pytest.fixture
 def payload_gateway():
     with tempfile.TemporaryDirectory() as d:
-        gw = start_gateway(payload_config(), Path(d))
+        gw = start_gateway(payload_config(), Path(d), timeout=240)
         try:
             yield gw
         finally:
@@ -56,7 +56,7 @@ def payload_gateway():
 @pytest.fixture
 def echo_gateway():
     with tempfile.TemporaryDirectory() as d:
-        gw = start_gateway(payload_config(", mode: echo"), Path(d))
+        gw = start_gateway(payload_config(", mode: echo"), Path(d), timeout=240)
         try:
             yield gw
         finally:
