@@ -164,7 +164,7 @@ fn word(rng: &mut rand::rngs::SmallRng) -> &'static str {
     WORDS[rng.random_range(0..WORDS.len())]
 }
 
-fn text(tokens: usize, rng: &mut rand::rngs::SmallRng) -> String {
+pub(crate) fn text(tokens: usize, rng: &mut rand::rngs::SmallRng) -> String {
     let mut s = String::with_capacity(tokens * 7);
     for i in 0..tokens {
         if i > 0 {
@@ -326,6 +326,9 @@ fn read_usage(body: &[u8], s: &mut Sample) {
 pub(crate) struct Traffic {
     pub bodies: Arc<Vec<Bytes>>,
     pub headers: Arc<Vec<(String, String)>>,
+    /// Make every request's prompt its own: a sequence number is inserted at this byte offset
+    /// of each body (the start of its text), so no two requests share a prefix-cache block.
+    pub unique_at: Option<usize>,
 }
 
 /// Poisson arrivals at `stages[i] = (rate real req/s, duration real s)`, each stage's requests
@@ -343,6 +346,7 @@ pub(crate) async fn drive(
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let mut at = 0.0f64;
+    let mut sequence = 0u64;
     for (stage, (classes, duration)) in stages.iter().enumerate() {
         let end = at + duration;
         // Each class is its own Poisson stream.
@@ -364,7 +368,16 @@ pub(crate) async fn drive(
             let due = t0 + Duration::from_secs_f64(t);
             tokio::time::sleep_until(due.into()).await;
             let tr = &traffic[class];
-            let body = tr.bodies[rng.random_range(0..tr.bodies.len())].clone();
+            let mut body = tr.bodies[rng.random_range(0..tr.bodies.len())].clone();
+            if let Some(at) = tr.unique_at.filter(|at| *at <= body.len()) {
+                sequence += 1;
+                let mark = format!("{sequence} ");
+                let mut v = Vec::with_capacity(body.len() + mark.len());
+                v.extend_from_slice(&body[..at]);
+                v.extend_from_slice(mark.as_bytes());
+                v.extend_from_slice(&body[at..]);
+                body = Bytes::from(v);
+            }
             let (c, u, h) = (client.clone(), url.clone(), tr.headers.clone());
             tasks.spawn(async move {
                 let mut s = send_one(c, u, body, h, t0, limit).await;
@@ -647,6 +660,7 @@ async fn run_strategy(
     let traffic = [Traffic {
         bodies: bodies.clone(),
         headers: Arc::new(Vec::new()),
+        unique_at: None,
     }];
     let mut stages = vec![(
         vec![(0usize, args.warmup_rate / scale)],
