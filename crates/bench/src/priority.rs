@@ -2,10 +2,15 @@
 //!
 //! The same simulated fleet and gateway as the routing benchmark (default profile, flow control
 //! on, the anchor's saturation defaults). Two InferenceObjectives: `critical` (priority 10) and
-//! `batch` (priority −1, sheddable). Phase 1: critical traffic alone (the idle baseline).
-//! Phase 2: the same critical traffic plus batch traffic at several times the pool's capacity.
-//! Reported: critical TTFT in both phases (target: p90 within 2× of idle) and what batch requests
-//! got (target: refusals are 429s, never timeouts or 503s).
+//! `batch` (priority −1, sheddable). A warm-up (critical traffic only, faster, not reported)
+//! puts the critical workload's shared system prompts in the replicas' caches, so both measured
+//! phases see the same cache. Phase 1: critical traffic alone (the idle baseline). Phase 2: the
+//! same critical traffic plus batch traffic at several times the pool's capacity: batch prompts
+//! are their own (a sequence number starts each one, so they never hit the cache — batch jobs
+//! do not share the interactive system prompts, and batch traffic that did would both warm
+//! the critical cache and cost the pool almost nothing). Reported: critical TTFT in both phases
+//! (target: p90 within 2× of idle) and what batch requests got (target: refusals are 429s,
+//! never timeouts or 503s).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,12 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bytes::Bytes;
+use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::report::{write_json, Machine, Table, Verdict};
 use crate::routing::{
-    drive, shared_prefix_bodies, stage_result, start_bench_with, SimModelArgs, StageResult,
-    Traffic, WorkloadArgs,
+    drive, shared_prefix_bodies, stage_result, start_bench_with, text, SimModelArgs, StageResult,
+    Traffic, WorkloadArgs, PUBLIC_MODEL,
 };
 
 /// `infergate bench priority`.
@@ -39,6 +46,14 @@ pub struct PriorityArgs {
     /// Sheddable batch requests per second (model time) in the saturated phase.
     #[arg(long, default_value_t = 120.0)]
     pub batch_rate: f64,
+    /// Batch prompt length, tokens (every batch prompt is its own: no cache hits).
+    #[arg(long, default_value_t = 2000)]
+    pub batch_prompt_tokens: usize,
+    /// Warm-up before the idle phase: critical traffic at this rate (model time), not reported.
+    #[arg(long, default_value_t = 20.0)]
+    pub warmup_rate: f64,
+    #[arg(long, default_value_t = 40.0)]
+    pub warmup_secs: f64,
     /// Length of each phase, model time (seconds).
     #[arg(long, default_value_t = 60.0)]
     pub phase_secs: f64,
@@ -68,6 +83,8 @@ struct PriorityReport {
     sim: SimModelArgs,
     critical_rate: f64,
     batch_rate: f64,
+    batch_prompt_tokens: usize,
+    warmup: (f64, f64),
     phase_secs: f64,
     critical_idle: StageResult,
     critical_saturated: StageResult,
@@ -81,6 +98,7 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
     if args.quick {
         args.workload.groups = args.workload.groups.min(30);
         args.phase_secs = args.phase_secs.min(20.0);
+        args.warmup_secs = args.warmup_secs.min(20.0);
     }
     let scale = args.sim.time_scale;
     let mut machine = Machine::probe();
@@ -95,18 +113,23 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
             o.to_string(),
         )])
     };
+    let (batch_bodies, unique_at) = batch_bodies(&args);
     let traffic = [
         Traffic {
             bodies: bodies.clone(),
             headers: header("critical"),
+            unique_at: None,
         },
         Traffic {
-            bodies: bodies.clone(),
+            bodies: Arc::new(batch_bodies),
             headers: header("batch"),
+            unique_at: Some(unique_at),
         },
     ];
     let phase = args.phase_secs * scale;
+    let warmup = args.warmup_secs * scale;
     let stages = vec![
+        (vec![(0usize, args.warmup_rate / scale)], warmup),
         (vec![(0usize, args.critical_rate / scale)], phase),
         (
             vec![
@@ -117,7 +140,7 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
         ),
     ];
     let started = Instant::now();
-    let limit = Duration::from_secs_f64(phase * 6.0);
+    let limit = Duration::from_secs_f64(warmup + phase * 6.0);
     let samples = drive(&bench.url, &traffic, &stages, args.workload.seed, limit).await;
     eprintln!("priority: ran {:.0}s", started.elapsed().as_secs_f64());
     bench.stop().await;
@@ -125,26 +148,26 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
 
     let idle = stage_result(
         &samples,
-        0,
+        1,
         Some(0),
         args.critical_rate,
-        (0.0, phase),
+        (warmup, warmup + phase),
         scale,
     );
     let sat = stage_result(
         &samples,
-        1,
+        2,
         Some(0),
         args.critical_rate,
-        (phase, 2.0 * phase),
+        (warmup + phase, warmup + 2.0 * phase),
         scale,
     );
     let batch = stage_result(
         &samples,
-        1,
+        2,
         Some(1),
         args.batch_rate,
-        (phase, 2.0 * phase),
+        (warmup + phase, warmup + 2.0 * phase),
         scale,
     );
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
@@ -188,6 +211,8 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
         sim: args.sim.clone(),
         critical_rate: args.critical_rate,
         batch_rate: args.batch_rate,
+        batch_prompt_tokens: args.batch_prompt_tokens,
+        warmup: (args.warmup_rate, args.warmup_secs),
         phase_secs: args.phase_secs,
         critical_idle: idle,
         critical_saturated: sat,
@@ -200,6 +225,37 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("priority: wrote {}", args.out.display());
     Ok(())
+}
+
+/// Batch request bodies (streamed chats, one user message of `batch_prompt_tokens` tokens) and
+/// the byte offset where [`drive`] inserts each request's sequence number: the start of the
+/// text, so every batch prompt differs from its first block on.
+fn batch_bodies(args: &PriorityArgs) -> (Vec<Bytes>, usize) {
+    const MARK: &str = "batch job ";
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(args.workload.seed ^ 0xBA7C);
+    let bodies: Vec<Bytes> = (0..16)
+        .map(|_| {
+            let body = serde_json::json!({
+                "model": PUBLIC_MODEL,
+                "messages": [{"role": "user", "content": format!(
+                    "{MARK}{}", text(args.batch_prompt_tokens, &mut rng)
+                )}],
+                "max_tokens": args.workload.output_tokens,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            });
+            Bytes::from(body.to_string())
+        })
+        .collect();
+    // Every body starts alike up to the text: one offset serves them all.
+    let at = bodies
+        .first()
+        .and_then(|b| {
+            let s = std::str::from_utf8(b).ok()?;
+            s.find(MARK).map(|i| i + MARK.len())
+        })
+        .unwrap_or(0);
+    (bodies, at)
 }
 
 fn f(v: Option<f64>) -> String {
@@ -217,14 +273,24 @@ fn markdown(r: &PriorityReport) -> String {
         "Produced by `{}` (see `crates/bench/src/priority.rs`). {} simulated replicas (the \
          routing benchmark's model: prefill-bound, {} KV blocks each), the gateway's default \
          profile with flow control and the anchor's saturation defaults (queue 5, KV 0.8). \
-         Critical requests (InferenceObjective priority 10) arrive at {:.0}/s in both phases; in \
-         the second, sheddable batch requests (priority −1) arrive at {:.0}/s, several times \
-         what the pool serves. Both use the shared-prefix workload. Model time ({}× faster).\n",
+         Critical requests (InferenceObjective priority 10, the shared-prefix workload) arrive \
+         at {:.0}/s in both phases, after a warm-up of {:.0}/s for {:.0} s that puts their \
+         system prompts in the caches (so both phases see the same cache). In the second phase \
+         sheddable batch requests (priority −1) arrive at {:.0}/s, each with a prompt of its own \
+         ({} tokens, never a cache hit: about {:.0} such prefills per second is all the pool \
+         computes). Model time ({}× faster than the model).\n",
         r.command,
         r.replicas,
         r.sim.kv_cache_blocks,
         r.critical_rate,
+        r.warmup.0,
+        r.warmup.1,
         r.batch_rate,
+        r.batch_prompt_tokens,
+        r.replicas as f64 * r.sim.prefill_parallelism.max(1) as f64
+            / ((r.sim.prefill_overhead_ms
+                + r.batch_prompt_tokens as f64 * r.sim.prefill_ms_per_token)
+                / 1000.0),
         1.0 / r.sim.time_scale
     );
     let mut t = Table::new(&["target", "verdict"]);
@@ -266,4 +332,32 @@ fn markdown(r: &PriorityReport) -> String {
         r.machine.nproc, r.machine.cpu_model, r.machine.loadavg_start, r.machine.loadavg_end
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: PriorityArgs,
+    }
+
+    #[test]
+    fn batch_prompts_are_made_unique_at_the_start_of_their_text() {
+        let args = Cli::parse_from(["x", "--batch-prompt-tokens", "50"]).args;
+        let (bodies, at) = batch_bodies(&args);
+        assert!(!bodies.is_empty());
+        for b in &bodies {
+            // What `drive` does with `unique_at`.
+            let mut v = b[..at].to_vec();
+            v.extend_from_slice(b"42 ");
+            v.extend_from_slice(&b[at..]);
+            let json: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            let content = json["messages"][0]["content"].as_str().unwrap();
+            assert!(content.starts_with("batch job 42 "), "{content}");
+        }
+    }
 }

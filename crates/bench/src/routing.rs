@@ -12,7 +12,10 @@
 //!
 //! Time is scaled (`--time-scale`): the simulator runs that much faster than the model it stands
 //! for, the generator sends that much faster, and every figure is reported back in model time,
-//! so a 40-second stage at 40 req/s takes 8 real seconds at 0.2.
+//! so a 40-second stage at 40 req/s takes 8 real seconds at 0.2. The default is 1 (real time):
+//! the gateway's and the simulator's own CPU time is not scaled, so a faster clock magnifies
+//! every wait for a CPU (five-fold at 0.2) and on a busy machine that noise, not routing,
+//! decided the p90 TTFT of the strategies that all hit the cache.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -98,8 +101,11 @@ pub struct WorkloadArgs {
 /// The model the simulator stands for (model-time milliseconds).
 #[derive(clap::Args, Debug, Clone, Serialize)]
 pub struct SimModelArgs {
-    /// Simulated time per real time: 0.2 = the fleet runs five times faster than the model.
-    #[arg(long, default_value_t = 0.2)]
+    /// Simulated time per real time: 0.2 = the fleet runs five times faster than the model. The
+    /// default is real time: the fleet, the gateway and the load generator share this process
+    /// and the machine's CPUs, and at 0.2 every millisecond they wait for a CPU counts five times
+    /// in model time (on a shared 2-CPU machine that noise swamped the TTFT tails).
+    #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
     #[arg(long, default_value_t = 20.0)]
     pub prefill_overhead_ms: f64,
@@ -158,7 +164,7 @@ fn word(rng: &mut rand::rngs::SmallRng) -> &'static str {
     WORDS[rng.random_range(0..WORDS.len())]
 }
 
-fn text(tokens: usize, rng: &mut rand::rngs::SmallRng) -> String {
+pub(crate) fn text(tokens: usize, rng: &mut rand::rngs::SmallRng) -> String {
     let mut s = String::with_capacity(tokens * 7);
     for i in 0..tokens {
         if i > 0 {
@@ -320,6 +326,9 @@ fn read_usage(body: &[u8], s: &mut Sample) {
 pub(crate) struct Traffic {
     pub bodies: Arc<Vec<Bytes>>,
     pub headers: Arc<Vec<(String, String)>>,
+    /// Make every request's prompt its own: a sequence number is inserted at this byte offset
+    /// of each body (the start of its text), so no two requests share a prefix-cache block.
+    pub unique_at: Option<usize>,
 }
 
 /// Poisson arrivals at `stages[i] = (rate real req/s, duration real s)`, each stage's requests
@@ -337,6 +346,7 @@ pub(crate) async fn drive(
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let mut at = 0.0f64;
+    let mut sequence = 0u64;
     for (stage, (classes, duration)) in stages.iter().enumerate() {
         let end = at + duration;
         // Each class is its own Poisson stream.
@@ -358,7 +368,16 @@ pub(crate) async fn drive(
             let due = t0 + Duration::from_secs_f64(t);
             tokio::time::sleep_until(due.into()).await;
             let tr = &traffic[class];
-            let body = tr.bodies[rng.random_range(0..tr.bodies.len())].clone();
+            let mut body = tr.bodies[rng.random_range(0..tr.bodies.len())].clone();
+            if let Some(at) = tr.unique_at.filter(|at| *at <= body.len()) {
+                sequence += 1;
+                let mark = format!("{sequence} ");
+                let mut v = Vec::with_capacity(body.len() + mark.len());
+                v.extend_from_slice(&body[..at]);
+                v.extend_from_slice(mark.as_bytes());
+                v.extend_from_slice(&body[at..]);
+                body = Bytes::from(v);
+            }
             let (c, u, h) = (client.clone(), url.clone(), tr.headers.clone());
             tasks.spawn(async move {
                 let mut s = send_one(c, u, body, h, t0, limit).await;
@@ -555,6 +574,9 @@ pub struct StrategyResult {
     /// Requests still unanswered after the drain.
     pub unfinished: usize,
     pub real_seconds: f64,
+    /// Precise prefix: real seconds until the gateway had received KV events from every
+    /// replica (probed before the warm-up, see [`wait_for_kv_events`]).
+    pub kv_events_ready_s: Option<f64>,
 }
 
 pub(crate) fn stage_result(
@@ -624,9 +646,21 @@ async fn run_strategy(
         &picker,
     )
     .await?;
+    let kv_events_ready_s = if precise {
+        match wait_for_kv_events(&bench, &zmq).await {
+            Ok(d) => Some(d.as_secs_f64()),
+            Err(e) => {
+                bench.stop().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let traffic = [Traffic {
         bodies: bodies.clone(),
         headers: Arc::new(Vec::new()),
+        unique_at: None,
     }];
     let mut stages = vec![(
         vec![(0usize, args.warmup_rate / scale)],
@@ -658,7 +692,55 @@ async fn run_strategy(
         stages: out,
         unfinished,
         real_seconds,
+        kv_events_ready_s,
     })
+}
+
+/// ZMQ PUB/SUB drops what a publisher sends before its subscriber's connection and subscription
+/// are up (the "slow joiner"). The replicas start before the gateway binds its SUB socket, so
+/// without this the warm-up's `BlockStored` events could be lost: the precise index would then
+/// never learn where the warm-up's system prompts are cached (later blocks chain onto parents it
+/// never saw), and the benchmark would measure the slow joiner, not the scorer. Each replica is
+/// sent a short prompt of its own directly, again every 500 ms, until the gateway's index holds
+/// blocks from it.
+async fn wait_for_kv_events(bench: &Bench, zmq: &str) -> anyhow::Result<Duration> {
+    // The gateway's subscription (the hub hands out the one already bound at `zmq`).
+    let sub = infergate_scheduler::kv_subscriber::subscribe(zmq, "kv@");
+    let client = client();
+    let started = Instant::now();
+    for (i, addr) in bench.fleet.addrs().iter().enumerate() {
+        let host_port = addr.to_string();
+        let mut probes = 0u32;
+        while sub.index.blocks_of(&host_port) == 0 {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "no KV events from replica {i} ({host_port}) reached the gateway's index within \
+                 30s of {probes} probe(s); is the precise scorer's zmqEndpoint the simulators'?"
+            );
+            let body = serde_json::json!({
+                "model": TARGET_MODEL,
+                "messages": [{"role": "user", "content": format!(
+                    "probe {i} {probes} {}",
+                    "kv events reach the gateway ".repeat(16)
+                )}],
+                "max_tokens": 1,
+            });
+            let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))?;
+            if let Ok(resp) = client.request(req).await {
+                let _ = resp.into_body().collect().await;
+            }
+            probes += 1;
+            for _ in 0..10 {
+                if sub.index.blocks_of(&host_port) > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(started.elapsed())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -688,6 +770,9 @@ pub async fn run(args: &RoutingArgs) -> anyhow::Result<()> {
     for s in &args.strategies {
         eprintln!("routing: {s} …");
         let r = run_strategy(&args, s, &bodies).await?;
+        if let Some(t) = r.kv_events_ready_s {
+            eprintln!("routing: {s}: KV events from every replica after {t:.2}s");
+        }
         if let Some(last) = r.stages.last() {
             eprintln!(
                 "routing: {s}: top rate {:.0}/s p90 TTFT {:.3}s, {:.0} output tok/s, hit rate {:.0}% ({:.0}s)",
@@ -866,9 +951,21 @@ fn markdown(r: &RoutingReport, svg: &Path) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "\nUnanswered after the drain: {}.\n",
+        "\nUnanswered after the drain: {}.",
         unfinished.join(", ")
     );
+    for x in &r.results {
+        if let Some(t) = x.kv_events_ready_s {
+            let _ = writeln!(
+                s,
+                "\n{}: every replica's KV events reached the gateway {:.2} s (real) after start, \
+                 before the warm-up (probed; ZMQ drops what is published before a subscriber is \
+                 connected).",
+                x.strategy, t
+            );
+        }
+    }
+    let _ = writeln!(s);
     let w = &r.workload;
     let m = &r.sim;
     let _ = writeln!(s, "## Setup\n");

@@ -4,8 +4,9 @@
 //! prompt tokenized and matched against reported KV blocks).
 //!
 //! `cargo bench -p infergate-scheduler --bench decision` runs criterion (mean and spread), then
-//! times 20,000 single decisions of each profile and writes their percentiles to
-//! `docs/benchmarks/decision.md` (the target is p99 ≤ 200 µs).
+//! times 20,000 single decisions of each profile and writes their percentiles, next to
+//! criterion's estimates (read back from its `estimates.json`), to
+//! `docs/benchmarks/scheduling-decision.md` (the target is p99 ≤ 200 µs).
 
 #![allow(clippy::unwrap_used)]
 
@@ -139,7 +140,73 @@ fn percentiles(p: &PoolScheduler, n: usize) -> [f64; 4] {
     [q(0.5), q(0.9), q(0.99), v[v.len() - 1]]
 }
 
-fn write_report() {
+const CRITERION_IDS: [&str; 2] = [
+    "decision/64-endpoints/default-profile",
+    "decision/64-endpoints/precise-prefix-profile",
+];
+
+/// Where criterion keeps its results: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
+/// else the workspace's `target/criterion` (criterion's own order, without `cargo metadata`).
+fn criterion_home() -> std::path::PathBuf {
+    if let Some(h) = std::env::var_os("CRITERION_HOME") {
+        return h.into();
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return std::path::PathBuf::from(t).join("criterion");
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion")
+}
+
+/// Criterion's mean and its 95 % confidence interval for one benchmark id, in µs: found by
+/// walking the criterion directory for the `new/benchmark.json` whose `full_id` matches.
+fn criterion_mean(id: &str) -> Option<(f64, f64, f64)> {
+    let home = criterion_home();
+    let mut stack = vec![home];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let in_new = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|n| n == "new");
+            if !in_new || path.file_name().is_none_or(|n| n != "benchmark.json") {
+                continue;
+            }
+            let meta: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+            if meta["full_id"].as_str() != Some(id) {
+                continue;
+            }
+            let est: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(path.with_file_name("estimates.json")).ok()?,
+            )
+            .ok()?;
+            let m = &est["mean"];
+            let ci = &m["confidence_interval"];
+            return Some((
+                m["point_estimate"].as_f64()? / 1e3,
+                ci["lower_bound"].as_f64()? / 1e3,
+                ci["upper_bound"].as_f64()? / 1e3,
+            ));
+        }
+    }
+    None
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn write_report(load_start: &str) {
     let default = pool(PickerConfig::default());
     let precise = pool(precise_config());
     // Warm caches and allocator.
@@ -173,17 +240,51 @@ fn write_report() {
             p[0], p[1], p[2], p[3]
         );
     }
-    let _ =
-        writeln!(
+    let _ = writeln!(
+        s,
+        "\nCriterion (same binary, same prompt every iteration, so the prefix match is the \
+         warmest case), mean with its 95 % confidence interval:\n\n\
+         | benchmark | mean (µs) | 95 % CI (µs) |\n|---|---|---|"
+    );
+    for id in CRITERION_IDS {
+        match criterion_mean(id) {
+            Some((m, lo, hi)) => {
+                let _ = writeln!(s, "| `{id}` | {m:.1} | {lo:.1} – {hi:.1} |");
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "| `{id}` | not found under `{}` | |",
+                    criterion_home().display()
+                );
+            }
+        }
+    }
+    let _ = writeln!(
         s,
         "\nThe precise profile tokenizes the prompt (the engine's tokenizer and chat template) \
-         on every decision; the approximate one hashes 64-byte blocks of the raw JSON. \
-         Machine: {} CPUs, load average at the end {}.",
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+         on every decision; the approximate one hashes 64-byte blocks of the raw JSON.\n"
     );
-    let out =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks/decision.md");
+    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let load_end = loadavg();
+    let busy = load_start
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok())
+        .is_some_and(|l| l >= 0.5);
+    let _ = writeln!(
+        s,
+        "Machine: {cpus} CPUs, load average {load_start} at the start, {load_end} at the end.{}",
+        if busy {
+            " Other work (compilers) shared the CPUs during this run, so the tail figures are \
+             noisier — and higher — than on a quiet machine: a decision preempted by another \
+             process counts its wait."
+        } else {
+            ""
+        }
+    );
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/benchmarks/scheduling-decision.md");
     if let Some(dir) = out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -192,7 +293,8 @@ fn write_report() {
 }
 
 fn main() {
+    let load_start = loadavg();
     benches();
     Criterion::default().configure_from_args().final_summary();
-    write_report();
+    write_report(&load_start);
 }
