@@ -3,9 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn chat_is_routed_and_model_rewritten_back() {

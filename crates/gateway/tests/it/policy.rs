@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use http::Request;
 use http_body_util::Full;
 use infergate_policy::budget::Price;

@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 const OBJECTIVES: &str = "---
 apiVersion: inference.networking.x-k8s.io/v1alpha2

@@ -3,9 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn long_chat(system: &str, question: &str) -> String {
     serde_json::json!({

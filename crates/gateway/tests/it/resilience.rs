@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_three_endpoints_killed_during_200_requests_none_fail() {

@@ -1,12 +1,11 @@
 //! Payload features end to end on the real all-MiniLM-L6-v2 (scripts/fetch-model) and the
 //! simulator in `echo` mode (it answers with the prompt, token by token — so what the model
 //! "says" is under the test's control and arrives split across many chunks).
-#![cfg(feature = "embed-candle")]
+
 #![allow(clippy::unwrap_used)]
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn model_dir() -> String {
     let dir = std::env::var("INFERGATE_MODEL_DIR").unwrap_or_else(|_| {
