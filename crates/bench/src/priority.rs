@@ -57,6 +57,11 @@ pub struct PriorityArgs {
     /// Length of each phase, model time (seconds).
     #[arg(long, default_value_t = 60.0)]
     pub phase_secs: f64,
+    /// Pass each request's priority to the engines (`flowControl.enginePriority`, the replicas
+    /// started with `--scheduling-policy priority`, as vLLM needs). `false` measures the
+    /// gateway's queueing alone: engines then serve first come, first served.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub engine_priority: bool,
     /// A short run: a smoke test, not figures to publish.
     #[arg(long)]
     pub quick: bool,
@@ -84,6 +89,7 @@ struct PriorityReport {
     critical_rate: f64,
     batch_rate: f64,
     batch_prompt_tokens: usize,
+    engine_priority: bool,
     warmup: (f64, f64),
     phase_secs: f64,
     critical_idle: StageResult,
@@ -104,8 +110,14 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
     let mut machine = Machine::probe();
     let bodies = Arc::new(shared_prefix_bodies(&args.workload));
     // The default profile with flow control (the anchor's saturation defaults).
-    let picker = "metadata: {name: default}\n";
-    let sim_yaml = args.sim.sim_yaml(None);
+    let (picker, sim_yaml) = if args.engine_priority {
+        (
+            "metadata: {name: default}\nflowControl: {enginePriority: true}\n",
+            args.sim.sim_yaml(None) + "scheduling-policy: priority\n",
+        )
+    } else {
+        ("metadata: {name: default}\n", args.sim.sim_yaml(None))
+    };
     let bench = start_bench_with(args.replicas, &sim_yaml, picker, OBJECTIVES).await?;
     let header = |o: &str| {
         Arc::new(vec![(
@@ -212,6 +224,7 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
         critical_rate: args.critical_rate,
         batch_rate: args.batch_rate,
         batch_prompt_tokens: args.batch_prompt_tokens,
+        engine_priority: args.engine_priority,
         warmup: (args.warmup_rate, args.warmup_secs),
         phase_secs: args.phase_secs,
         critical_idle: idle,
@@ -278,7 +291,7 @@ fn markdown(r: &PriorityReport) -> String {
          system prompts in the caches (so both phases see the same cache). In the second phase \
          sheddable batch requests (priority −1) arrive at {:.0}/s, each with a prompt of its own \
          ({} tokens, never a cache hit: about {:.0} such prefills per second is all the pool \
-         computes). Model time ({}× faster than the model).\n",
+         computes). Model time ({}× faster than the model). {}\n",
         r.command,
         r.replicas,
         r.sim.kv_cache_blocks,
@@ -291,7 +304,16 @@ fn markdown(r: &PriorityReport) -> String {
             / ((r.sim.prefill_overhead_ms
                 + r.batch_prompt_tokens as f64 * r.sim.prefill_ms_per_token)
                 / 1000.0),
-        1.0 / r.sim.time_scale
+        1.0 / r.sim.time_scale,
+        if r.engine_priority {
+            "Engine priority on: the gateway sends each request's priority to the replicas \
+             (`flowControl.enginePriority: true`; the replicas run `--scheduling-policy \
+             priority`, as vLLM does), so a critical request overtakes the batch prefills \
+             already queued there."
+        } else {
+            "Engine priority off: the replicas serve their queues first come, first served; only \
+             the gateway's own queue knows priorities."
+        }
     );
     let mut t = Table::new(&["target", "verdict"]);
     for (k, v) in &r.verdicts {

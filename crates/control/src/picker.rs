@@ -108,6 +108,11 @@ pub struct FlowControlDecl {
     pub default_priority_band: Option<BandDecl>,
     #[serde(default)]
     pub priority_bands: Vec<BandDecl>,
+    /// infergate: tell the model server each request's priority (vLLM's `priority` field,
+    /// lower = sooner, i.e. minus the InferenceObjective priority). Needs the engine started
+    /// with `--scheduling-policy priority`; vLLM refuses non-zero priorities otherwise.
+    #[serde(default)]
+    pub engine_priority: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -505,6 +510,8 @@ pub struct FlowControlConfig {
     pub default_band: BandConfig,
     /// Listed bands, by priority.
     pub bands: BTreeMap<i32, BandConfig>,
+    /// Send each request's priority to the engine (vLLM `priority`, negated).
+    pub engine_priority: bool,
 }
 
 impl Default for FlowControlConfig {
@@ -521,6 +528,7 @@ impl Default for FlowControlConfig {
                 fairness: FairnessPolicy::RoundRobin,
             },
             bands: BTreeMap::new(),
+            engine_priority: false,
         }
     }
 }
@@ -901,6 +909,9 @@ pub(crate) fn validate_picker(
         }
         if let Some(n) = fc.max_requests {
             f.max_requests = n;
+        }
+        if let Some(e) = fc.engine_priority {
+            f.engine_priority = e;
         }
         if let Some(t) = fc.default_request_ttl {
             if t.get().is_zero() {

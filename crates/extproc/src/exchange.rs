@@ -323,8 +323,8 @@ impl<T: Ticket> Exchange<T> {
             .join(",");
 
         let body = self.parsed.as_ref().map(|p| match &picked.target_model {
-            Some(m) => p.upstream_bytes(m),
-            None => p.upstream_bytes(p.model()),
+            Some(m) => p.upstream_bytes_with(m, picked.engine_priority),
+            None => p.upstream_bytes_with(p.model(), picked.engine_priority),
         });
 
         let mut set_headers = vec![wire::header(wire::DESTINATION_KEY, &destination)];

@@ -65,6 +65,9 @@ pub struct Picked<T> {
     /// Primary first, then fallbacks (`ip:port`).
     pub endpoints: Vec<Arc<str>>,
     pub priority: i32,
+    /// The `priority` to put in the upstream body (vLLM's, lower = sooner) when the pool's
+    /// `flowControl.enginePriority` is on.
+    pub engine_priority: Option<i64>,
     /// Held until the response ends; reports the request as finished when dropped.
     pub ticket: T,
 }
@@ -305,6 +308,11 @@ impl ConfigPicker {
                         public_model,
                         target_model,
                         priority,
+                        engine_priority: pool
+                            .config()
+                            .flow_control
+                            .engine_priority
+                            .then(|| -i64::from(priority)),
                         ticket: InFlightTicket {
                             guard: Some(guard),
                             pool_endpoints: endpoints,

@@ -128,6 +128,7 @@ fn picked(log: &Log, endpoints: &[&str], public: &str, target: &str) -> Picked<T
         target_model: Some(target.to_string()),
         endpoints: endpoints.iter().map(|e| Arc::from(*e)).collect(),
         priority: 0,
+        engine_priority: None,
         ticket: TestTicket(log.clone()),
     }
 }
@@ -246,6 +247,29 @@ fn large_streamed_request_is_spliced_and_rechunked() {
     assert_eq!(set["content-length"], upstream.len().to_string());
     let expected = body.replacen(r#""model":"chat""#, r#""model":"llama-3-8b""#, 1);
     assert_eq!(String::from_utf8(upstream).unwrap(), expected);
+}
+
+#[test]
+fn engine_priority_goes_into_the_upstream_body() {
+    // A pool with `flowControl.enginePriority`: the body sent on carries vLLM's `priority`.
+    let log = Log::default();
+    let mut ex = exchange(false);
+    let body = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let client_headers = [(":method", "POST"), (":path", "/v1/chat/completions")];
+    assert!(sent(ex.on_message(req_headers(&client_headers, false))).is_empty());
+    assert!(matches!(
+        ex.on_message(req_body(body, true)),
+        Step::Schedule
+    ));
+    let mut p = picked(&log, &["10.0.0.2:8000"], "chat", "llama-3-8b");
+    p.engine_priority = Some(-10);
+    let out = sent(ex.on_picked(Ok(p)));
+    let (set, _, _, _) = headers_response(&out[0]);
+    let (upstream, _) = concat_bodies(&out[1..]);
+    assert_eq!(set["content-length"], upstream.len().to_string());
+    let v: serde_json::Value = serde_json::from_slice(&upstream).unwrap();
+    assert_eq!(v["priority"], -10);
+    assert_eq!(v["model"], "llama-3-8b");
 }
 
 #[test]
@@ -420,6 +444,7 @@ fn bodyless_request_is_answered_at_once() {
         target_model: None,
         endpoints: vec![Arc::from("10.0.0.9:8000")],
         priority: 0,
+        engine_priority: None,
         ticket: TestTicket(log.clone()),
     })));
     assert_eq!(out.len(), 1);

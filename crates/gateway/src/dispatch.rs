@@ -341,7 +341,15 @@ async fn run_attempts(
                     ctx.endpoint = Some(ep.host_port.clone());
                     ctx.price = None;
                     tried.push(ep.clone());
-                    let upstream_body = body.upstream_bytes(&target.model);
+                    // With `flowControl.enginePriority` the engine orders its own queue by
+                    // our priority too (vLLM: lower first).
+                    let engine_priority = pool
+                        .scheduler
+                        .config()
+                        .flow_control
+                        .engine_priority
+                        .then(|| -i64::from(ctx.priority));
+                    let upstream_body = body.upstream_bytes_with(&target.model, engine_priority);
                     attempt_pool(
                         pool,
                         &ep,

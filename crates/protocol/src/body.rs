@@ -97,6 +97,8 @@ struct TopLevel<'a> {
     #[serde(borrow)]
     max_completion_tokens: Option<&'a RawValue>,
     #[serde(borrow)]
+    priority: Option<&'a RawValue>,
+    #[serde(borrow)]
     messages: Option<&'a RawValue>,
     #[serde(borrow)]
     prompt: Option<&'a RawValue>,
@@ -114,6 +116,8 @@ pub struct RequestBody {
     include_usage: Option<bool>,
     stream_options_range: Option<Range<usize>>,
     max_tokens: Option<u64>,
+    /// The client's own `priority` field (vLLM's engine priority), if any.
+    priority_range: Option<Range<usize>>,
     messages: Option<Range<usize>>,
     prompt: Option<Range<usize>>,
     input: Option<Range<usize>>,
@@ -207,6 +211,7 @@ impl RequestBody {
                 .filter(|r| r.get() != "null")
                 .map(|r| range_of(base, r)),
             max_tokens,
+            priority_range: top.priority.map(|r| range_of(base, r)),
             messages: top.messages.map(|r| range_of(base, r)),
             prompt: top.prompt.map(|r| range_of(base, r)),
             input: top.input.map(|r| range_of(base, r)),
@@ -276,7 +281,15 @@ impl RequestBody {
     /// and, for a stream, `stream_options.include_usage` forced on so the gateway learns usage.
     /// Only the touched byte ranges change.
     pub fn upstream_bytes(&self, target_model: &str) -> Bytes {
-        let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
+        self.upstream_bytes_with(target_model, None)
+    }
+
+    /// [`RequestBody::upstream_bytes`], and with `engine_priority` the body's top-level
+    /// `priority` set to it (vLLM's request priority under `--scheduling-policy priority`:
+    /// lower is served sooner) — replacing the client's own value if it sent one, since the
+    /// gateway decides priority.
+    pub fn upstream_bytes_with(&self, target_model: &str, engine_priority: Option<i64>) -> Bytes {
+        let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(3);
         if target_model != self.model {
             edits.push((self.model_range.clone(), json_string(target_model)));
         }
@@ -295,6 +308,16 @@ impl RequestBody {
                             close..close,
                             br#","stream_options":{"include_usage":true}"#.to_vec(),
                         ));
+                    }
+                }
+            }
+        }
+        if let Some(p) = engine_priority {
+            match &self.priority_range {
+                Some(r) => edits.push((r.clone(), p.to_string().into_bytes())),
+                None => {
+                    if let Some(close) = self.bytes.iter().rposition(|b| *b == b'}') {
+                        edits.push((close..close, format!(",\"priority\":{p}").into_bytes()));
                     }
                 }
             }
@@ -353,6 +376,20 @@ mod tests {
 
     fn parse(s: &str) -> Result<RequestBody, BodyError> {
         RequestBody::parse(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn engine_priority_is_set_or_replaced_by_splicing() {
+        let b = parse(r#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
+        let out = b.upstream_bytes_with("t", Some(-10));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["priority"], -10);
+        assert_eq!(v["model"], "t");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        let own = parse(r#"{"model":"m","priority": 3 ,"prompt":"x"}"#).unwrap();
+        let out = own.upstream_bytes_with("m", Some(1));
+        assert_eq!(&out[..], br#"{"model":"m","priority": 1 ,"prompt":"x"}"#);
+        assert_eq!(own.upstream_bytes_with("m", None), own.bytes().clone());
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub(crate) struct ChatRequest<'a> {
     pub(crate) max_completion_tokens: Option<u32>,
     #[serde(default)]
     pub(crate) seed: Option<i64>,
+    /// vLLM's request priority (lower = sooner) under `--scheduling-policy priority`.
+    #[serde(default)]
+    pub(crate) priority: Option<i64>,
 }
 
 /// One chat message; only its role and text matter here.
@@ -168,6 +171,9 @@ pub(crate) struct CompletionRequest<'a> {
     pub(crate) max_tokens: Option<u32>,
     #[serde(default)]
     pub(crate) seed: Option<i64>,
+    /// vLLM's request priority (lower = sooner) under `--scheduling-policy priority`.
+    #[serde(default)]
+    pub(crate) priority: Option<i64>,
 }
 
 /// `POST /v1/embeddings`.

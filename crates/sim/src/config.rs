@@ -20,6 +20,17 @@ use crate::fake_metrics::FakeMetrics;
 /// model instead of bouncing off a context-length error no real deployment would return.
 pub const DEFAULT_MAX_MODEL_LEN: u32 = 131_072;
 
+/// `--scheduling-policy`: the order of waiting requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulingPolicy {
+    /// First come, first served.
+    #[default]
+    Fcfs,
+    /// By the request's `priority` (lower first), then arrival.
+    Priority,
+}
+
 /// How the model generates text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -242,6 +253,11 @@ pub struct SimConfig {
     /// prefix-cache-aware routing pay off under load.
     #[arg(long, default_value_t = 0)]
     pub prefill_parallelism: usize,
+    /// Order of waiting requests (the engine's queue and the prefill lanes): `fcfs`, or
+    /// `priority` — by each request's `priority` field, lower first, then arrival (vLLM's
+    /// `--scheduling-policy`). Under `fcfs` a request with a non-zero `priority` gets 400.
+    #[arg(long, value_enum, default_value_t = SchedulingPolicy::Fcfs)]
+    pub scheduling_policy: SchedulingPolicy,
 
     // ---- prefix (KV) cache ----
     /// Simulate the prefix cache (hits shorten prefill, drive `vllm:kv_cache_usage_perc`).
@@ -308,6 +324,7 @@ impl Default for SimConfig {
             time_factor_under_load: 1.0,
             time_scale: 1.0,
             prefill_parallelism: 0,
+            scheduling_policy: SchedulingPolicy::Fcfs,
             enable_kvcache: true,
             kv_cache_size: 1024,
             block_size: 16,

@@ -1,6 +1,7 @@
 //! The engine's scheduler: which requests run and which wait.
 //!
-//! Owns the `--max-num-seqs` running slots, the bounded FIFO waiting queue
+//! Owns the `--max-num-seqs` running slots, the bounded waiting queue (FIFO, or by request
+//! priority under `--scheduling-policy priority`)
 //! (`--max-waiting-queue-length`, beyond it requests are refused), and the LoRA accounting that
 //! goes with them: at most `--max-loras` distinct adapters run at once, and a request for another
 //! adapter waits while later requests that fit are admitted past it (as vLLM's scheduler skips
@@ -52,6 +53,8 @@ struct EngineState {
 
 struct Waiter {
     ticket: u64,
+    /// Lower goes first (vLLM's convention); 0 for everyone under `fcfs`.
+    priority: i64,
     lora: Option<Arc<str>>,
     tx: oneshot::Sender<SeqSlot>,
 }
@@ -129,10 +132,12 @@ impl Engine {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Admits the request now if it can run, queues it otherwise, refuses it if the queue is full.
+    /// Admits the request now if it can run, queues it otherwise (behind every waiter with the
+    /// same or a better — lower — `priority`), refuses it if the queue is full.
     pub(crate) fn enqueue(
         self: &Arc<Self>,
         lora: Option<Arc<str>>,
+        priority: i64,
     ) -> Result<Admission, QueueFull> {
         let mut state = self.state.lock();
         if state.queue.is_empty() && self.admissible(&state, lora.as_ref()) {
@@ -152,7 +157,16 @@ impl Engine {
             *state.lora_waiting.entry(Arc::clone(name)).or_default() += 1;
             state.lora_updated_at = unix_now();
         }
-        state.queue.push_back(Waiter { ticket, lora, tx });
+        let at = state.queue.partition_point(|w| w.priority <= priority);
+        state.queue.insert(
+            at,
+            Waiter {
+                ticket,
+                priority,
+                lora,
+                tx,
+            },
+        );
         // A LoRA-blocked head may leave room this request can use right away.
         self.admit_waiters(&mut state);
         self.publish_counts(&state);
@@ -350,11 +364,11 @@ mod tests {
     #[tokio::test]
     async fn slots_queue_and_fifo_admission() {
         let e = Engine::new(2, 2, 1);
-        let a = run(e.enqueue(None));
-        let _b = run(e.enqueue(None));
-        let c = queued(e.enqueue(None));
-        let d = queued(e.enqueue(None));
-        assert!(matches!(e.enqueue(None), Err(QueueFull { limit: 2 })));
+        let a = run(e.enqueue(None, 0));
+        let _b = run(e.enqueue(None, 0));
+        let c = queued(e.enqueue(None, 0));
+        let d = queued(e.enqueue(None, 0));
+        assert!(matches!(e.enqueue(None, 0), Err(QueueFull { limit: 2 })));
         assert_eq!((e.running(), e.waiting()), (2, 2));
         drop(a);
         assert_eq!((e.running(), e.waiting()), (2, 1));
@@ -366,11 +380,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_better_priority_waits_ahead_of_worse_ones() {
+        let e = Engine::new(1, 10, 1);
+        let a = run(e.enqueue(None, 0));
+        let batch = queued(e.enqueue(None, 5));
+        let normal = queued(e.enqueue(None, 0));
+        let critical = queued(e.enqueue(None, -10));
+        drop(a);
+        let c = critical.await.unwrap();
+        assert_eq!(e.waiting(), 2);
+        drop(c);
+        let n = normal.await.unwrap();
+        drop(n);
+        let _b = batch.await.unwrap();
+        assert_eq!((e.running(), e.waiting()), (1, 0));
+    }
+
+    #[tokio::test]
     async fn dropping_a_waiter_leaves_the_queue() {
         let e = Engine::new(1, 10, 1);
-        let a = run(e.enqueue(None));
-        let b = queued(e.enqueue(None));
-        let c = queued(e.enqueue(None));
+        let a = run(e.enqueue(None, 0));
+        let b = queued(e.enqueue(None, 0));
+        let c = queued(e.enqueue(None, 0));
         drop(b);
         assert_eq!(e.waiting(), 1);
         drop(a);
@@ -381,24 +412,24 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_dropped_after_admission_releases_its_slot() {
         let e = Engine::new(1, 10, 1);
-        let a = run(e.enqueue(None));
-        let b = queued(e.enqueue(None));
+        let a = run(e.enqueue(None, 0));
+        let b = queued(e.enqueue(None, 0));
         drop(a); // b's slot is now in its channel
         assert_eq!(e.running(), 1);
         drop(b);
         assert_eq!((e.running(), e.waiting()), (0, 0));
-        let _again = run(e.enqueue(None));
+        let _again = run(e.enqueue(None, 0));
     }
 
     #[tokio::test]
     async fn max_loras_limits_distinct_running_adapters() {
         let e = Engine::new(4, 10, 1);
-        let a1 = run(e.enqueue(lora("a")));
-        let _a2 = run(e.enqueue(lora("a"))); // same adapter: fine
-        let b = queued(e.enqueue(lora("b"))); // second adapter: waits
+        let a1 = run(e.enqueue(lora("a"), 0));
+        let _a2 = run(e.enqueue(lora("a"), 0)); // same adapter: fine
+        let b = queued(e.enqueue(lora("b"), 0)); // second adapter: waits
         let _base = {
             // base-model requests are admitted past the LoRA-blocked waiter
-            match e.enqueue(None) {
+            match e.enqueue(None, 0) {
                 Ok(Admission::Queued(q)) => q.await.unwrap(),
                 Ok(Admission::Running(s)) => s,
                 Err(_) => panic!("queue full"),
@@ -420,7 +451,7 @@ mod tests {
         let e = Engine::new(4, 10, 2);
         let before = e.lora_activity().updated_at;
         std::thread::sleep(std::time::Duration::from_millis(5));
-        let s = run(e.enqueue(lora("x")));
+        let s = run(e.enqueue(lora("x"), 0));
         let during = e.lora_activity();
         assert!(during.updated_at > before);
         assert_eq!(during.running, "x");

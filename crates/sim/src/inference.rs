@@ -16,6 +16,7 @@ use crate::api::{
 use crate::engine::{Admission, SeqSlot};
 use crate::error::SimError;
 use crate::kv_cache::KvAllocation;
+use crate::lanes::{LaneAdmission, LaneGuard};
 use crate::latency::LatencyParams;
 use crate::rng::SimRng;
 use crate::server::Replica;
@@ -52,20 +53,26 @@ pub(crate) struct Job {
     /// Latency jitter.
     pub(crate) rng: SimRng,
     pub(crate) arrival: Instant,
+    /// vLLM's request priority (lower = sooner); 0 under `fcfs`.
+    pub(crate) priority: i64,
 }
 
-/// What a running request holds; dropping it frees its slot and its KV blocks.
+/// What a running request holds; dropping it frees its slot, its KV blocks and its prefill lane.
 pub(crate) struct Running {
     _slot: SeqSlot,
     _kv: Option<KvAllocation>,
+    /// Held from when the prefill starts until its first token is due.
+    pub(crate) lane: Option<LaneGuard>,
     pub(crate) cached_tokens: usize,
+    /// This request's own prefill time (not counting the wait for a lane).
     pub(crate) prefill: Duration,
     pub(crate) admitted_at: Instant,
 }
 
 impl Job {
     /// Starts running on `slot`: records the queue time, allocates KV blocks (finding the cached
-    /// prefix), and draws the prefill time under the current load.
+    /// prefix), and draws the prefill time under the current load. The prefill itself starts
+    /// when a lane is free ([`Job::prefill_lane`]).
     pub(crate) fn start(&mut self, slot: SeqSlot) -> Running {
         let r = &*self.replica;
         let admitted_at = slot.admitted_at();
@@ -88,18 +95,22 @@ impl Job {
             Duration::ZERO
         } else {
             let load = self.load_factor();
-            let own =
-                self.latency
-                    .prefill(self.prompt.tokens(), cached_tokens, load, &mut self.rng);
-            r.schedule_prefill(admitted_at, own)
+            self.latency
+                .prefill(self.prompt.tokens(), cached_tokens, load, &mut self.rng)
         };
         Running {
             _slot: slot,
             _kv: kv,
+            lane: None,
             cached_tokens,
             prefill,
             admitted_at,
         }
+    }
+
+    /// A prefill lane for this request (at once, or a place in the lanes' queue).
+    pub(crate) fn prefill_lane(&self) -> LaneAdmission {
+        self.replica.lanes.acquire(self.priority)
     }
 
     /// The latency multiplier for the replica's current load.
@@ -159,23 +170,35 @@ pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes
             .await
             .map_err(|e| SimError::ShuttingDown(e.to_string()))?,
     };
-    let running = job.start(slot);
+    let mut running = job.start(slot);
     let mut abort_guard = AbortGuard {
         replica: Arc::clone(&job.replica),
         prompt_tokens: job.prompt.tokens(),
         arrival: job.arrival,
         armed: true,
     };
+    let mut prefill_start = running.admitted_at;
+    if !running.prefill.is_zero() {
+        let lane = match job.prefill_lane() {
+            LaneAdmission::Now(lane) => lane,
+            LaneAdmission::Queued(wait) => wait.await,
+        };
+        prefill_start = lane.started;
+        running.lane = Some(lane);
+    }
     let steps = job.plan.count.saturating_sub(1);
     let decode = if job.latency.is_zero() {
         Duration::ZERO
     } else {
         job.latency.decode(steps, job.load_factor(), &mut job.rng)
     };
-    let total = running.prefill + decode;
     // The zero-latency path never touches the timer wheel.
-    if !total.is_zero() {
-        tokio::time::sleep(total).await;
+    if !running.prefill.is_zero() {
+        tokio::time::sleep_until((prefill_start + running.prefill).into()).await;
+        running.lane = None;
+    }
+    if !decode.is_zero() {
+        tokio::time::sleep(decode).await;
     }
     abort_guard.armed = false;
     let text = job.plan.tokens.collect_text();
@@ -185,7 +208,7 @@ pub(crate) async fn complete(mut job: Job, admission: Admission) -> Result<Bytes
     let metrics = &job.replica.metrics;
     metrics
         .ttft
-        .observe(running.admitted_at.saturating_duration_since(job.arrival) + running.prefill);
+        .observe(prefill_start.saturating_duration_since(job.arrival) + running.prefill);
     if steps > 0 {
         metrics.itl.observe_n(decode / steps, u64::from(steps));
     }

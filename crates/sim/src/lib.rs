@@ -26,6 +26,7 @@ mod fleet;
 mod inference;
 pub mod kv_cache;
 mod kv_publisher;
+mod lanes;
 mod latency;
 mod lora;
 mod metrics;
@@ -44,7 +45,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-pub use config::{LatencyCalculator, LoraModule, Mode, SimConfig};
+pub use config::{LatencyCalculator, LoraModule, Mode, SchedulingPolicy, SimConfig};
 pub use failure::FailureType;
 pub use fleet::SimFleet;
 pub use kv_cache::KvEvent;

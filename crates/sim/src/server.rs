@@ -24,12 +24,15 @@ use crate::api::{
     EmbeddingRequest, EmbeddingUsage, EmbeddingVector, LoraAdapterRequest, ModelCard, ModelList,
     Prompt, Text,
 };
-use crate::config::{Mode, SimConfig, LORA_REGISTRY_LIMIT, MAX_EMBEDDING_DIMENSIONS};
+use crate::config::{
+    Mode, SchedulingPolicy, SimConfig, LORA_REGISTRY_LIMIT, MAX_EMBEDDING_DIMENSIONS,
+};
 use crate::engine::{Admission, Engine};
 use crate::error::SimError;
 use crate::failure::{fail_after_tokens, forced_error, injected_failure};
 use crate::inference::{complete, Endpoint, Job};
 use crate::kv_cache::{KvCache, KvCacheConfig};
+use crate::lanes::PrefillLanes;
 use crate::lora::LoraRegistry;
 use crate::metrics::{Gauges, Metrics};
 use crate::rng::{mix, SimRng};
@@ -50,10 +53,9 @@ pub(crate) struct Replica {
     pub(crate) settings: ArcSwap<RuntimeSettings>,
     pub(crate) engine: Arc<Engine>,
     pub(crate) kv: Option<Arc<KvCache>>,
-    /// When each prefill lane is next free (`--prefill-parallelism`; empty = unlimited), and
-    /// the start times of prefills still waiting for a lane (they count as waiting, as vLLM
-    /// counts requests not yet scheduled).
-    prefill_lanes: parking_lot::Mutex<(Vec<Instant>, std::collections::VecDeque<Instant>)>,
+    /// `--prefill-parallelism` lanes; prefills waiting for one count as waiting, as vLLM
+    /// counts requests not yet scheduled.
+    pub(crate) lanes: Arc<PrefillLanes>,
     loras: LoraRegistry,
     pub(crate) metrics: Metrics,
     ready_at: Instant,
@@ -73,35 +75,6 @@ fn header_value(s: &str, fallback: &'static str) -> HeaderValue {
 }
 
 impl Replica {
-    /// A prefill of `prefill` that could start at `ready`: with limited prefill lanes it starts
-    /// when the earliest lane frees, and the lane is taken until it ends. Returns the time from
-    /// `ready` to the end of the prefill.
-    pub(crate) fn schedule_prefill(&self, ready: Instant, prefill: Duration) -> Duration {
-        let mut guard = self.prefill_lanes.lock();
-        let (lanes, pending) = &mut *guard;
-        let Some(lane) = lanes.iter_mut().min() else {
-            return prefill;
-        };
-        let start = (*lane).max(ready);
-        let end = start + prefill;
-        *lane = end;
-        if start > ready {
-            // Lanes are taken in start order, so this queue stays sorted.
-            pending.push_back(start);
-        }
-        end.saturating_duration_since(ready)
-    }
-
-    /// Running requests still waiting for a prefill lane.
-    fn prefills_waiting(&self) -> usize {
-        let mut guard = self.prefill_lanes.lock();
-        let now = Instant::now();
-        while guard.1.front().is_some_and(|s| *s <= now) {
-            guard.1.pop_front();
-        }
-        guard.1.len()
-    }
-
     pub(crate) fn new(config: Arc<SimConfig>, index: usize, port: u16) -> Self {
         let served_names = config.served_names();
         let primary = served_names
@@ -131,10 +104,7 @@ impl Replica {
                 config.max_loras,
             ),
             kv,
-            prefill_lanes: parking_lot::Mutex::new((
-                vec![Instant::now(); config.prefill_parallelism],
-                std::collections::VecDeque::new(),
-            )),
+            lanes: PrefillLanes::new(config.prefill_parallelism),
             loras: LoraRegistry::new(
                 &config.lora_modules,
                 config.max_cpu_loras.unwrap_or(LORA_REGISTRY_LIMIT),
@@ -252,6 +222,7 @@ impl Replica {
             prompt: Prompt::from_chat(&request.messages),
             max_tokens: request.max_completion_tokens.or(request.max_tokens),
             seed: request.seed,
+            priority: request.priority.unwrap_or(0),
             stream: request.stream.unwrap_or(false),
             include_usage: request
                 .stream_options
@@ -284,6 +255,7 @@ impl Replica {
             prompt,
             max_tokens: request.max_tokens,
             seed: request.seed,
+            priority: request.priority.unwrap_or(0),
             stream: request.stream.unwrap_or(false),
             include_usage: request
                 .stream_options
@@ -306,9 +278,19 @@ impl Replica {
             mut prompt,
             max_tokens,
             seed,
+            priority,
             stream,
             include_usage,
         } = spec;
+        if priority != 0 && self.config.scheduling_policy != SchedulingPolicy::Priority {
+            return Err(SimError::InvalidParam {
+                message: format!(
+                    "Got priority {priority} but priority scheduling is not enabled \
+                     (start the server with --scheduling-policy priority)."
+                ),
+                param: "priority",
+            });
+        }
         let param = if endpoint == Endpoint::Chat {
             "messages"
         } else {
@@ -372,7 +354,7 @@ impl Replica {
 
         let admission = self
             .engine
-            .enqueue(lora.clone())
+            .enqueue(lora.clone(), priority)
             .map_err(|full| SimError::QueueFull { limit: full.limit })?;
         let id_number = NEXT_RESPONSE_ID.fetch_add(1, Ordering::Relaxed);
         let job = Job {
@@ -387,6 +369,7 @@ impl Replica {
             latency: self.settings.load().latency.clone(),
             rng: SimRng::new(mix(text_seed, id_number)),
             arrival,
+            priority,
         };
         if stream {
             let body = TokenStream::new(job, admission, include_usage, fail_after);
@@ -456,7 +439,7 @@ impl Replica {
 
         let admission = self
             .engine
-            .enqueue(lora)
+            .enqueue(lora, 0)
             .map_err(|full| SimError::QueueFull { limit: full.limit })?;
         let slot = match admission {
             Admission::Running(slot) => slot,
@@ -630,7 +613,7 @@ impl Replica {
         let since = settings.fake_metrics_since.elapsed();
         let count = |v: f64| v.round().max(0.0);
         // A request holding a slot but not yet prefilling is waiting, as vLLM reports it.
-        let lane_waiting = self.prefills_waiting();
+        let lane_waiting = self.lanes.waiting();
         let running = fake.and_then(|f| f.running_requests.as_ref()).map_or(
             self.engine.running().saturating_sub(lane_waiting) as f64,
             |v| count(v.value_at(since)),
@@ -757,6 +740,7 @@ struct InferenceSpec {
     prompt: Prompt,
     max_tokens: Option<u32>,
     seed: Option<i64>,
+    priority: i64,
     stream: bool,
     include_usage: bool,
 }
@@ -820,25 +804,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefill_lanes_queue_prefills_beyond_the_parallelism() {
+    fn prefills_waiting_for_a_lane_are_reported_as_waiting() {
+        use crate::lanes::LaneAdmission;
         let config = SimConfig {
             prefill_parallelism: 2,
             ..SimConfig::default()
         };
         let r = Replica::new(Arc::new(config), 0, 1);
-        let t0 = Instant::now() + Duration::from_secs(1);
-        let p = Duration::from_millis(100);
-        // two lanes: the first two prefill at once, the third waits for a lane
-        assert_eq!(r.schedule_prefill(t0, p), p);
-        assert_eq!(r.schedule_prefill(t0, p), p);
-        assert_eq!(r.schedule_prefill(t0, p), 2 * p);
-        assert_eq!(r.prefills_waiting(), 1, "the third waits for a lane");
-        // a prefill ready after the lanes free starts at once
-        assert_eq!(r.schedule_prefill(t0 + 10 * p, p), p);
-        let unlimited = Replica::new(Arc::new(SimConfig::default()), 0, 1);
-        for _ in 0..10 {
-            assert_eq!(unlimited.schedule_prefill(t0, p), p);
-        }
+        let held: Vec<_> = (0..3).map(|_| r.lanes.acquire(0)).collect();
+        assert!(
+            matches!(held[2], LaneAdmission::Queued(_)),
+            "two lanes: the third waits"
+        );
+        assert_eq!(r.gauges().waiting, 1.0);
+        drop(held);
+        assert_eq!(r.gauges().waiting, 0.0);
     }
 
     #[test]

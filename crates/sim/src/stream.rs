@@ -22,6 +22,7 @@ use tokio::time::Sleep;
 use crate::api::Usage;
 use crate::engine::{Admission, QueuedRequest, SeqSlot};
 use crate::inference::{record_abort, Endpoint, Job, Running};
+use crate::lanes::{LaneAdmission, LaneGuard, LaneWait};
 
 /// Why a stream ended without `[DONE]`.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,8 @@ impl Body for SimBody {
 
 enum Phase {
     Queued(QueuedRequest),
+    /// Running, waiting for a prefill lane.
+    LaneQueued(LaneWait),
     Prefill,
     Decoding,
     Done,
@@ -134,10 +137,23 @@ impl TokenStream {
 
     fn begin(&mut self, slot: SeqSlot) {
         let running = self.job.start(slot);
-        if !running.prefill.is_zero() {
-            self.deadline = Some(running.admitted_at + running.prefill);
-        }
+        let prefill = !running.prefill.is_zero();
         self.running = Some(running);
+        self.phase = Phase::Prefill;
+        if prefill {
+            match self.job.prefill_lane() {
+                LaneAdmission::Now(lane) => self.start_prefill(lane),
+                LaneAdmission::Queued(wait) => self.phase = Phase::LaneQueued(wait),
+            }
+        }
+    }
+
+    /// The prefill starts on `lane`: the first token is due one prefill time later.
+    fn start_prefill(&mut self, lane: LaneGuard) {
+        if let Some(running) = &mut self.running {
+            self.deadline = Some(lane.started + running.prefill);
+            running.lane = Some(lane);
+        }
         self.phase = Phase::Prefill;
     }
 
@@ -193,8 +209,16 @@ impl TokenStream {
                         return Poll::Ready(Some(Err(StreamError::EngineStopped)));
                     }
                 },
+                Phase::LaneQueued(wait) => {
+                    let lane = ready!(Pin::new(wait).poll(cx));
+                    self.start_prefill(lane);
+                }
                 Phase::Prefill => {
                     ready!(self.poll_deadline(cx));
+                    // The prefill is done: its lane goes to the next request.
+                    if let Some(running) = &mut self.running {
+                        running.lane = None;
+                    }
                     if self.fail_after == Some(0) {
                         return self.abort(cx);
                     }

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use crate::common::*;
 
 const OBJECTIVES: &str = "---
@@ -106,4 +105,85 @@ async fn sheddable_traffic_is_refused_with_429_while_critical_traffic_gets_throu
     assert!(m.contains("infergate_pool_saturation{pool=\"pool\"}"));
     gw.running.shutdown(std::time::Duration::from_secs(1)).await;
     sims.shutdown().await;
+}
+
+/// The order in which one replica (one prefill lane, 500 ms per prefill) finishes: batch A is
+/// prefilling, batches B and C wait in the engine's queue, then critical D arrives.
+async fn finishing_order(engine_priority: bool) -> Vec<&'static str> {
+    let policy = if engine_priority {
+        "scheduling-policy: priority\n"
+    } else {
+        ""
+    };
+    let sims = fleet(
+        1,
+        &format!("max-num-seqs: 10\nprefill-parallelism: 1\nprefill-overhead: 500\n{policy}"),
+    )
+    .await;
+    let picker = format!(
+        "---\napiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n\
+         flowControl: {{enginePriority: {engine_priority}}}\n"
+    );
+    let gw = gateway(&(config_yaml(&sims.addrs(), "") + OBJECTIVES + &picker)).await;
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let sim_metrics = format!("http://{}/metrics", sims.addrs()[0]);
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let spawn = |name: &'static str, objective: &'static str| {
+        let (url, order) = (url.clone(), order.clone());
+        tokio::spawn(async move {
+            let r = post_with(
+                &url,
+                request(name.len() + name.as_bytes()[0] as usize),
+                &[("x-gateway-inference-objective", objective)],
+            )
+            .await;
+            assert_eq!(r.status, 200, "{name}: {}", r.text());
+            order.lock().unwrap().push(name);
+        })
+    };
+    // Wait (bounded) until the replica reports what we expect before the next step.
+    let until = |what: &'static str, want: f64| {
+        let sim_metrics = sim_metrics.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let m = get(&sim_metrics).await.text();
+                if metric(&m, what).is_some_and(|v| v >= want) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the replica never reported {what} ≥ {want}:\n{m}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let mut tasks = vec![spawn("A", "batch")];
+    until("vllm:num_requests_running", 1.0).await;
+    tasks.push(spawn("B", "batch"));
+    until("vllm:num_requests_waiting", 1.0).await;
+    tasks.push(spawn("C", "batch"));
+    until("vllm:num_requests_waiting", 2.0).await;
+    tasks.push(spawn("D", "critical"));
+    for t in tasks {
+        t.await.unwrap();
+    }
+    gw.running.shutdown(std::time::Duration::from_secs(1)).await;
+    sims.shutdown().await;
+    let order = order.lock().unwrap().clone();
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_engine_priority_a_critical_request_overtakes_batch_work_queued_at_the_engine() {
+    // `flowControl.enginePriority` sends vLLM's `priority` (minus the objective's): the engine
+    // serves D's prefill as soon as A's ends, ahead of B and C.
+    assert_eq!(finishing_order(true).await, ["A", "D", "B", "C"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_engine_priority_the_engine_serves_its_queue_in_arrival_order() {
+    // The control: the same arrivals, engine first come first served.
+    assert_eq!(finishing_order(false).await, ["A", "B", "C", "D"]);
 }

@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::time::Duration;
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use infergate_policy::budget::Price;

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

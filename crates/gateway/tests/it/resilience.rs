@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use crate::common::*;
 
 fn long_chat(system: &str, question: &str) -> String {

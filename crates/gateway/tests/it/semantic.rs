@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use crate::common::*;
 
 fn model_dir() -> String {
