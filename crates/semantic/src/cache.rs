@@ -163,6 +163,16 @@ impl SemanticCache {
         }
     }
 
+    /// The IVF list sizes of one partition, largest first (empty while it is exact or absent).
+    pub fn list_sizes(&self, key: &PartitionKey) -> Vec<usize> {
+        let g = self.inner.lock();
+        g.partitions
+            .get(&key.hash64())
+            .filter(|p| p.key == *key)
+            .map(|p| p.index.list_sizes())
+            .unwrap_or_default()
+    }
+
     /// Look up a prompt: exact (by `prompt_hash`) first, then semantic (by `embedding`).
     pub fn lookup(
         &self,
@@ -203,7 +213,7 @@ impl SemanticCache {
         embedding: Option<Vector>,
         answer: CachedAnswer,
     ) {
-        let bytes = answer.bytes() + self.dim * 4;
+        let bytes = answer.bytes() + VectorIndex::bytes_per_vector(self.dim);
         if bytes > self.options.max_bytes || self.options.max_entries == 0 {
             return;
         }
@@ -233,7 +243,7 @@ impl SemanticCache {
         });
         part.exact.insert(prompt_hash, id);
         if let Some(v) = embedding {
-            part.index.insert(id, v);
+            part.index.insert(id, &v);
         }
         part.entries.insert(
             id,

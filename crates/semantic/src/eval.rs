@@ -432,13 +432,58 @@ pub fn cache_workload(
     Ok(out)
 }
 
+/// Cache lookup latency at `n` entries in one partition (embedding excluded).
+#[derive(Debug, Clone, Copy)]
+pub struct LookupLatency {
+    pub entries: usize,
+    pub queries: usize,
+    /// Wall-clock time per lookup: what a request waits, including time the thread spent
+    /// preempted by other work on the machine.
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    /// CPU time per lookup (the thread's own clock): the work itself, without preemption.
+    pub cpu_p50: Duration,
+    pub cpu_p99: Duration,
+    /// Lookups that found the stored vector they were perturbed from.
+    pub recall: f64,
+    /// IVF lists and their median size.
+    pub lists: usize,
+    pub median_list: usize,
+}
+
+/// The calling thread's CPU time (zero where the platform has no per-thread clock).
+pub fn thread_cpu_time() -> Duration {
+    cpu_clock(true)
+}
+
+/// The process's CPU time, all threads (zero where the platform has no such clock): for work
+/// that a thread pool does on the caller's behalf.
+pub fn process_cpu_time() -> Duration {
+    cpu_clock(false)
+}
+
+fn cpu_clock(thread: bool) -> Duration {
+    #[cfg(unix)]
+    {
+        use nix::time::{clock_gettime, ClockId};
+        let id = if thread {
+            ClockId::CLOCK_THREAD_CPUTIME_ID
+        } else {
+            ClockId::CLOCK_PROCESS_CPUTIME_ID
+        };
+        clock_gettime(id).map(Duration::from).unwrap_or_default()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = thread;
+        Duration::ZERO
+    }
+}
+
 /// Lookup latency at `n` entries in one partition (embedding excluded): random unit vectors
-/// stored, then queried with perturbed copies. Returns (p50, p99, max, recall vs exact).
-pub fn cache_lookup_latency(
-    dim: usize,
-    n: usize,
-    queries: usize,
-) -> (Duration, Duration, Duration, f64) {
+/// stored, then queried with perturbed copies (cosine ≈ 0.99 to their original).
+pub fn cache_lookup_latency(dim: usize, n: usize, queries: usize) -> LookupLatency {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     let mut rng = SmallRng::seed_from_u64(42);
@@ -470,7 +515,7 @@ pub fn cache_lookup_latency(
             Some(Vector::from(v.as_slice())),
             CachedAnswer {
                 chat: true,
-                content: "x".into(),
+                content: format!("answer {i}"),
                 finish_reason: "stop".into(),
                 prompt_tokens: 0,
                 completion_tokens: 0,
@@ -479,7 +524,9 @@ pub fn cache_lookup_latency(
         );
         stored.push(v);
     }
+    let sizes = cache.list_sizes(&key);
     let mut times = Vec::with_capacity(queries);
+    let mut cpu = Vec::with_capacity(queries);
     let mut found = 0;
     for q in 0..queries {
         let i = rng.random_range(0..n);
@@ -488,19 +535,32 @@ pub fn cache_lookup_latency(
             *x += rng.random_range(-0.01f32..0.01);
         }
         crate::vector::normalize(&mut v);
+        let c = thread_cpu_time();
         let t = Instant::now();
         let hit = cache.lookup(&key, u64::MAX - q as u64, Some(&v));
         times.push(t.elapsed());
-        if hit.is_some() {
+        cpu.push(thread_cpu_time().saturating_sub(c));
+        if hit.is_some_and(|(a, _)| a.content == format!("answer {i}")) {
             found += 1;
         }
     }
     times.sort();
-    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
-    (
-        pct(0.50),
-        pct(0.99),
-        *times.last().unwrap_or(&Duration::ZERO),
-        found as f64 / queries.max(1) as f64,
-    )
+    cpu.sort();
+    let pct = |v: &[Duration], p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    LookupLatency {
+        entries: n,
+        queries,
+        p50: pct(&times, 0.50),
+        p99: pct(&times, 0.99),
+        max: times.last().copied().unwrap_or_default(),
+        cpu_p50: pct(&cpu, 0.50),
+        cpu_p99: pct(&cpu, 0.99),
+        recall: found as f64 / queries.max(1) as f64,
+        lists: sizes.len(),
+        median_list: sizes.get(sizes.len() / 2).copied().unwrap_or(0),
+    }
 }

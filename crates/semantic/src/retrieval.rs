@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::{EmbedError, Embedder};
 use crate::index::{IndexOptions, VectorIndex};
-use crate::vector::Vector;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Chunk {
@@ -242,7 +241,7 @@ impl Collection {
         let mut index = VectorIndex::new(stored.dim, IndexOptions::default());
         for k in keys {
             for sc in &stored.files[k].chunks {
-                index.insert(chunks.len() as u64, Vector::from(sc.vector.as_slice()));
+                index.insert(chunks.len() as u64, &sc.vector);
                 chunks.push(sc.chunk.clone());
             }
         }
