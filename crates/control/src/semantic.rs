@@ -68,6 +68,11 @@ pub struct EmbeddingsSpec {
     /// Embeddings kept in the LRU cache by text hash (default 10000).
     #[serde(default)]
     pub cache_entries: Option<usize>,
+    /// Where corpus vectors (injection corpus, topic and route examples) are kept between
+    /// starts, keyed by the model and the texts; default `$TMPDIR/infergate-vectors`, `""` =
+    /// off.
+    #[serde(default)]
+    pub vector_cache_dir: Option<String>,
 }
 
 // ---------------------------------------------------------------- guardrails
@@ -369,6 +374,10 @@ pub struct CachePolicySpec {
     /// Cosine similarity for a semantic hit.
     #[serde(default)]
     pub threshold: Option<Score>,
+    /// Check a semantic hit lexically before serving it (numbers, negation, names and their
+    /// order, the kind of answer, a swapped key word). Default true.
+    #[serde(default)]
+    pub verify: Option<bool>,
     #[serde(default)]
     pub ttl: Option<Dur>,
     #[serde(default)]

@@ -5,7 +5,10 @@
 //! parameters, tools, response format). A lookup never leaves its partition, and partitions are
 //! compared by their full key (not only its hash), so one tenant's answer cannot be served to
 //! another. Within a partition: an exact match on the prompt hash first, then the nearest
-//! stored prompt by cosine similarity if it reaches the threshold.
+//! stored prompt by cosine similarity if it reaches the threshold *and* passes a lexical check
+//! that it asks the same thing ([`crate::verify`]: numbers, negation, names and their order,
+//! the kind of answer, a swapped key word); if the nearest fails, the next few candidates above
+//! the threshold are tried.
 //!
 //! Bounded: total entries and total bytes, evicting the least recently used across all
 //! partitions; every entry has a TTL. Each partition's vectors sit in a [`VectorIndex`], exact
@@ -20,7 +23,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::index::{IndexOptions, VectorIndex};
-use crate::vector::Vector;
+use crate::verify::{self, Signature};
 
 /// Where an entry lives. Two requests can share an answer only if every field is equal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,6 +82,9 @@ pub struct CacheOptions {
     pub max_entries: usize,
     pub max_bytes: usize,
     pub index: IndexOptions,
+    /// Check a semantic hit lexically before serving it ([`crate::verify`]): numbers,
+    /// negation, names, their order, the kind of answer asked for, swapped key words.
+    pub verify: bool,
 }
 
 impl Default for CacheOptions {
@@ -89,9 +95,13 @@ impl Default for CacheOptions {
             max_entries: 100_000,
             max_bytes: 256 << 20,
             index: IndexOptions::default(),
+            verify: true,
         }
     }
 }
+
+/// Semantic candidates tried, best first, when the best fails verification.
+const VERIFY_CANDIDATES: usize = 4;
 
 /// The default similarity for a semantic hit (cosine, all-MiniLM-L6-v2). Chosen on the
 /// paraphrase workload (`docs/benchmarks/semantic.md`) for ≤ 1% wrong hits.
@@ -100,6 +110,7 @@ pub const DEFAULT_THRESHOLD: f32 = 0.92;
 struct Entry {
     answer: Arc<CachedAnswer>,
     prompt_hash: u64,
+    signature: Option<Signature>,
     expires: Instant,
 }
 
@@ -128,10 +139,13 @@ pub struct CacheStats {
     pub entries: usize,
     pub bytes: usize,
     pub partitions: usize,
+    /// Semantic candidates above the threshold that verification turned down.
+    pub rejected: u64,
 }
 
 pub struct SemanticCache {
     inner: Mutex<Inner>,
+    rejected: std::sync::atomic::AtomicU64,
     options: CacheOptions,
     dim: usize,
 }
@@ -145,6 +159,7 @@ impl SemanticCache {
                 bytes: 0,
                 next_id: 1,
             }),
+            rejected: std::sync::atomic::AtomicU64::new(0),
             options,
             dim,
         }
@@ -160,6 +175,7 @@ impl SemanticCache {
             entries: g.lru.len(),
             bytes: g.bytes,
             partitions: g.partitions.len(),
+            rejected: self.rejected.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -173,12 +189,13 @@ impl SemanticCache {
             .unwrap_or_default()
     }
 
-    /// Look up a prompt: exact (by `prompt_hash`) first, then semantic (by `embedding`).
+    /// Look up a prompt: exact (by `prompt_hash`) first, then semantic (by the prompt's
+    /// embedding, each candidate at or above the threshold verified against its signature).
     pub fn lookup(
         &self,
         key: &PartitionKey,
         prompt_hash: u64,
-        embedding: Option<&[f32]>,
+        semantic: Option<(&[f32], &Signature)>,
     ) -> Option<(Arc<CachedAnswer>, Hit)> {
         let now = Instant::now();
         let pk = key.hash64();
@@ -187,11 +204,32 @@ impl SemanticCache {
         let mut found: Option<(u64, Hit)> =
             part.exact.get(&prompt_hash).map(|id| (*id, Hit::Exact));
         if found.is_none() {
-            if let Some(v) = embedding {
-                found = part
-                    .index
-                    .nearest(v, self.options.threshold)
-                    .map(|(id, s)| (id, Hit::Semantic(s)));
+            if let Some((v, sig)) = semantic {
+                found = if self.options.verify {
+                    let mut rejected = 0;
+                    let first = part
+                        .index
+                        .top_k(v, VERIFY_CANDIDATES, self.options.threshold)
+                        .into_iter()
+                        .find(|(id, _)| {
+                            let ok = part
+                                .entries
+                                .get(id)
+                                .and_then(|e| e.signature.as_ref())
+                                .is_none_or(|stored| verify::check(stored, sig).is_ok());
+                            rejected += u64::from(!ok);
+                            ok
+                        });
+                    if rejected > 0 {
+                        self.rejected
+                            .fetch_add(rejected, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    first.map(|(id, s)| (id, Hit::Semantic(s)))
+                } else {
+                    part.index
+                        .nearest(v, self.options.threshold)
+                        .map(|(id, s)| (id, Hit::Semantic(s)))
+                };
             }
         }
         let (id, hit) = found?;
@@ -206,14 +244,18 @@ impl SemanticCache {
     }
 
     /// Store a complete answer. Replaces an entry with the same prompt in the partition.
+    /// `semantic`: the prompt's embedding and signature, for semantic lookups.
     pub fn store(
         &self,
         key: &PartitionKey,
         prompt_hash: u64,
-        embedding: Option<Vector>,
+        semantic: Option<(&[f32], Signature)>,
         answer: CachedAnswer,
     ) {
-        let bytes = answer.bytes() + VectorIndex::bytes_per_vector(self.dim);
+        let bytes = answer.bytes()
+            + semantic.as_ref().map_or(0, |(_, s)| {
+                VectorIndex::bytes_per_vector(self.dim) + s.bytes()
+            });
         if bytes > self.options.max_bytes || self.options.max_entries == 0 {
             return;
         }
@@ -242,14 +284,16 @@ impl SemanticCache {
             entries: HashMap::new(),
         });
         part.exact.insert(prompt_hash, id);
-        if let Some(v) = embedding {
-            part.index.insert(id, &v);
-        }
+        let signature = semantic.map(|(v, sig)| {
+            part.index.insert(id, v);
+            sig
+        });
         part.entries.insert(
             id,
             Entry {
                 answer: Arc::new(answer),
                 prompt_hash,
+                signature,
                 expires,
             },
         );
@@ -325,10 +369,14 @@ mod tests {
         }
     }
 
-    fn v(x: &[f32]) -> Vector {
+    fn v(x: &[f32]) -> Vec<f32> {
         let mut v = x.to_vec();
         crate::vector::normalize(&mut v);
-        Vector::from(v)
+        v
+    }
+
+    fn sig(text: &str) -> Signature {
+        Signature::of(text)
     }
 
     #[test]
@@ -340,25 +388,75 @@ mod tests {
                 ..Default::default()
             },
         );
-        c.store(&key("a"), 10, Some(v(&[1.0, 0.0, 0.0])), answer("A"));
+        let q = sig("q");
+        c.store(&key("a"), 10, Some((&v(&[1.0, 0.0, 0.0]), q.clone())), answer("A"));
         let (ans, hit) = c.lookup(&key("a"), 10, None).unwrap();
         assert_eq!((ans.content.as_str(), hit), ("A", Hit::Exact));
         let (_, hit) = c
-            .lookup(&key("a"), 11, Some(&v(&[0.99, 0.05, 0.0])))
+            .lookup(&key("a"), 11, Some((&v(&[0.99, 0.05, 0.0]), &q)))
             .unwrap();
         assert!(matches!(hit, Hit::Semantic(s) if s > 0.9));
         assert!(c
-            .lookup(&key("a"), 11, Some(&v(&[0.0, 1.0, 0.0])))
+            .lookup(&key("a"), 11, Some((&v(&[0.0, 1.0, 0.0]), &q)))
             .is_none());
         // Same prompt, other tenant: nothing.
         assert!(c
-            .lookup(&key("b"), 10, Some(&v(&[1.0, 0.0, 0.0])))
+            .lookup(&key("b"), 10, Some((&v(&[1.0, 0.0, 0.0]), &q)))
             .is_none());
         let other_fp = PartitionKey {
             fingerprint: 2,
             ..key("a")
         };
         assert!(c.lookup(&other_fp, 10, None).is_none());
+    }
+
+    #[test]
+    fn a_close_vector_that_asks_something_else_is_not_served() {
+        let c = SemanticCache::new(
+            3,
+            CacheOptions {
+                threshold: 0.9,
+                ..Default::default()
+            },
+        );
+        let base = "How do I convert Celsius to Fahrenheit?";
+        c.store(&key("a"), 1, Some((&v(&[1.0, 0.0, 0.0]), sig(base))), answer("C→F"));
+        // Near-identical vectors (as the embedding gives these two), reversed relation: miss.
+        let flipped = sig("How do I convert Fahrenheit to Celsius?");
+        assert!(c
+            .lookup(&key("a"), 2, Some((&v(&[0.99, 0.02, 0.0]), &flipped)))
+            .is_none());
+        assert_eq!(c.stats().rejected, 1);
+        // A rewording passes.
+        let reworded = sig("What's the formula to turn Celsius into Fahrenheit?");
+        let (ans, _) = c
+            .lookup(&key("a"), 3, Some((&v(&[0.99, 0.02, 0.0]), &reworded)))
+            .unwrap();
+        assert_eq!(ans.content, "C→F");
+        // The second-best candidate is served when the best fails the check.
+        c.store(
+            &key("a"),
+            4,
+            Some((&v(&[0.9, 0.3, 0.0]), sig("How do I convert Fahrenheit to Celsius?"))),
+            answer("F→C"),
+        );
+        let (ans, _) = c
+            .lookup(&key("a"), 5, Some((&v(&[0.99, 0.05, 0.0]), &flipped)))
+            .unwrap();
+        assert_eq!(ans.content, "F→C");
+        // With verification off, the nearest is served whatever it asked.
+        let loose = SemanticCache::new(
+            3,
+            CacheOptions {
+                threshold: 0.9,
+                verify: false,
+                ..Default::default()
+            },
+        );
+        loose.store(&key("a"), 1, Some((&v(&[1.0, 0.0, 0.0]), sig(base))), answer("C→F"));
+        assert!(loose
+            .lookup(&key("a"), 2, Some((&v(&[0.99, 0.02, 0.0]), &flipped)))
+            .is_some());
     }
 
     #[test]

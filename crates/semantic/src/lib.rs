@@ -14,3 +14,4 @@ pub mod index;
 pub mod retrieval;
 pub mod router;
 pub mod vector;
+pub mod verify;

@@ -24,6 +24,7 @@ use infergate_semantic::guard::{
 };
 use infergate_semantic::retrieval::context_block;
 use infergate_semantic::vector::Vector;
+use infergate_semantic::verify::Signature;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -46,7 +47,8 @@ pub struct PendingStore {
     pub policy: Arc<str>,
     pub key: PartitionKey,
     pub prompt_hash: u64,
-    pub embedding: Option<Vector>,
+    /// The prompt's embedding and signature (semantic caches only).
+    pub semantic: Option<(Vector, Signature)>,
     pub chat: bool,
 }
 
@@ -370,12 +372,9 @@ pub async fn before_route(
         let lookup = if no_cache {
             None
         } else {
-            let emb = if store.semantic {
-                embedding.as_deref()
-            } else {
-                None
-            };
-            store.cache.lookup(&key, prompt_hash, emb)
+            let sig = store.semantic.then(|| Signature::of(q));
+            let semantic = embedding.as_deref().zip(sig.as_ref());
+            store.cache.lookup(&key, prompt_hash, semantic)
         };
         let result = match &lookup {
             Some((_, Hit::Exact)) => "hit",
@@ -408,8 +407,8 @@ pub async fn before_route(
                 policy: store.name.clone(),
                 key,
                 prompt_hash,
-                embedding: if store.semantic {
-                    embedding.clone()
+                semantic: if store.semantic {
+                    embedding.clone().map(|v| (v, Signature::of(q)))
                 } else {
                     None
                 },
@@ -689,7 +688,7 @@ fn store_answer(
     store.cache.store(
         &store.key,
         store.prompt_hash,
-        store.embedding,
+        store.semantic.as_ref().map(|(v, sig)| (&v[..], sig.clone())),
         CachedAnswer {
             chat: store.chat,
             content,

@@ -17,6 +17,7 @@ use infergate_control::semantic::{
 };
 use infergate_control::ConfigSet;
 use infergate_semantic::cache::{CacheOptions, SemanticCache};
+use infergate_semantic::embed::store::{self as vector_store, VectorStore};
 use infergate_semantic::embed::{CachedEmbedder, Embedder, SharedEmbedder};
 use infergate_semantic::guard::injection::{self, Corpus};
 use infergate_semantic::guard::patterns::{PatternSpec, Patterns};
@@ -61,6 +62,8 @@ pub struct CollectionRuntime {
 pub struct SemanticRuntime {
     pub embedder: Option<SharedEmbedder>,
     embed_spec: Option<EmbeddingsSpec>,
+    /// Corpus vectors on disk (so a start does not re-embed unchanged corpora).
+    vectors: Option<Arc<VectorStore>>,
     corpus: Option<Arc<Corpus>>,
     pub guard_policies: Vec<GuardPolicy>,
     pub caches: Vec<CacheStore>,
@@ -129,20 +132,24 @@ impl SemanticRuntime {
             || !cfg.collections.is_empty();
         if let (Some(spec), true) = (&cfg.settings.embeddings, needs_embedder) {
             let reuse = prev.filter(|p| p.embed_spec.as_ref() == Some(spec));
-            rt.embedder = Some(match reuse.and_then(|p| p.embedder.clone()) {
-                Some(e) => e,
+            let (embedder, vectors) = match reuse.and_then(|p| p.embedder.clone()) {
+                Some(e) => (e, reuse.and_then(|p| p.vectors.clone())),
                 None => start_embedder(spec)?,
-            });
+            };
+            rt.embedder = Some(embedder);
+            rt.vectors = vectors;
             rt.embed_spec = Some(spec.clone());
             rt.corpus = reuse.and_then(|p| p.corpus.clone());
         }
         let embedder = rt.embedder.clone();
+        let vectors = rt.vectors.clone();
+        let vectors = vectors.as_deref();
 
         for p in &cfg.guardrail_policies {
             let mut request = Vec::new();
             let mut request_webhooks = Vec::new();
             for g in &p.spec.request {
-                match compile_guardrail(g, embedder.as_deref(), &mut rt.corpus).await? {
+                match compile_guardrail(g, embedder.as_deref(), vectors, &mut rt.corpus).await? {
                     Compiled::Local(x) => request.push(x),
                     Compiled::Webhook(w) => request_webhooks.push(w),
                 }
@@ -150,7 +157,7 @@ impl SemanticRuntime {
             let mut response = Vec::new();
             let mut response_webhooks = Vec::new();
             for g in &p.spec.response {
-                match compile_guardrail(g, embedder.as_deref(), &mut rt.corpus).await? {
+                match compile_guardrail(g, embedder.as_deref(), vectors, &mut rt.corpus).await? {
                     Compiled::Local(x) => response.push(x),
                     Compiled::Webhook(w) => response_webhooks.push(w),
                 }
@@ -183,6 +190,7 @@ impl SemanticRuntime {
                         usize::try_from(b.0).unwrap_or(usize::MAX)
                     }),
                     index: defaults.index,
+                    verify: c.spec.verify.unwrap_or(defaults.verify),
                 };
                 Arc::new(SemanticCache::new(
                     embedder.as_ref().map_or(0, |e| e.dim()),
@@ -204,7 +212,7 @@ impl SemanticRuntime {
                     routes.push(Route {
                         name: Arc::from(route.name.as_str()),
                         model: Arc::from(route.model.as_str()),
-                        examples: embed_all(e, &route.examples).await?,
+                        examples: embed_all(e, vectors, &route.examples).await?,
                         complex: route.complex,
                     });
                 }
@@ -261,20 +269,41 @@ pub const DEFAULT_ROUTE_THRESHOLD: f32 = 0.2;
 /// Default similarity for a denied topic.
 pub const DEFAULT_TOPIC_THRESHOLD: f32 = 0.6;
 
-fn start_embedder(spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
+type Started = (SharedEmbedder, Option<Arc<VectorStore>>);
+
+fn start_embedder(spec: &EmbeddingsSpec) -> Result<Started, String> {
     let cache_entries = spec.cache_entries.unwrap_or(10_000);
-    let inner: SharedEmbedder = if let Some(endpoint) = &spec.endpoint {
-        Arc::new(RemoteEmbedder::new(
-            endpoint,
-            spec.model
-                .clone()
-                .unwrap_or_else(|| "text-embedding".into()),
-            spec.timeout.map_or(Duration::from_secs(2), |d| d.get()),
-        )?)
+    let (inner, identity): (SharedEmbedder, Option<u64>) = if let Some(endpoint) = &spec.endpoint
+    {
+        let model = spec
+            .model
+            .clone()
+            .unwrap_or_else(|| "text-embedding".into());
+        let identity = vector_store::remote_identity(endpoint, &model);
+        (
+            Arc::new(RemoteEmbedder::new(
+                endpoint,
+                model,
+                spec.timeout.map_or(Duration::from_secs(2), |d| d.get()),
+            )?),
+            Some(identity),
+        )
     } else {
-        local_embedder(spec)?
+        let dir = spec.model_dir.clone().unwrap_or_default();
+        let identity = vector_store::model_identity(std::path::Path::new(&dir))
+            .map_err(|e| tracing::warn!(model_dir = %dir, error = %e, "corpus vectors will not be kept on disk"))
+            .ok();
+        (local_embedder(spec)?, identity)
     };
-    Ok(Arc::new(CachedEmbedder::new(inner, cache_entries)))
+    let dir = match spec.vector_cache_dir.as_deref() {
+        Some("") => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => Some(std::env::temp_dir().join("infergate-vectors")),
+    };
+    let vectors = dir
+        .zip(identity)
+        .map(|(d, id)| Arc::new(VectorStore::new(d, id)));
+    Ok((Arc::new(CachedEmbedder::new(inner, cache_entries)), vectors))
 }
 
 #[cfg(feature = "embed-candle")]
@@ -307,10 +336,24 @@ fn local_embedder(_spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
     )
 }
 
-async fn embed_all(e: &dyn Embedder, texts: &[String]) -> Result<Vec<Vector>, String> {
+/// Embed a corpus, or read its vectors from `store` when it holds them for this model and these
+/// exact texts (and keep them there after embedding).
+async fn embed_all(
+    e: &dyn Embedder,
+    store: Option<&VectorStore>,
+    texts: &[String],
+) -> Result<Vec<Vector>, String> {
+    if let Some(v) = store.and_then(|s| s.load(texts, e.dim())) {
+        return Ok(v);
+    }
     let mut out = Vec::with_capacity(texts.len());
     for batch in texts.chunks(16) {
         out.extend(e.embed(batch).await.map_err(|err| err.to_string())?);
+    }
+    if let Some(s) = store {
+        if let Err(err) = s.save(texts, &out) {
+            tracing::warn!(dir = %s.dir().display(), error = %err, "cannot keep corpus vectors on disk");
+        }
     }
     Ok(out)
 }
@@ -323,6 +366,7 @@ enum Compiled {
 async fn compile_guardrail(
     g: &GuardrailSpec,
     embedder: Option<&dyn Embedder>,
+    vectors: Option<&VectorStore>,
     corpus_cache: &mut Option<Arc<Corpus>>,
 ) -> Result<Compiled, String> {
     let action = Action::parse(&g.action).unwrap_or(Action::Log);
@@ -357,7 +401,7 @@ async fn compile_guardrail(
             for t in &g.topics {
                 topics.push(Topic {
                     name: Arc::from(t.name.as_str()),
-                    examples: embed_all(e, &t.examples).await?,
+                    examples: embed_all(e, vectors, &t.examples).await?,
                 });
             }
             Arc::new(Topics::new(
@@ -369,7 +413,9 @@ async fn compile_guardrail(
         }
         "injection" => {
             let corpus = match (embedder, g.similarity.unwrap_or(true)) {
-                (Some(e), true) => Some(load_corpus(e, g.corpus.as_deref(), corpus_cache).await?),
+                (Some(e), true) => {
+                    Some(load_corpus(e, vectors, g.corpus.as_deref(), corpus_cache).await?)
+                }
                 _ => None,
             };
             Arc::new(injection::Injection::new(
@@ -398,6 +444,7 @@ async fn compile_guardrail(
 /// Embed an injection corpus (the built-in one is embedded once and shared by every policy).
 pub async fn load_corpus(
     e: &dyn Embedder,
+    vectors: Option<&VectorStore>,
     path: Option<&str>,
     cache: &mut Option<Arc<Corpus>>,
 ) -> Result<Arc<Corpus>, String> {
@@ -414,7 +461,7 @@ pub async fn load_corpus(
     };
     let (version, items) = injection::parse_corpus(&text)?;
     let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
-    let vectors = embed_all(e, &texts).await?;
+    let vectors = embed_all(e, vectors, &texts).await?;
     let mut corpus = Corpus {
         version,
         attacks: Vec::new(),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 pub mod bert;
 mod cache;
 mod pool;
+pub mod store;
 
 pub use cache::CachedEmbedder;
 pub use pool::{EncoderPool, PoolOptions};
