@@ -285,9 +285,10 @@ fn bench(a: &Args) -> anyhow::Result<()> {
          | groups | paraphrase hit rate | hits | wrong hits | wrong-hit rate |\n\
          |---|---:|---:|---:|---:|"
     );
-    for r in reports.iter().filter(|r| {
-        r.verify && r.half != eval::Half::All && (r.threshold - default_t).abs() < 1e-6
-    }) {
+    for r in reports
+        .iter()
+        .filter(|r| r.verify && r.half != eval::Half::All && (r.threshold - default_t).abs() < 1e-6)
+    {
         let _ = writeln!(
             md,
             "| {} | {:.1}% ({}/{}) | {} | {} | {:.1}% |",
@@ -300,9 +301,10 @@ fn bench(a: &Args) -> anyhow::Result<()> {
             r.wrong_rate() * 100.0
         );
     }
-    if let Some(r) = reports.iter().find(|r| {
-        r.verify && r.half == eval::Half::All && (r.threshold - default_t).abs() < 1e-6
-    }) {
+    if let Some(r) = reports
+        .iter()
+        .find(|r| r.verify && r.half == eval::Half::All && (r.threshold - default_t).abs() < 1e-6)
+    {
         if !r.wrong.is_empty() {
             let _ = writeln!(md, "\nWrong hits at the default threshold, verified:\n");
             for (q, base) in &r.wrong {

@@ -389,7 +389,12 @@ mod tests {
             },
         );
         let q = sig("q");
-        c.store(&key("a"), 10, Some((&v(&[1.0, 0.0, 0.0]), q.clone())), answer("A"));
+        c.store(
+            &key("a"),
+            10,
+            Some((&v(&[1.0, 0.0, 0.0]), q.clone())),
+            answer("A"),
+        );
         let (ans, hit) = c.lookup(&key("a"), 10, None).unwrap();
         assert_eq!((ans.content.as_str(), hit), ("A", Hit::Exact));
         let (_, hit) = c
@@ -420,7 +425,12 @@ mod tests {
             },
         );
         let base = "How do I convert Celsius to Fahrenheit?";
-        c.store(&key("a"), 1, Some((&v(&[1.0, 0.0, 0.0]), sig(base))), answer("C→F"));
+        c.store(
+            &key("a"),
+            1,
+            Some((&v(&[1.0, 0.0, 0.0]), sig(base))),
+            answer("C→F"),
+        );
         // Near-identical vectors (as the embedding gives these two), reversed relation: miss.
         let flipped = sig("How do I convert Fahrenheit to Celsius?");
         assert!(c
@@ -437,7 +447,10 @@ mod tests {
         c.store(
             &key("a"),
             4,
-            Some((&v(&[0.9, 0.3, 0.0]), sig("How do I convert Fahrenheit to Celsius?"))),
+            Some((
+                &v(&[0.9, 0.3, 0.0]),
+                sig("How do I convert Fahrenheit to Celsius?"),
+            )),
             answer("F→C"),
         );
         let (ans, _) = c
@@ -453,7 +466,12 @@ mod tests {
                 ..Default::default()
             },
         );
-        loose.store(&key("a"), 1, Some((&v(&[1.0, 0.0, 0.0]), sig(base))), answer("C→F"));
+        loose.store(
+            &key("a"),
+            1,
+            Some((&v(&[1.0, 0.0, 0.0]), sig(base))),
+            answer("C→F"),
+        );
         assert!(loose
             .lookup(&key("a"), 2, Some((&v(&[0.99, 0.02, 0.0]), &flipped)))
             .is_some());

@@ -446,10 +446,12 @@ pub fn cache_workload(
                 .zip(&qvecs)
                 .map(|((_, _, text), v)| {
                     let sig = Signature::of(text);
-                    cache.lookup(&key, u64::MAX - 1, Some((v, &sig))).map(|(a, h)| {
-                        debug_assert!(matches!(h, Hit::Semantic(_)));
-                        a
-                    })
+                    cache
+                        .lookup(&key, u64::MAX - 1, Some((v, &sig)))
+                        .map(|(a, h)| {
+                            debug_assert!(matches!(h, Hit::Semantic(_)));
+                            a
+                        })
                 })
                 .collect();
             for half in [Half::Tune, Half::HeldOut, Half::All] {

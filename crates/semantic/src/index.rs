@@ -83,8 +83,10 @@ impl List {
         self.ids.swap_remove(i);
         self.scales.swap_remove(i);
         if i != last {
-            self.exact.copy_within(last * dim..(last + 1) * dim, i * dim);
-            self.codes.copy_within(last * dim..(last + 1) * dim, i * dim);
+            self.exact
+                .copy_within(last * dim..(last + 1) * dim, i * dim);
+            self.codes
+                .copy_within(last * dim..(last + 1) * dim, i * dim);
         }
         self.exact.truncate(last * dim);
         self.codes.truncate(last * dim);
@@ -270,8 +272,7 @@ impl VectorIndex {
         let mut top = TopN::new(k + RERANK_EXTRA);
         let mut scan = |li: usize| {
             let l = &self.lists[li];
-            for (row, (codes, scale)) in l.codes.chunks_exact(self.dim).zip(&l.scales).enumerate()
-            {
+            for (row, (codes, scale)) in l.codes.chunks_exact(self.dim).zip(&l.scales).enumerate() {
                 let approx = dot_i8(codes, &qcodes) as f32 * scale * qscale;
                 if approx >= floor {
                     top.offer(approx, li as u32, row as u32);
@@ -351,10 +352,7 @@ impl VectorIndex {
         // ~sqrt(n) lists keeps both the centroid scan and the list scans short.
         let k = ((n as f64).sqrt() as usize).clamp(16, 1024);
         let old = std::mem::take(&mut self.lists);
-        let rows: Vec<&[f32]> = old
-            .iter()
-            .flat_map(|l| l.exact.chunks_exact(dim))
-            .collect();
+        let rows: Vec<&[f32]> = old.iter().flat_map(|l| l.exact.chunks_exact(dim)).collect();
         let mut rng = SmallRng::seed_from_u64(n as u64);
         let sample_n = (k * 32).min(n);
         let sample: Vec<usize> = (0..sample_n).map(|_| rng.random_range(0..n)).collect();

@@ -141,11 +141,11 @@ impl Signature {
         let mut word = String::new();
         let mut word_after_quote = false;
         let flush = |word: &mut String,
-                         sig: &mut Signature,
-                         words: &mut Vec<String>,
-                         start: bool,
-                         quoted: bool,
-                         after_quote: bool| {
+                     sig: &mut Signature,
+                     words: &mut Vec<String>,
+                     start: bool,
+                     quoted: bool,
+                     after_quote: bool| {
             if word.is_empty() {
                 return;
             }
@@ -284,11 +284,8 @@ pub fn check(stored: &Signature, query: &Signature) -> Result<(), Mismatch> {
     if stored.negated != query.negated {
         return Err(Mismatch::Negation);
     }
-    let names_present = |s: &Signature, other: &Signature| {
-        s.names
-            .iter()
-            .all(|&i| other.has(s.tokens[i as usize]))
-    };
+    let names_present =
+        |s: &Signature, other: &Signature| s.names.iter().all(|&i| other.has(s.tokens[i as usize]));
     if !names_present(stored, query) || !names_present(query, stored) {
         return Err(Mismatch::Names);
     }
@@ -329,7 +326,9 @@ pub fn check(stored: &Signature, query: &Signature) -> Result<(), Mismatch> {
     let swapped = |s: &Signature, other: &Signature| {
         let mid = prefix..s.tokens.len() - suffix;
         let n = mid.len();
-        let sub = mid.into_iter().any(|i| s.content[i] && !other.has(s.tokens[i]));
+        let sub = mid
+            .into_iter()
+            .any(|i| s.content[i] && !other.has(s.tokens[i]));
         (n, sub)
     };
     let ((na, sa), (nb, sb)) = (swapped(stored, query), swapped(query, stored));
@@ -355,11 +354,26 @@ mod tests {
     #[test]
     fn same_question_reworded_passes() {
         for (a, b) in [
-            ("How do I reset my password?", "How can I reset my password?"),
-            ("How do I reset my password?", "I forgot my password, how can I reset it?"),
-            ("What is the capital of France?", "Tell me France's capital city."),
-            ("What is the capital of France?", "What is the capital city of France?"),
-            ("Can I return an item after 30 days?", "Is it possible to return an item after thirty days?"),
+            (
+                "How do I reset my password?",
+                "How can I reset my password?",
+            ),
+            (
+                "How do I reset my password?",
+                "I forgot my password, how can I reset it?",
+            ),
+            (
+                "What is the capital of France?",
+                "Tell me France's capital city.",
+            ),
+            (
+                "What is the capital of France?",
+                "What is the capital city of France?",
+            ),
+            (
+                "Can I return an item after 30 days?",
+                "Is it possible to return an item after thirty days?",
+            ),
             ("What is the refund policy?", "what is the refund policy"),
         ] {
             assert_eq!(verdict(a, b), Ok(()), "{a} / {b}");
@@ -374,11 +388,31 @@ mod tests {
                 "How do I convert Fahrenheit to Celsius?",
                 Mismatch::Order,
             ),
-            ("What is the capital of France?", "What is the capital of Germany?", Mismatch::Names),
-            ("Can I return an item after 30 days?", "Can I return an item after 60 days?", Mismatch::Numbers),
-            ("Is the museum open on Mondays?", "Is the museum not open on Mondays?", Mismatch::Negation),
-            ("Who painted the Mona Lisa?", "Where is the Mona Lisa displayed?", Mismatch::AnswerType),
-            ("When was the Eiffel Tower built?", "How tall is the Eiffel Tower?", Mismatch::AnswerType),
+            (
+                "What is the capital of France?",
+                "What is the capital of Germany?",
+                Mismatch::Names,
+            ),
+            (
+                "Can I return an item after 30 days?",
+                "Can I return an item after 60 days?",
+                Mismatch::Numbers,
+            ),
+            (
+                "Is the museum open on Mondays?",
+                "Is the museum not open on Mondays?",
+                Mismatch::Negation,
+            ),
+            (
+                "Who painted the Mona Lisa?",
+                "Where is the Mona Lisa displayed?",
+                Mismatch::AnswerType,
+            ),
+            (
+                "When was the Eiffel Tower built?",
+                "How tall is the Eiffel Tower?",
+                Mismatch::AnswerType,
+            ),
             (
                 "What is the boiling point of water?",
                 "What is the freezing point of water?",
@@ -389,7 +423,11 @@ mod tests {
                 "What is the meaning of 'melancholy'?",
                 Mismatch::Names,
             ),
-            ("How do I install Python on Windows?", "How do I install Python on macOS?", Mismatch::Names),
+            (
+                "How do I install Python on Windows?",
+                "How do I install Python on macOS?",
+                Mismatch::Names,
+            ),
         ] {
             assert_eq!(verdict(a, b), Err(why), "{a} / {b}");
         }
@@ -398,9 +436,18 @@ mod tests {
     #[test]
     fn the_check_is_symmetric_on_these_rules() {
         let pairs = [
-            ("How do I convert Celsius to Fahrenheit?", "How do I convert Fahrenheit to Celsius?"),
-            ("What is the boiling point of water?", "What is the freezing point of water?"),
-            ("How do I reset my password?", "How can I reset my password?"),
+            (
+                "How do I convert Celsius to Fahrenheit?",
+                "How do I convert Fahrenheit to Celsius?",
+            ),
+            (
+                "What is the boiling point of water?",
+                "What is the freezing point of water?",
+            ),
+            (
+                "How do I reset my password?",
+                "How can I reset my password?",
+            ),
         ];
         for (a, b) in pairs {
             assert_eq!(verdict(a, b).is_ok(), verdict(b, a).is_ok(), "{a} / {b}");
@@ -409,7 +456,16 @@ mod tests {
 
     #[test]
     fn odd_input_does_not_panic() {
-        for t in ["", "?", "''", "’s", "3.5.6", "Ünïcödé ÉCOLE", "a\u{0}b", &"word ".repeat(70_000)] {
+        for t in [
+            "",
+            "?",
+            "''",
+            "’s",
+            "3.5.6",
+            "Ünïcödé ÉCOLE",
+            "a\u{0}b",
+            &"word ".repeat(70_000),
+        ] {
             let s = Signature::of(t);
             let _ = check(&s, &s);
             assert_eq!(check(&s, &s), Ok(()));

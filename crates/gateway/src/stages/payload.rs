@@ -688,7 +688,10 @@ fn store_answer(
     store.cache.store(
         &store.key,
         store.prompt_hash,
-        store.semantic.as_ref().map(|(v, sig)| (&v[..], sig.clone())),
+        store
+            .semantic
+            .as_ref()
+            .map(|(v, sig)| (&v[..], sig.clone())),
         CachedAnswer {
             chat: store.chat,
             content,

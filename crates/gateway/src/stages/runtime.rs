@@ -273,8 +273,7 @@ type Started = (SharedEmbedder, Option<Arc<VectorStore>>);
 
 fn start_embedder(spec: &EmbeddingsSpec) -> Result<Started, String> {
     let cache_entries = spec.cache_entries.unwrap_or(10_000);
-    let (inner, identity): (SharedEmbedder, Option<u64>) = if let Some(endpoint) = &spec.endpoint
-    {
+    let (inner, identity): (SharedEmbedder, Option<u64>) = if let Some(endpoint) = &spec.endpoint {
         let model = spec
             .model
             .clone()

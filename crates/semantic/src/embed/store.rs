@@ -146,7 +146,13 @@ mod tests {
 
     fn vecs(n: usize, dim: usize) -> Vec<Vector> {
         (0..n)
-            .map(|i| Vector::from((0..dim).map(|j| (i * dim + j) as f32 * 0.5).collect::<Vec<_>>()))
+            .map(|i| {
+                Vector::from(
+                    (0..dim)
+                        .map(|j| (i * dim + j) as f32 * 0.5)
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect()
     }
 
@@ -160,10 +166,16 @@ mod tests {
         store.save(&texts, &v).unwrap();
         assert_eq!(store.load(&texts, 4).unwrap(), v);
         // Another text, order, dimension or model: not this file.
-        assert!(store.load(&["a".into(), "b".into(), "d".into()], 4).is_none());
-        assert!(store.load(&["b".into(), "a".into(), "c".into()], 4).is_none());
+        assert!(store
+            .load(&["a".into(), "b".into(), "d".into()], 4)
+            .is_none());
+        assert!(store
+            .load(&["b".into(), "a".into(), "c".into()], 4)
+            .is_none());
         assert!(store.load(&texts, 5).is_none());
-        assert!(VectorStore::new(dir.path().join("v"), 8).load(&texts, 4).is_none());
+        assert!(VectorStore::new(dir.path().join("v"), 8)
+            .load(&texts, 4)
+            .is_none());
     }
 
     #[test]
