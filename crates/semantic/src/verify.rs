@@ -1,7 +1,7 @@
 //! A cheap check that a semantic cache hit asks the same question, not only a similar one.
 //!
 //! Sentence embeddings place "How do I convert Celsius to Fahrenheit?" and "How do I convert
-//! Fahrenheit to Celsius?" at cosine ≈ 0.98: the words are the same and so is the topic. The
+//! Fahrenheit to Celsius?" close together: the words are the same and so is the topic. The
 //! answers are not. No cosine threshold separates such near misses from real paraphrases
 //! (`docs/benchmarks/semantic.md`), so a semantic hit must also pass a lexical check on the
 //! details that decide the answer. Each rule rejects; none accepts on its own, so the check can
