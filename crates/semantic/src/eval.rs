@@ -345,8 +345,8 @@ pub enum Half {
 impl Half {
     fn counts(self, group: usize) -> bool {
         match self {
-            Half::Tune => group % 2 == 0,
-            Half::HeldOut => group % 2 == 1,
+            Half::Tune => group.is_multiple_of(2),
+            Half::HeldOut => !group.is_multiple_of(2),
             Half::All => true,
         }
     }
