@@ -110,7 +110,10 @@ impl VectorStore {
         out.extend_from_slice(&xxh64(&data, 0).to_le_bytes());
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(key);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A name of its own per writer (two starts, or two threads, may save the same corpus).
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}.{seq}", std::process::id()));
         std::fs::write(&tmp, &out)?;
         std::fs::rename(&tmp, &path)
     }
