@@ -71,6 +71,10 @@ pub struct LimitsArgs {
     /// Skip the Redis outage.
     #[arg(long)]
     pub no_outage: bool,
+    /// Replicas (the last ones) configured `onUnavailable: failClosed`; the others fail open
+    /// with `fallbackShare: 1/replicas`. The outage shows what each mode does.
+    #[arg(long, default_value_t = 1)]
+    pub fail_closed: usize,
     /// Keep the working directory (configs, logs).
     #[arg(long)]
     pub keep_work_dir: bool,
@@ -91,6 +95,8 @@ fn range(s: &str) -> anyhow::Result<(u64, u64)> {
 /// One request as a client saw it.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    /// Index of the replica the client sent to.
+    replica: usize,
     sent_ms: u64,
     done_ms: u64,
     status: u16,
@@ -178,6 +184,59 @@ pub struct RunFigures {
     pub verdict_min: String,
     /// What happened around the outage, in words.
     pub outage_note: Option<String>,
+    /// What each replica answered to requests sent while Redis was stopped.
+    pub outage_by_replica: Vec<ReplicaOutage>,
+}
+
+/// One replica's answers to the requests sent to it while Redis was stopped.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaOutage {
+    pub replica: usize,
+    pub fail_mode: String,
+    pub admitted: u64,
+    pub admitted_tokens: u64,
+    pub rate_limited: u64,
+    /// 503 (`limiter_unavailable`).
+    pub unavailable: u64,
+    pub other: u64,
+}
+
+fn outage_by_replica(
+    samples: &[Sample],
+    down: u64,
+    up: u64,
+    replicas: usize,
+    fail_closed: usize,
+) -> Vec<ReplicaOutage> {
+    let mut out: Vec<ReplicaOutage> = (0..replicas)
+        .map(|i| ReplicaOutage {
+            replica: i,
+            fail_mode: if i + fail_closed >= replicas {
+                "failClosed".into()
+            } else {
+                "failOpen".into()
+            },
+            ..Default::default()
+        })
+        .collect();
+    for s in samples
+        .iter()
+        .filter(|s| s.sent_ms >= down && s.sent_ms < up)
+    {
+        let Some(r) = out.get_mut(s.replica) else {
+            continue;
+        };
+        match s.status {
+            200 => {
+                r.admitted += 1;
+                r.admitted_tokens += s.tokens;
+            }
+            429 => r.rate_limited += 1,
+            503 => r.unavailable += 1,
+            _ => r.other += 1,
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,11 +256,14 @@ fn config(
     sim: SocketAddr,
     limit: u64,
     window_s: u64,
-    redis: Option<(&str, usize)>,
+    redis: Option<(&str, usize, bool)>,
     state: &Path,
 ) -> String {
     let redis = match redis {
-        Some((url, replicas)) => format!(
+        Some((url, _, true)) => {
+            format!("\n    redis: {{url: '{url}', timeout: 1s, onUnavailable: failClosed}}")
+        }
+        Some((url, replicas, false)) => format!(
             "\n    redis: {{url: '{url}', timeout: 1s, onUnavailable: failOpen, fallbackShare: {:.4}}}",
             1.0 / replicas as f64
         ),
@@ -272,7 +334,8 @@ async fn drive(d: Drive) -> Vec<Sample> {
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let mut tasks = Vec::new();
     for c in 0..d.clients {
-        let addr = d.replicas[c % d.replicas.len()];
+        let replica = c % d.replicas.len();
+        let addr = d.replicas[replica];
         let samples = samples.clone();
         let (prompt, max_tokens, end_ms) = (d.prompt, d.max_tokens, d.end_ms);
         tasks.push(tokio::spawn(async move {
@@ -310,6 +373,7 @@ async fn drive(d: Drive) -> Vec<Sample> {
                         .and_then(parse_go_duration)
                 });
                 local.push(Sample {
+                    replica,
                     sent_ms,
                     done_ms,
                     status,
@@ -421,6 +485,7 @@ fn judge(
             .into(),
         windows,
         outage_note: None,
+        outage_by_replica: Vec::new(),
     }
 }
 
@@ -478,7 +543,11 @@ pub async fn run(args: &LimitsArgs) -> anyhow::Result<()> {
                     sim,
                     args.tokens,
                     window_s,
-                    Some((&redis.url(), args.replicas)),
+                    Some((
+                        &redis.url(),
+                        args.replicas,
+                        i + args.fail_closed >= args.replicas,
+                    )),
                     &dir.join(format!("shared-{i}.db")),
                 ),
             )?;
@@ -524,35 +593,59 @@ pub async fn run(args: &LimitsArgs) -> anyhow::Result<()> {
             redis.restart().await?;
             eprintln!("redis-server started again");
             let back = Instant::now();
-            let mut recovered = None;
-            while back.elapsed() < Duration::from_secs(10) {
-                let m = metric(reps[0].admin, "infergate_limiter_redis_up").await;
-                if m.lines()
-                    .any(|l| l.trim() == "infergate_limiter_redis_up 1")
-                {
-                    recovered = Some(back.elapsed());
-                    break;
+            let mut recovered: Vec<Option<Duration>> = vec![None; reps.len()];
+            while back.elapsed() < Duration::from_secs(10) && recovered.iter().any(Option::is_none)
+            {
+                for (i, r) in reps.iter().enumerate() {
+                    if recovered[i].is_some() {
+                        continue;
+                    }
+                    let m = metric(r.admin, "infergate_limiter_redis_up").await;
+                    if m.lines()
+                        .any(|l| l.trim() == "infergate_limiter_redis_up 1")
+                    {
+                        recovered[i] = Some(back.elapsed());
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            let recovered: Vec<String> = recovered
+                .iter()
+                .map(|d| {
+                    d.map_or_else(
+                        || "not within 10s".to_string(),
+                        |d| format!("{:.2}s", d.as_secs_f64()),
+                    )
+                })
+                .collect();
             let alive: Vec<bool> = reps
                 .iter_mut()
                 .map(|r| r.process.exited().is_none())
                 .collect();
             note = Some(format!(
-                "Redis stopped {:.1}s into window {} for {:.1}s. While it was down replica 0 reported `{}`; \
-                 requests were admitted by each replica's local fallback (fail-open, fallbackShare {:.2}). \
-                 Redis was in use again {} after it restarted. Replicas alive after the outage: {alive:?}.",
+                "Redis stopped {:.1}s into window {} for {:.1}s. While it was down replica 0 reported `{}`. \
+                 Replicas 0–{} fail open (each admits against its local fallback, fallbackShare {:.2} × L, \
+                 which starts from that replica's own use of the window so far); replica(s) {} fail \
+                 closed. Redis was in use again after it restarted (`infergate_limiter_redis_up 1`), per \
+                 replica after: {}. Replicas alive after the outage: {alive:?}.",
                 (down - (start_ms + (windows - 1) * window_ms)) as f64 / 1000.0,
                 windows - 1,
                 (up - down) as f64 / 1000.0,
                 during.replace('\n', "; "),
+                args.replicas.saturating_sub(args.fail_closed).max(1) - 1,
                 1.0 / args.replicas as f64,
-                recovered.map_or_else(|| "not within 10s".to_string(), |d| format!("{:.2}s", d.as_secs_f64())),
+                (args.replicas.saturating_sub(args.fail_closed)..args.replicas)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                recovered.join(", "),
             ));
         }
         let samples = drive_task.await?;
         let decisions = metric(reps[0].admin, "infergate_limit_decisions_total").await;
+        let by_replica = outage.map(|(down, up)| {
+            outage_by_replica(&samples, down, up, args.replicas, args.fail_closed)
+        });
         if let Some(n) = &mut note {
             let _ = write!(
                 n,
@@ -571,6 +664,7 @@ pub async fn run(args: &LimitsArgs) -> anyhow::Result<()> {
             windows_fig,
         );
         run.outage_note = note;
+        run.outage_by_replica = by_replica.unwrap_or_default();
         runs.push(run);
         drop(reps);
         redis.stop_server();
@@ -738,6 +832,31 @@ fn render(r: &LimitsResults, args: &LimitsArgs) -> String {
         if let Some(n) = &run.outage_note {
             let _ = writeln!(s, "\n{n}");
         }
+        if !run.outage_by_replica.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nRequests sent while Redis was stopped, by the replica they went to:\n"
+            );
+            let mut t = Table::new(&[
+                "replica",
+                "onUnavailable",
+                "200 (tokens)",
+                "429",
+                "503 limiter_unavailable",
+                "other",
+            ]);
+            for r in &run.outage_by_replica {
+                t.row(vec![
+                    r.replica.to_string(),
+                    r.fail_mode.clone(),
+                    format!("{} ({})", r.admitted, r.admitted_tokens),
+                    r.rate_limited.to_string(),
+                    r.unavailable.to_string(),
+                    r.other.to_string(),
+                ]);
+            }
+            s.push_str(&t.render());
+        }
     }
     let _ = writeln!(
         s,
@@ -751,9 +870,13 @@ fn render(r: &LimitsResults, args: &LimitsArgs) -> String {
          - Windows are a sliding-window counter over clock-aligned windows: a window admits at most L \
          and the previous window's use fades out as the current one fills, so a boundary cannot \
          double the rate.\n\
-         - While Redis is down, each replica admits against `fallbackShare × L` locally (the sum \
-         over replicas is about L) without knowing what was admitted through Redis earlier in that \
-         window, so the outage window can exceed L; its spend is replayed to Redis when it returns.\n"
+         - While Redis is down, a fail-open replica admits against `fallbackShare × L` locally. Its \
+         local limiter has counted the requests this replica admitted through Redis (its own share \
+         of the shared use), so the fleet stays near L as long as the replicas got similar shares; \
+         what other replicas admitted is not known to it. When Redis returns, the tokens and \
+         requests the fallback admitted are added to the shared windows that still count (and the \
+         spend to the shared budgets). A fail-closed replica answers 503 `limiter_unavailable` \
+         with `Retry-After` meanwhile.\n"
     );
     s
 }
@@ -772,6 +895,7 @@ mod tests {
     #[test]
     fn windows_attribute_by_send_time() {
         let s = |sent_ms, done_ms, status, tokens| Sample {
+            replica: 0,
             sent_ms,
             done_ms,
             status,
@@ -794,12 +918,40 @@ mod tests {
     }
 
     #[test]
+    fn outage_answers_are_counted_per_replica() {
+        let s = |replica, sent_ms, status| Sample {
+            replica,
+            sent_ms,
+            done_ms: sent_ms + 1,
+            status,
+            tokens: 10,
+            reset_ms: None,
+        };
+        let samples = vec![
+            s(0, 50, 200),
+            s(0, 100, 200),
+            s(0, 150, 429),
+            s(1, 120, 503),
+            s(1, 250, 200),
+        ];
+        let r = outage_by_replica(&samples, 100, 200, 2, 1);
+        assert_eq!(r[0].fail_mode, "failOpen");
+        assert_eq!(
+            (r[0].admitted, r[0].admitted_tokens, r[0].rate_limited),
+            (1, 10, 1)
+        );
+        assert_eq!(r[1].fail_mode, "failClosed");
+        assert_eq!((r[1].unavailable, r[1].admitted), (1, 0));
+    }
+
+    #[test]
     fn reset_header_places_an_admission_in_its_window() {
         assert_eq!(parse_go_duration("1m59.512s"), Some(119_512));
         assert_eq!(parse_go_duration("20ms"), Some(20));
         assert_eq!(parse_go_duration("1.5s"), Some(1500));
         // Sent at 9.990 s into window 0, admitted at 10.030 (window 1): reset = 10 - 0.030 + 10.
         let late = Sample {
+            replica: 0,
             sent_ms: 9_990,
             done_ms: 10_050,
             status: 200,

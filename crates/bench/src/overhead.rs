@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::load::chat_body;
 use crate::process::{
-    cpu_times_us, free_port, http_call, parse_cpu_list, process_cpu_us, process_run_delay_us,
+    cpu_times_us, free_port, http_call_with, parse_cpu_list, process_cpu_us, process_run_delay_us,
     shell_quote, wait_ready, Placement, Process,
 };
 use crate::report::{median, ms, ms_delta, write_json, LoadReport, Machine, Table, Verdict};
@@ -678,14 +678,23 @@ spec:
     /// measure nothing.
     async fn check_paths(&self, stack: &Stack, phase: &Phase) -> anyhow::Result<()> {
         let body = chat_body(PUBLIC_MODEL, phase.body_bytes, false, 1);
+        let auth = format!("Bearer {BENCH_KEY}");
         for via in stack.paths() {
             let Some(addr) = stack.addr(via) else {
                 continue;
             };
-            let (status, resp) = http_call(
+            // With --policy, infergate wants the key the load generator sends.
+            let headers: &[(&str, &str)] =
+                if via == Via::Infergate && self.policy != PolicyMode::Off {
+                    &[("authorization", &auth)]
+                } else {
+                    &[]
+                };
+            let (status, resp) = http_call_with(
                 addr,
                 http::Method::POST,
                 "/v1/chat/completions",
+                headers,
                 body.clone(),
                 Duration::from_secs(10),
             )

@@ -371,19 +371,33 @@ pub async fn http_call(
     body: Bytes,
     timeout: Duration,
 ) -> anyhow::Result<(u16, Bytes)> {
+    http_call_with(addr, method, path, &[], body, timeout).await
+}
+
+/// [`http_call`] with extra request headers.
+pub async fn http_call_with(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Bytes)> {
     let call = async {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         let driver = tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(http::header::HOST, addr.to_string())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))?;
-        let resp = sender.send_request(req).await?;
+            .header(http::header::CONTENT_TYPE, "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = sender.send_request(req.body(Full::new(body))?).await?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await?.to_bytes();
         driver.abort();

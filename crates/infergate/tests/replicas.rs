@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_infergate");
 const ADMIN_TOKEN: &str = "replica-test-admin-token-42";
 const TARGET: &str = "sim-target";
+const DEBUG_LOG: &str =
+    "info,infergate=debug,infergate_gateway=debug,infergate_policy=debug,infergate_control=debug";
 
 fn sha(s: &str) -> String {
     infergate_policy::key::sha256_hex(s.as_bytes())
@@ -62,7 +64,11 @@ async fn start_replicas(dir: &Path, n: usize, yaml: impl Fn(usize) -> String) ->
             &cfg,
             &log,
             None,
-            &[("TEST_ADMIN_TOKEN", ADMIN_TOKEN)],
+            // Our crates log at debug, so "keys never appear in logs" covers debug lines too.
+            &[
+                ("TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+                ("INFERGATE_LOG", DEBUG_LOG),
+            ],
         )
         .await
         .unwrap();
@@ -200,8 +206,10 @@ async fn three_replicas_share_limits_keys_and_revocations() {
         assert_ne!(chat(r, &new_key, 1).await.status, 401);
     }
 
-    // Revoked on one replica: 401 on all of them within a second.
+    // Revoked on one replica: 401 on all of them within a second (polled until a deadline one
+    // second after the revoke call was sent; each replica caches key lookups for 500 ms).
     let revoked_at = Instant::now();
+    let deadline = revoked_at + Duration::from_secs(1);
     let r = admin(
         &reps[1],
         http::Method::POST,
@@ -210,25 +218,25 @@ async fn three_replicas_share_limits_keys_and_revocations() {
     )
     .await;
     assert_eq!(r.status, 200);
-    let mut seen = Vec::new();
-    for r in &reps {
-        loop {
+    let mut seen: Vec<Option<Duration>> = vec![None; reps.len()];
+    while seen.iter().any(Option::is_none) {
+        for (i, r) in reps.iter().enumerate() {
+            if seen[i].is_some() {
+                continue;
+            }
             let a = chat(r, &new_key, 1).await;
             if a.status == 401 {
                 assert_eq!(a.json()["error"]["code"], "revoked_api_key");
-                seen.push(revoked_at.elapsed());
-                break;
+                seen[i] = Some(revoked_at.elapsed());
             }
-            assert!(
-                revoked_at.elapsed() < Duration::from_secs(5),
-                "revocation never arrived"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert!(
+            seen.iter().all(Option::is_some) || Instant::now() < deadline,
+            "a revoked key still worked on some replica a second after revocation: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!("revocation seen by the three replicas after {seen:?}");
-    let wait = Duration::from_secs(1).saturating_sub(revoked_at.elapsed());
-    tokio::time::sleep(wait).await;
     for r in &reps {
         assert_eq!(chat(r, &new_key, 1).await.status, 401);
     }

@@ -187,6 +187,9 @@ pub struct Grant {
     pub views: Vec<BucketView>,
     /// Concurrency lease id (Redis backend), unique per request.
     pub lease: Option<Arc<str>>,
+    /// A shared-backend grant's copy in the replica's local fallback limiter (see
+    /// [`LocalLimiter::record`]); settled there too. Empty otherwise.
+    pub shadow: Vec<Reserved>,
 }
 
 /// A refused request.
@@ -373,79 +376,31 @@ impl LocalLimiter {
                 views,
             });
         }
-        let mut reserved = Vec::with_capacity(demand.charges.len());
-        for (c, view) in demand.charges.iter().zip(views.iter_mut()) {
-            let mut window_index = 0;
-            match &c.window {
-                Window::Sliding { ms } => {
-                    let index = now_ms / ms;
-                    window_index = index;
-                    let slot = slots.entry(c.bucket.clone()).or_insert(Slot::Sliding {
-                        ms: *ms,
-                        index,
-                        curr: 0,
-                        prev: 0,
-                    });
-                    if let Slot::Sliding {
-                        index: i,
-                        curr,
-                        prev,
-                        ..
-                    } = slot
-                    {
-                        let (p, cu) = rolled(*i, *curr, *prev, index);
-                        *i = index;
-                        *prev = p;
-                        *curr = cu + c.amount;
-                        view.reset_ms = sliding_reset(*prev, *curr, *ms, now_ms % ms);
-                    } else {
-                        *slot = Slot::Sliding {
-                            ms: *ms,
-                            index,
-                            curr: c.amount,
-                            prev: 0,
-                        };
-                    }
-                }
-                Window::Calendar { id, .. } => {
-                    let slot = slots.entry(c.bucket.clone()).or_insert(Slot::Calendar {
-                        id: id.clone(),
-                        used: 0,
-                    });
-                    match slot {
-                        Slot::Calendar { id: cur, used } if cur == id => *used += c.amount,
-                        other => {
-                            *other = Slot::Calendar {
-                                id: id.clone(),
-                                used: c.amount,
-                            }
-                        }
-                    }
-                }
-                Window::InFlight => {
-                    let slot = slots
-                        .entry(c.bucket.clone())
-                        .or_insert(Slot::InFlight { n: 0 });
-                    match slot {
-                        Slot::InFlight { n } => *n += 1,
-                        other => *other = Slot::InFlight { n: 1 },
-                    }
-                }
-            }
-            view.remaining = view.remaining.saturating_sub(c.amount);
-            reserved.push(Reserved {
-                bucket: c.bucket.clone(),
-                metric: c.metric,
-                window: c.window.clone(),
-                window_index,
-                amount: c.amount,
-            });
-        }
+        let reserved = charge(&mut slots, demand, now_ms, &mut views);
         Ok(Grant {
             reserved,
             views,
             lease: None,
+            shadow: Vec::new(),
         })
+    }
+
+    /// Charge a demand that another backend (Redis) has admitted, without checking any limit:
+    /// the replica's own share of the shared use, kept so that if Redis becomes unreachable the
+    /// local fallback (`fallbackShare ×` each limit) starts from what this replica already
+    /// admitted in the current window instead of from zero. Settle the result with
+    /// [`LocalLimiter::settle`].
+    pub fn record(&self, demand: &Demand, now_ms: u64) -> Vec<Reserved> {
+        let mut slots = self.slots.lock();
+        let mut views = vec![
+            BucketView {
+                limit: 0,
+                remaining: 0,
+                reset_ms: 0,
+            };
+            demand.charges.len()
+        ];
+        charge(&mut slots, demand, now_ms, &mut views)
     }
 
     /// True up a grant's charges to what the request really consumed; release concurrency.
@@ -528,6 +483,84 @@ impl LocalLimiter {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Add a demand's amounts to its buckets (no checks); `views` get the remaining and reset after.
+fn charge(
+    slots: &mut HashMap<Arc<str>, Slot>,
+    demand: &Demand,
+    now_ms: u64,
+    views: &mut [BucketView],
+) -> Vec<Reserved> {
+    let mut reserved = Vec::with_capacity(demand.charges.len());
+    for (c, view) in demand.charges.iter().zip(views.iter_mut()) {
+        let mut window_index = 0;
+        match &c.window {
+            Window::Sliding { ms } => {
+                let index = now_ms / ms;
+                window_index = index;
+                let slot = slots.entry(c.bucket.clone()).or_insert(Slot::Sliding {
+                    ms: *ms,
+                    index,
+                    curr: 0,
+                    prev: 0,
+                });
+                if let Slot::Sliding {
+                    index: i,
+                    curr,
+                    prev,
+                    ..
+                } = slot
+                {
+                    let (p, cu) = rolled(*i, *curr, *prev, index);
+                    *i = index;
+                    *prev = p;
+                    *curr = cu + c.amount;
+                    view.reset_ms = sliding_reset(*prev, *curr, *ms, now_ms % ms);
+                } else {
+                    *slot = Slot::Sliding {
+                        ms: *ms,
+                        index,
+                        curr: c.amount,
+                        prev: 0,
+                    };
+                }
+            }
+            Window::Calendar { id, .. } => {
+                let slot = slots.entry(c.bucket.clone()).or_insert(Slot::Calendar {
+                    id: id.clone(),
+                    used: 0,
+                });
+                match slot {
+                    Slot::Calendar { id: cur, used } if cur == id => *used += c.amount,
+                    other => {
+                        *other = Slot::Calendar {
+                            id: id.clone(),
+                            used: c.amount,
+                        }
+                    }
+                }
+            }
+            Window::InFlight => {
+                let slot = slots
+                    .entry(c.bucket.clone())
+                    .or_insert(Slot::InFlight { n: 0 });
+                match slot {
+                    Slot::InFlight { n } => *n += 1,
+                    other => *other = Slot::InFlight { n: 1 },
+                }
+            }
+        }
+        view.remaining = view.remaining.saturating_sub(c.amount);
+        reserved.push(Reserved {
+            bucket: c.bucket.clone(),
+            metric: c.metric,
+            window: c.window.clone(),
+            window_index,
+            amount: c.amount,
+        });
+    }
+    reserved
 }
 
 /// Bring (index, curr, prev) forward to `now_index`: returns (prev, curr) as seen from there.
@@ -695,6 +728,41 @@ mod tests {
         assert!(l
             .admit(&demand(vec![tokens("a", 1000, 340)]), 0, 0.34)
             .is_ok());
+    }
+
+    #[test]
+    fn recorded_shared_use_counts_against_the_fallback_share() {
+        // Three replicas share a limit of 900 through Redis; this one admitted 250 of it.
+        let l = LocalLimiter::new();
+        let now = 60_000 * 1000 + 30_000;
+        let shadow = l.record(&demand(vec![tokens("a", 900, 250)]), now);
+        assert_eq!(shadow[0].window_index, 1000);
+        // Redis goes away: with a share of 1/3 (300), only 50 more fit on this replica.
+        let share = 1.0 / 3.0;
+        assert!(l
+            .admit(&demand(vec![tokens("a", 900, 60)]), now + 1, share)
+            .is_err());
+        assert!(l
+            .admit(&demand(vec![tokens("a", 900, 50)]), now + 1, share)
+            .is_ok());
+        // Settling the shared grant's copy refunds it locally as well.
+        l.settle(
+            &shadow,
+            &Actual {
+                input_tokens: 100,
+                output_tokens: 0,
+                cost_nanos: 0,
+            },
+            now + 2,
+        );
+        assert!(l
+            .admit(&demand(vec![tokens("a", 900, 150)]), now + 3, share)
+            .is_ok());
+        // Recording never refuses, even past the limit.
+        assert_eq!(
+            l.record(&demand(vec![tokens("a", 10, 5_000)]), now).len(),
+            1
+        );
     }
 
     proptest::proptest! {

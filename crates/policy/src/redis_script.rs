@@ -131,8 +131,11 @@ return out
 "#;
 
 /// True up reservations. `KEYS` = bucket keys; `ARGV` = n, lease id, then four values per
-/// bucket: kind, delta (signed), window index (`s`) or id (`b`), expire-at ms (`b`, 0 = never).
-/// Counts never go below zero; a rate window that has already expired is left alone.
+/// bucket: kind (`s` rate, `r` rate use replayed from the local fallback, `b` budget, `c`
+/// concurrency), delta (signed), window index (`s`, `r`) or id (`b`), expire-at ms (`b`, 0 =
+/// never) or the key's time to live should this call create it (`r`).
+/// Counts never go below zero; a change to a rate window Redis no longer (or never) held is left
+/// alone, except that replayed use (`r`) is added to it.
 pub const SETTLE_LUA: &str = r#"
 local n = tonumber(ARGV[1])
 local lease = ARGV[2]
@@ -144,10 +147,16 @@ for i = 1, n do
   if kind == 'c' then
     redis.call('ZREM', KEYS[i], lease)
   elseif delta ~= 0 then
-    if kind == 's' then
+    if kind == 's' or kind == 'r' then
       if redis.call('HEXISTS', KEYS[i], p) == 1 then
         local v = redis.call('HINCRBY', KEYS[i], p, delta)
         if v < 0 then redis.call('HSET', KEYS[i], p, 0) end
+      elseif kind == 'r' and delta > 0 then
+        -- Use admitted elsewhere (the local fallback during an outage) into a window Redis
+        -- has not seen: add it, and give a key this creates the rate buckets' expiry.
+        redis.call('HINCRBY', KEYS[i], p, delta)
+        local ttl = tonumber(ARGV[b + 4])
+        if ttl > 0 and redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
       end
     else
       local v = redis.call('HINCRBY', KEYS[i], p, delta)
@@ -241,6 +250,7 @@ pub fn admit_reply(
                 reserved,
                 views,
                 lease: Some(Arc::from(lease)),
+                shadow: Vec::new(),
             })
         }
         0 => {
@@ -270,6 +280,36 @@ pub fn admit_reply(
         }
         other => Err(Err(format!("unexpected admit reply tag {other}"))),
     }
+}
+
+/// The settle entries that replay, into Redis, the use a request admitted by the local
+/// fallback made of the rate windows (`now_ms` local time): only windows that still count
+/// (the current and the previous one), so that when Redis returns the shared counters include
+/// what the replicas admitted without it.
+pub fn replay_entries(
+    prefix: &str,
+    reserved: &[Reserved],
+    actual: &crate::limit::Actual,
+    now_ms: u64,
+) -> Vec<SettleEntry> {
+    reserved
+        .iter()
+        .filter_map(|r| {
+            let Window::Sliding { ms } = r.window else {
+                return None;
+            };
+            // Requests count as reserved (one each); tokens as used.
+            let amount = r.settled_amount(actual).unwrap_or(r.amount);
+            let live = r.window_index + 1 >= now_ms / ms.max(1);
+            (live && amount > 0).then(|| SettleEntry {
+                key: redis_key(prefix, &r.bucket),
+                kind: "r",
+                delta: i64::try_from(amount).unwrap_or(i64::MAX),
+                window: r.window_index.to_string(),
+                expire_at_ms: 2 * ms + 1000,
+            })
+        })
+        .collect()
 }
 
 /// One reservation's part of a settle call.
@@ -377,6 +417,34 @@ mod tests {
         assert_eq!(keys, vec!["{ig}:t:a:tt:60000", "{ig}:t:a:c"]);
         assert_eq!(argv[..3], ["2", "L1", "600000"]);
         assert_eq!(argv[3..8], ["s", "1000", "10", "60000", "0"]);
+    }
+
+    #[test]
+    fn fallback_use_is_replayed_into_live_rate_windows_only() {
+        let d = demand();
+        let reserved: Vec<Reserved> = d
+            .charges
+            .iter()
+            .map(|c| Reserved {
+                bucket: c.bucket.clone(),
+                metric: c.metric,
+                window: c.window.clone(),
+                window_index: 7,
+                amount: c.amount,
+            })
+            .collect();
+        let actual = crate::limit::Actual {
+            input_tokens: 3,
+            output_tokens: 4,
+            cost_nanos: 0,
+        };
+        // In window 8 the request's window 7 still counts (as the previous one).
+        let e = replay_entries("ig", &reserved, &actual, 8 * 60_000 + 5);
+        assert_eq!(e.len(), 1, "concurrency is not replayed");
+        assert_eq!((e[0].kind, e[0].delta, e[0].window.as_str()), ("r", 7, "7"));
+        assert_eq!(e[0].expire_at_ms, 121_000);
+        // Two windows later it no longer does.
+        assert!(replay_entries("ig", &reserved, &actual, 9 * 60_000).is_empty());
     }
 
     #[test]

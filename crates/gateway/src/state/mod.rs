@@ -249,7 +249,13 @@ impl PolicyState {
             if r.is_up() {
                 let lease = self.lease();
                 match r.admit(demand, &lease, self.lease_ms).await {
-                    Ok(Ok(g)) => return Ok((g, Backend::Redis)),
+                    Ok(Ok(mut g)) => {
+                        if self.fail_mode == FailMode::FailOpen {
+                            // This replica's part of the shared use, for the local fallback.
+                            g.shadow = self.local.record(demand, now);
+                        }
+                        return Ok((g, Backend::Redis));
+                    }
                     Ok(Err(d)) => return Err(AdmitError::Denied(d)),
                     // One slow answer while Redis is otherwise up: whether the script admitted
                     // or refused is unknown, so admitting could overshoot and refusing with 429
@@ -282,6 +288,9 @@ impl PolicyState {
         match backend {
             Backend::Local => self.local.settle(&grant.reserved, actual, now),
             Backend::Redis => {
+                if !grant.shadow.is_empty() {
+                    self.local.settle(&grant.shadow, actual, now);
+                }
                 if let Some(r) = &self.redis {
                     r.settle(SettleJob {
                         entries: redis_script::settle_entries(&r.prefix, &grant.reserved, actual),
@@ -291,7 +300,8 @@ impl PolicyState {
             }
             Backend::LocalFallback => {
                 self.local.settle(&grant.reserved, actual, now);
-                // Spend made while Redis was away still counts against the shared budgets.
+                // Spend made while Redis was away still counts against the shared budgets, and
+                // the tokens and requests against the shared rate windows that still count.
                 if let Some(r) = &self.redis {
                     let spend: Vec<Reserved> = grant
                         .reserved
@@ -302,7 +312,13 @@ impl PolicyState {
                             ..x.clone()
                         })
                         .collect();
-                    let entries = redis_script::settle_entries(&r.prefix, &spend, actual);
+                    let mut entries = redis_script::settle_entries(&r.prefix, &spend, actual);
+                    entries.extend(redis_script::replay_entries(
+                        &r.prefix,
+                        &grant.reserved,
+                        actual,
+                        now,
+                    ));
                     r.settle(SettleJob {
                         entries,
                         lease: "-".into(),
