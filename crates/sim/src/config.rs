@@ -140,7 +140,6 @@ fn parse_fake_metrics(s: &str) -> Result<FakeMetrics, String> {
     FakeMetrics::parse(s)
 }
 
-/// `fake-metrics` in YAML may be a mapping or a JSON string (as on the command line).
 /// `zmq-endpoint` in a file: one string (comma-separated endpoints; empty = none) or a list.
 fn deserialize_endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -163,6 +162,7 @@ fn deserialize_endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .collect())
 }
 
+/// `fake-metrics` in YAML may be a mapping or a JSON string (as on the command line).
 fn deserialize_fake_metrics<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<FakeMetrics>, D::Error> {
@@ -538,6 +538,25 @@ mod tests {
         Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied()))
             .unwrap()
             .config
+    }
+
+    #[test]
+    fn several_zmq_endpoints_from_flags_and_files() {
+        let (a, b) = ("tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558");
+        assert_eq!(parse(&["--zmq-endpoint", a, "--zmq-endpoint", b]).zmq_endpoint, [a, b]);
+        assert_eq!(parse(&["--zmq-endpoint", &format!("{a},{b}")]).zmq_endpoint, [a, b]);
+        assert!(parse(&[]).zmq_endpoint.is_empty());
+        let from_str = SimConfig::from_yaml(&format!("zmq-endpoint: \"{a}, {b}\"")).unwrap();
+        assert_eq!(from_str.zmq_endpoint, [a, b]);
+        let from_list = SimConfig::from_yaml(&format!("zmq-endpoint: [{a}, {b}]")).unwrap();
+        assert_eq!(from_list.zmq_endpoint, [a, b]);
+        assert!(SimConfig::from_yaml("zmq-endpoint: \"\"").unwrap().zmq_endpoint.is_empty());
+        let bad = SimConfig::from_yaml("zmq-endpoint: [\"localhost:5557\"]")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("localhost:5557") && bad.contains("tcp://"), "{bad}");
     }
 
     #[test]
