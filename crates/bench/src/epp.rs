@@ -773,6 +773,7 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
             report.command = prev.command;
             report.machine = prev.machine;
             report.rounds = prev.rounds;
+            report.envoy_binary = prev.envoy_binary;
         }
     }
     let md = render(&report);
