@@ -12,6 +12,12 @@
 //!    ext_proc cluster holds 1 or 3 picker replicas (streams spread by least-request), load at
 //!    about 75 % of capacity; p50/p90 latency and how evenly requests spread over the servers,
 //!    next to Envoy's own least-request balancing without a picker.
+//! 3. **Prefix affinity with replicas.** The shared-prefix workload of `bench routing` (long
+//!    system prompts shared by groups of requests) through Envoy with 1 and 3 picker replicas,
+//!    on the anchor's default profile (approximate prefix index, learnt by each replica from its
+//!    own decisions) and on the precise profile (every model server publishes its KV events to
+//!    every replica); the fleet's prefix-cache hit rate from the servers' own counters, requests
+//!    per server and TTFT.
 //!
 //! The report states figures next to the target; it never fails because a target is missed.
 
@@ -21,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::chat_body;
 use crate::process::{free_port, http_call, wait_ready, Placement, Process};
@@ -60,11 +66,19 @@ pub struct EppBenchArgs {
     /// Keep the working directory (configs, logs, per-run JSON).
     #[arg(long)]
     pub keep_work_dir: bool,
+    /// Sections to run (`overhead`, `replicas`, `affinity`); the others keep the figures
+    /// already in the report's JSON.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "overhead,replicas,affinity"
+    )]
+    pub sections: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Phase {
-    name: &'static str,
+    name: String,
     rate: f64,
     connections: usize,
     body_bytes: usize,
@@ -73,7 +87,7 @@ struct Phase {
     duration_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct PathFigures {
     p50_us: Option<f64>,
     p90_us: Option<f64>,
@@ -82,7 +96,7 @@ struct PathFigures {
     errors: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OverheadResult {
     phase: Phase,
     envoy: PathFigures,
@@ -92,7 +106,7 @@ struct OverheadResult {
     added_p99_us: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ReplicaResult {
     setup: String,
     figures: PathFigures,
@@ -102,7 +116,7 @@ struct ReplicaResult {
     imbalance: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Report {
     command: String,
     machine: Machine,
@@ -111,6 +125,49 @@ struct Report {
     overhead: Vec<OverheadResult>,
     replicas: Vec<ReplicaResult>,
     replica_phase: Phase,
+    /// Section 3, run on its own (`--sections affinity`) or with the others.
+    #[serde(default)]
+    affinity: Option<AffinityReport>,
+}
+
+/// The model servers of the prefix-affinity section (`infergate sim` settings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AffinitySims {
+    replicas: usize,
+    kv_cache_blocks: usize,
+    prefill_overhead_ms: f64,
+    prefill_ms_per_token: f64,
+    inter_token_ms: f64,
+    max_num_seqs: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AffinityResult {
+    profile: String,
+    pickers: usize,
+    sent: usize,
+    ok: usize,
+    /// Prefix-cache hits / queries (tokens) summed over the fleet, from the servers' own
+    /// `vllm:prefix_cache_hits_total` and `vllm:prefix_cache_queries_total`.
+    hit_rate: Option<f64>,
+    /// Cached / prompt tokens from the responses' usage (the client's view of the same).
+    client_hit_rate: f64,
+    per_endpoint: Vec<u64>,
+    ttft_p50_s: Option<f64>,
+    ttft_p90_s: Option<f64>,
+    /// Precise profile: seconds until every replica had KV events from every server.
+    kv_events_ready_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AffinityReport {
+    command: String,
+    machine: Machine,
+    workload: crate::routing::WorkloadArgs,
+    sims: AffinitySims,
+    rate: f64,
+    duration_s: f64,
+    results: Vec<AffinityResult>,
 }
 
 struct Bench {
@@ -149,6 +206,31 @@ impl Bench {
         latency: &[&str],
         tag: &str,
     ) -> anyhow::Result<(Process, Vec<u16>)> {
+        let mut args: Vec<String> = [
+            "--model",
+            TARGET_MODEL,
+            "--served-model-name",
+            TARGET_MODEL,
+            PUBLIC_MODEL,
+            "--enable-kvcache",
+            "false",
+            "--max-request-body-size-mb",
+            "16",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        args.extend(latency.iter().map(ToString::to_string));
+        self.start_sims_with(replicas, &args, tag)
+    }
+
+    /// `infergate sim` with `args` on a block of consecutive free loopback ports.
+    fn start_sims_with(
+        &self,
+        replicas: usize,
+        extra: &[String],
+        tag: &str,
+    ) -> anyhow::Result<(Process, Vec<u16>)> {
         let mut base = None;
         for _ in 0..200 {
             let p = free_port()?;
@@ -171,20 +253,11 @@ impl Bench {
             &base.to_string(),
             "--replicas",
             &replicas.to_string(),
-            "--model",
-            TARGET_MODEL,
-            "--served-model-name",
-            TARGET_MODEL,
-            PUBLIC_MODEL,
-            "--enable-kvcache",
-            "false",
-            "--max-request-body-size-mb",
-            "16",
         ]
         .iter()
         .map(ToString::to_string)
         .collect();
-        args.extend(latency.iter().map(ToString::to_string));
+        args.extend(extra.iter().cloned());
         let p = self.spawn(
             "model servers (infergate sim)",
             &self.exe,
@@ -198,6 +271,18 @@ impl Bench {
     }
 
     async fn start_epp(&self, ports: &[u16], tag: &str) -> anyhow::Result<(Process, u16)> {
+        let (p, grpc, _) = self.start_epp_with(ports, tag, "").await?;
+        Ok((p, grpc))
+    }
+
+    /// The picker with `picker` (an `EndpointPickerConfig` document, or empty for the default
+    /// profile) appended to its configuration; returns its gRPC and metrics ports.
+    async fn start_epp_with(
+        &self,
+        ports: &[u16],
+        tag: &str,
+        picker: &str,
+    ) -> anyhow::Result<(Process, u16, u16)> {
         let (grpc, health, metrics) = (free_port()?, free_port()?, free_port()?);
         let endpoints: String = ports
             .iter()
@@ -224,7 +309,7 @@ kind: GatewaySettings
 metadata: {{name: settings}}
 spec:
   maxRequestBody: 16Mi
-",
+{picker}",
             first = ports.first().copied().unwrap_or(8000)
         );
         let path = self.work.join(format!("epp-{tag}.yaml"));
@@ -253,7 +338,7 @@ spec:
             READY_TIMEOUT,
         )
         .await?;
-        Ok((p, grpc))
+        Ok((p, grpc, metrics))
     }
 
     /// Envoy with the picker (`epps` non-empty) or as a plain proxy to `backends`.
@@ -435,7 +520,17 @@ fn figures(runs: &[LoadReport]) -> PathFigures {
 }
 
 /// Requests each model server completed, from its own Prometheus counter.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 async fn served_counts(ports: &[u16]) -> Vec<u64> {
+    sim_counter(ports, "vllm:request_success_total")
+        .await
+        .into_iter()
+        .map(|v| v as u64)
+        .collect()
+}
+
+/// A counter of each model server (summed over its label sets), from its `/metrics`.
+async fn sim_counter(ports: &[u16], name: &str) -> Vec<f64> {
     let mut out = Vec::new();
     for p in ports {
         let text = match http_call(
@@ -450,12 +545,13 @@ async fn served_counts(ports: &[u16]) -> Vec<u64> {
             Ok((200, b)) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
         };
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let n: u64 = text
+        let n: f64 = text
             .lines()
-            .filter(|l| l.starts_with("vllm:request_success_total"))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .map(|v| v as u64)
             .sum();
         out.push(n);
     }
@@ -498,12 +594,23 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
         },
         counter: 0,
     };
+    for sec in &args.sections {
+        anyhow::ensure!(
+            ["overhead", "replicas", "affinity"].contains(&sec.as_str()),
+            "unknown section `{sec}`; use overhead, replicas or affinity"
+        );
+    }
+    let wants = |s: &str| args.sections.iter().any(|x| x == s);
+    // Sections not run keep the figures of the report already written.
+    let previous: Option<Report> = std::fs::read(args.out.with_extension("json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let machine = Machine::probe();
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let (warmup, duration) = if args.quick { (0.5, 2.0) } else { (2.0, 10.0) };
     let phases = [
         Phase {
-            name: "220 KB prompt at 20 req/s",
+            name: "220 KB prompt at 20 req/s".into(),
             rate: 20.0,
             connections: 4,
             body_bytes: 220 * 1024,
@@ -512,7 +619,7 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
             duration_s: duration,
         },
         Phase {
-            name: "1 KB prompt at 200 req/s",
+            name: "1 KB prompt at 200 req/s".into(),
             rate: 200.0,
             connections: 8,
             body_bytes: 1024,
@@ -523,6 +630,8 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
     ];
 
     // 1. Overhead: Envoy alone vs Envoy + picker, same zero-latency backend.
+    let mut overhead = Vec::new();
+    if wants("overhead") {
     let latency0 = [
         "--time-to-first-token",
         "0",
@@ -537,7 +646,6 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
     let (epp, epp_port) = bench.start_epp(&bports, "overhead").await?;
     let (plain, plain_addr) = bench.start_envoy(&bports, &[], "plain").await?;
     let (withepp, epp_addr) = bench.start_envoy(&bports, &[epp_port], "epp").await?;
-    let mut overhead = Vec::new();
     for phase in &phases {
         let mut plain_runs = Vec::new();
         let mut epp_runs = Vec::new();
@@ -571,10 +679,11 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
     for p in [withepp, plain, epp, backend] {
         p.stop();
     }
+    }
 
     // 2. Replicas: 4 queueing model servers; Envoy alone, with 1 picker, with 3 pickers.
     let replica_phase = Phase {
-        name: "4 model servers × 2 slots, 20 output tokens, ~75 % load",
+        name: "4 model servers × 2 slots, 20 output tokens, ~75 % load".into(),
         rate: 110.0,
         connections: 64,
         body_bytes: 2048,
@@ -593,6 +702,7 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
         "100000",
     ];
     let mut replicas = Vec::new();
+    if wants("replicas") {
     for (setup, n_epp) in [
         ("Envoy least-request, no picker", 0usize),
         ("Envoy + 1 picker", 1),
@@ -628,10 +738,20 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
         }
         sims.stop();
     }
+    }
 
     let mut machine = machine;
     machine.loadavg_end = crate::report::loadavg();
-    let report = Report {
+    let first_two = wants("overhead") || wants("replicas");
+
+    // 3. Prefix affinity with 1 and 3 replicas, approximate vs precise.
+    let affinity = if wants("affinity") {
+        Some(affinity(&bench, args.quick).await?)
+    } else {
+        previous.as_ref().and_then(|p| p.affinity.clone())
+    };
+
+    let mut report = Report {
         command: crate::overhead::command_line(),
         machine,
         envoy_binary: envoy.display().to_string(),
@@ -639,7 +759,23 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
         overhead,
         replicas,
         replica_phase,
+        affinity,
     };
+    if let Some(prev) = previous {
+        if !wants("overhead") {
+            report.overhead = prev.overhead;
+        }
+        if !wants("replicas") {
+            report.replicas = prev.replicas;
+            report.replica_phase = prev.replica_phase;
+        }
+        if !first_two {
+            report.command = prev.command;
+            report.machine = prev.machine;
+            report.rounds = prev.rounds;
+            report.envoy_binary = prev.envoy_binary;
+        }
+    }
     let md = render(&report);
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -655,6 +791,311 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&work);
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- 3. prefix affinity
+
+/// The two profiles of section 3: (label, `bench routing` strategy).
+const AFFINITY_PROFILES: [(&str, &str); 2] = [
+    (
+        "approximate prefix (default weights: queue 2, KV 2, prefix 3)",
+        "default",
+    ),
+    (
+        "precise prefix (queue 2, KV 2, precise prefix 3)",
+        "precise-prefix",
+    ),
+];
+
+async fn affinity(bench: &Bench, quick: bool) -> anyhow::Result<AffinityReport> {
+    let mut machine = Machine::probe();
+    let workload = crate::routing::WorkloadArgs {
+        groups: if quick { 12 } else { 32 },
+        prompts_per_group: 5,
+        system_tokens: 3000,
+        question_tokens: 300,
+        output_tokens: 10,
+        seed: 7,
+    };
+    let sims = AffinitySims {
+        replicas: 4,
+        kv_cache_blocks: 2560,
+        prefill_overhead_ms: 10.0,
+        prefill_ms_per_token: 0.04,
+        inter_token_ms: 5.0,
+        max_num_seqs: 32,
+    };
+    let (rate, duration) = if quick { (8.0, 8.0) } else { (12.0, 30.0) };
+    // The routing benchmark's bodies, sent under this benchmark's public model name.
+    let from = format!("\"model\":\"{}\"", crate::routing::PUBLIC_MODEL);
+    let to = format!("\"model\":\"{PUBLIC_MODEL}\"");
+    let bodies: Vec<bytes::Bytes> = crate::routing::shared_prefix_bodies(&workload)
+        .into_iter()
+        .map(|b| {
+            let text = String::from_utf8_lossy(&b).replacen(&from, &to, 1);
+            bytes::Bytes::from(text)
+        })
+        .collect();
+    anyhow::ensure!(
+        bodies.first().is_some_and(|b| memmem(b, to.as_bytes())),
+        "the shared-prefix bodies no longer carry `{from}`"
+    );
+    let bodies = std::sync::Arc::new(bodies);
+    let mut results = Vec::new();
+    for (label, strategy) in AFFINITY_PROFILES {
+        for pickers in [1usize, 3] {
+            let r = affinity_run(
+                bench, &workload, &sims, &bodies, label, strategy, pickers, rate, duration,
+            )
+            .await?;
+            eprintln!(
+                "[affinity {strategy} ×{pickers}] hit rate {} (client {:.1}%), per server {:?}, TTFT p50 {:?} p90 {:?}",
+                r.hit_rate
+                    .map_or_else(|| "–".into(), |h| format!("{:.1}%", h * 100.0)),
+                r.client_hit_rate * 100.0,
+                r.per_endpoint,
+                r.ttft_p50_s,
+                r.ttft_p90_s
+            );
+            results.push(r);
+        }
+    }
+    machine.loadavg_end = crate::report::loadavg();
+    Ok(AffinityReport {
+        command: crate::overhead::command_line(),
+        machine,
+        workload,
+        sims,
+        rate,
+        duration_s: duration,
+        results,
+    })
+}
+
+fn memmem(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[allow(clippy::too_many_arguments, clippy::cast_precision_loss)]
+async fn affinity_run(
+    bench: &Bench,
+    workload: &crate::routing::WorkloadArgs,
+    sims: &AffinitySims,
+    bodies: &std::sync::Arc<Vec<bytes::Bytes>>,
+    label: &str,
+    strategy: &str,
+    pickers: usize,
+    rate: f64,
+    duration: f64,
+) -> anyhow::Result<AffinityResult> {
+    let tag = format!("affinity-{strategy}-{pickers}");
+    let precise = strategy == "precise-prefix";
+    // Each replica binds its own KV-event socket; every server publishes to all of them.
+    let zmqs: Vec<String> = if precise {
+        (0..pickers)
+            .map(|_| Ok(format!("tcp://127.0.0.1:{}", free_port()?)))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let mut yaml = format!(
+        "# Generated by `infergate bench epp` (prefix affinity).\nmodel: {TARGET_MODEL}\n\
+         served-model-name: [{TARGET_MODEL}, {PUBLIC_MODEL}]\nmax-num-seqs: {}\n\
+         max-waiting-queue-length: 100000\nprefill-overhead: {}\nprefill-time-per-token: {}\n\
+         prefill-parallelism: 1\ninter-token-latency: {}\nkv-cache-size: {}\nblock-size: 16\n\
+         max-request-body-size-mb: 16\n",
+        sims.max_num_seqs,
+        sims.prefill_overhead_ms,
+        sims.prefill_ms_per_token,
+        sims.inter_token_ms,
+        sims.kv_cache_blocks
+    );
+    if precise {
+        let _ = writeln!(
+            yaml,
+            "zmq-endpoint: \"{}\"\nevent-batch-size: 64",
+            zmqs.join(",")
+        );
+    }
+    let sim_yaml = bench.work.join(format!("sim-{tag}.yaml"));
+    std::fs::write(&sim_yaml, yaml)?;
+    let (sim_p, ports) = bench.start_sims_with(
+        sims.replicas,
+        &["--config-file".to_string(), sim_yaml.display().to_string()],
+        &tag,
+    )?;
+    let mut epps = Vec::new();
+    let mut grpcs = Vec::new();
+    let mut metrics = Vec::new();
+    let started = async {
+        for i in 0..pickers {
+            let picker = crate::routing::strategy_picker(
+                strategy,
+                zmqs.get(i).map_or("tcp://127.0.0.1:5557", String::as_str),
+            )?;
+            let doc = format!(
+                "---\napiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n{picker}"
+            );
+            let (p, grpc, m) = bench
+                .start_epp_with(&ports, &format!("{tag}-{i}"), &doc)
+                .await?;
+            epps.push(p);
+            grpcs.push(grpc);
+            metrics.push(m);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let outcome = match started {
+        Ok(()) => {
+            affinity_measure(
+                bench, workload, bodies, label, precise, pickers, rate, duration, &ports, &grpcs,
+                &metrics, &tag,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    for p in epps {
+        p.stop();
+    }
+    sim_p.stop();
+    outcome
+}
+
+#[allow(clippy::too_many_arguments, clippy::cast_precision_loss)]
+async fn affinity_measure(
+    bench: &Bench,
+    workload: &crate::routing::WorkloadArgs,
+    bodies: &std::sync::Arc<Vec<bytes::Bytes>>,
+    label: &str,
+    precise: bool,
+    pickers: usize,
+    rate: f64,
+    duration: f64,
+    ports: &[u16],
+    grpcs: &[u16],
+    metrics: &[u16],
+    tag: &str,
+) -> anyhow::Result<AffinityResult> {
+    let kv_events_ready_s = if precise {
+        Some(wait_for_kv_events(ports, metrics).await?.as_secs_f64())
+    } else {
+        None
+    };
+    let (envoy_p, addr) = bench.start_envoy(ports, grpcs, tag).await?;
+    let before = (
+        sim_counter(ports, "vllm:prefix_cache_hits_total").await,
+        sim_counter(ports, "vllm:prefix_cache_queries_total").await,
+        served_counts(ports).await,
+    );
+    let traffic = [crate::routing::Traffic {
+        bodies: bodies.clone(),
+        headers: std::sync::Arc::new(Vec::new()),
+        unique_at: None,
+    }];
+    let samples = crate::routing::drive(
+        &format!("http://{addr}/v1/chat/completions"),
+        &traffic,
+        &[(vec![(0, rate)], duration)],
+        workload.seed,
+        Duration::from_secs(120),
+    )
+    .await;
+    let hits = sim_counter(ports, "vllm:prefix_cache_hits_total").await;
+    let queries = sim_counter(ports, "vllm:prefix_cache_queries_total").await;
+    let served = served_counts(ports).await;
+    envoy_p.stop();
+    let delta = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| x - y).sum() };
+    let (h, q) = (delta(&hits, &before.0), delta(&queries, &before.1));
+    let ok: Vec<&crate::routing::Sample> = samples
+        .iter()
+        .filter(|s| s.status == 200 && s.error.is_none())
+        .collect();
+    let mut ttft: Vec<f64> = ok.iter().filter_map(|s| s.ttft).collect();
+    let prompt: u64 = ok.iter().map(|s| s.prompt_tokens).sum();
+    let cached: u64 = ok.iter().map(|s| s.cached_tokens).sum();
+    Ok(AffinityResult {
+        profile: label.to_string(),
+        pickers,
+        sent: samples.len(),
+        ok: ok.len(),
+        hit_rate: (q > 0.0).then(|| h / q),
+        client_hit_rate: if prompt > 0 {
+            cached as f64 / prompt as f64
+        } else {
+            0.0
+        },
+        per_endpoint: served
+            .iter()
+            .zip(&before.2)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
+        ttft_p50_s: crate::routing::pct(&mut ttft, 50.0),
+        ttft_p90_s: crate::routing::pct(&mut ttft, 90.0),
+        kv_events_ready_s,
+    })
+}
+
+/// ZMQ drops what a server publishes before a replica's connection is up (the servers retry
+/// with backoff), so before the load each server is sent a short prompt of its own directly,
+/// again every 500 ms, until every replica's `infergate_epp_kv_event_blocks` shows blocks of
+/// it. Otherwise the run would measure the slow joiner, not the scorer.
+async fn wait_for_kv_events(ports: &[u16], metrics: &[u16]) -> anyhow::Result<Duration> {
+    let started = std::time::Instant::now();
+    for (i, port) in ports.iter().enumerate() {
+        let endpoint = format!("endpoint=\"127.0.0.1:{port}\"");
+        let mut probes = 0u32;
+        loop {
+            let mut all = true;
+            for m in metrics {
+                let text = match http_call(
+                    SocketAddr::from(([127, 0, 0, 1], *m)),
+                    http::Method::GET,
+                    "/metrics",
+                    bytes::Bytes::new(),
+                    Duration::from_secs(5),
+                )
+                .await
+                {
+                    Ok((200, b)) => String::from_utf8_lossy(&b).into_owned(),
+                    _ => String::new(),
+                };
+                let has = text.lines().any(|l| {
+                    l.starts_with("infergate_epp_kv_event_blocks{")
+                        && l.contains(&endpoint)
+                        && l.rsplit(' ').next().is_some_and(|v| v != "0")
+                });
+                all &= has;
+            }
+            if all {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "no KV events from server {i} (port {port}) reached every picker replica within \
+                 60s of {probes} probe(s)"
+            );
+            let body = serde_json::json!({
+                "model": TARGET_MODEL,
+                "messages": [{"role": "user", "content": format!(
+                    "probe {i} {probes} {}", "kv events reach every picker ".repeat(16)
+                )}],
+                "max_tokens": 1,
+            });
+            let _ = http_call(
+                SocketAddr::from(([127, 0, 0, 1], *port)),
+                http::Method::POST,
+                "/v1/chat/completions",
+                bytes::Bytes::from(body.to_string()),
+                Duration::from_secs(5),
+            )
+            .await;
+            probes += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(started.elapsed())
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -773,9 +1214,8 @@ fn render(r: &Report) -> String {
          requests it sends on its own in-flight counts, and the sum of even spreads is even. \
          Latency also carries the CPU the picker processes take: every process of this section \
          (Envoy, each picker replica, the model servers) shares the one proxy CPU, so three \
-         replicas cost more CPU there than one. Prefix affinity across replicas depends on the \
-         scheduler's shared signals (model-server metrics and KV events) and is not measured \
-         here (see docs/epp.md, Scaling out).\n"
+         replicas cost more CPU there than one. Prefix affinity across replicas is the next \
+         section.\n"
     );
     let _ = writeln!(
         s,
@@ -783,6 +1223,118 @@ fn render(r: &Report) -> String {
          (load averages above); absolute figures move with that load, the comparisons within \
          one run less so.\n"
     );
+    if let Some(a) = &r.affinity {
+        render_affinity(&mut s, a);
+    }
     let _ = writeln!(s, "Raw figures: `docs/benchmarks/epp.json`.");
     s
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn render_affinity(s: &mut String, a: &AffinityReport) {
+    let pct = |v: Option<f64>| v.map_or_else(|| "–".into(), |x| format!("{:.1} %", x * 100.0));
+    let secs = |v: Option<f64>| v.map_or_else(|| "–".into(), |x| format!("{x:.3}"));
+    let _ = writeln!(s, "## Prefix affinity with several picker replicas\n");
+    let w = &a.workload;
+    let demand = w.groups as f64 * (w.system_tokens + w.prompts_per_group * w.question_tokens) as f64
+        / 16.0;
+    let fleet = (a.sims.replicas * a.sims.kv_cache_blocks) as f64;
+    let _ = writeln!(
+        s,
+        "Produced by `{}`. Machine load (`/proc/loadavg`, as `uptime` shows it) {} → {} on {} \
+         CPUs: other builds shared the machine, so latency figures are noisy; the verdict rests \
+         on the hit rates.\n",
+        a.command, a.machine.loadavg_start, a.machine.loadavg_end, a.machine.nproc
+    );
+    let _ = writeln!(
+        s,
+        "The shared-prefix workload of `infergate bench routing` ({} groups × {} questions, \
+         system prompts of {} tokens shared within a group, questions of {} tokens, {} output \
+         tokens, streamed) at {} req/s (Poisson) for {} s through one Envoy whose ext_proc \
+         cluster holds 1 or 3 picker replicas (least request). {} model servers \
+         (`infergate sim`, prefill {} ms + {} ms per uncached token on one lane, {} ms per \
+         output token) with {} KV blocks of 16 tokens each: the workload needs {:.0} blocks, \
+         the fleet holds {:.0} ({:.2}×), so a prefix cached on several servers evicts others. \
+         Each run starts with cold caches. Hit rate = prefix-cache hits / queries in tokens, \
+         summed over the servers' own `vllm:prefix_cache_hits_total` / \
+         `vllm:prefix_cache_queries_total` (the responses' `cached_tokens` / `prompt_tokens` \
+         in brackets); TTFT is measured by the client through Envoy.\n",
+        w.groups,
+        w.prompts_per_group,
+        w.system_tokens,
+        w.question_tokens,
+        w.output_tokens,
+        a.rate,
+        a.duration_s,
+        a.sims.replicas,
+        a.sims.prefill_overhead_ms,
+        a.sims.prefill_ms_per_token,
+        a.sims.inter_token_ms,
+        a.sims.kv_cache_blocks,
+        demand,
+        fleet,
+        fleet / demand
+    );
+    let mut t = Table::new(&[
+        "profile",
+        "pickers",
+        "ok / sent",
+        "hit rate (client)",
+        "requests per server",
+        "TTFT p50 (s)",
+        "TTFT p90 (s)",
+    ]);
+    for x in &a.results {
+        t.row(vec![
+            x.profile.clone(),
+            x.pickers.to_string(),
+            format!("{} / {}", x.ok, x.sent),
+            format!(
+                "{} ({:.1} %)",
+                pct(x.hit_rate),
+                x.client_hit_rate * 100.0
+            ),
+            x.per_endpoint
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" / "),
+            secs(x.ttft_p50_s),
+            secs(x.ttft_p90_s),
+        ]);
+    }
+    let _ = writeln!(s, "{}", t.render());
+    let find = |strategy_precise: bool, n: usize| {
+        a.results
+            .iter()
+            .find(|x| x.pickers == n && x.profile.starts_with("precise") == strategy_precise)
+            .and_then(|x| x.hit_rate)
+    };
+    if let (Some(a1), Some(a3), Some(p1), Some(p3)) =
+        (find(false, 1), find(false, 3), find(true, 1), find(true, 3))
+    {
+        let _ = writeln!(
+            s,
+            "Hit rate from 1 to 3 replicas: approximate {:+.1} points ({:.1} % → {:.1} %), \
+             precise {:+.1} points ({:.1} % → {:.1} %).\n",
+            (a3 - a1) * 100.0,
+            a1 * 100.0,
+            a3 * 100.0,
+            (p3 - p1) * 100.0,
+            p1 * 100.0,
+            p3 * 100.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Why: the approximate index is learnt by each replica from the requests it routed \
+         itself, so with 3 replicas a group's requests reach up to 3 replicas that each place \
+         the group on their own, copying its system prompt onto up to 3 servers (more misses, \
+         more evictions). With the precise profile every server publishes its KV events to \
+         every replica (`zmq-endpoint` lists each replica's socket; vLLM servers instead bind \
+         and each replica connects with `zmqConnect`), so each replica scores by the blocks the \
+         servers really hold, whichever replica routed them. Before the load, each server was \
+         probed until every replica's `infergate_epp_kv_event_blocks` showed its blocks \
+         (ZMQ drops what is sent before a subscriber is connected).\n"
+    );
 }

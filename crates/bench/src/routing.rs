@@ -77,7 +77,7 @@ pub struct RoutingArgs {
 }
 
 /// The shared-prefix workload (inference-perf `shared_prefix`, GIE's high-cache shape).
-#[derive(clap::Args, Debug, Clone, Serialize)]
+#[derive(clap::Args, Debug, Clone, Serialize, serde::Deserialize)]
 pub struct WorkloadArgs {
     /// Groups, each with its own long system prompt.
     #[arg(long, default_value_t = 150)]

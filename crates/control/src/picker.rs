@@ -177,6 +177,10 @@ pub struct PrecisePrefixParams {
     /// Where the gateway binds its ZMQ SUB socket; model servers connect their publishers here
     /// (vLLM `--kv-events-config endpoint`, simulator `--zmq-endpoint`).
     pub zmq_endpoint: String,
+    /// Connect instead of binding: the PUB sockets the model servers bind (vLLM's default
+    /// `tcp://*:5557` on each server), one `tcp://HOST:PORT` per server. Every picker replica
+    /// can subscribe to every server this way. When set, `zmq_endpoint` is not bound.
+    pub zmq_connect: Vec<String>,
     /// Only topics starting with this are read (`kv@<ip>:<port>@<model>`).
     pub topic_filter: String,
     /// Tokens per block until the events say otherwise.
@@ -193,6 +197,7 @@ impl Default for PrecisePrefixParams {
     fn default() -> Self {
         Self {
             zmq_endpoint: "tcp://127.0.0.1:5557".into(),
+            zmq_connect: Vec::new(),
             topic_filter: "kv@".into(),
             block_size: 16,
             max_prefix_blocks_to_match: 1024,
@@ -677,6 +682,16 @@ pub(crate) fn validate_picker(
                         ),
                     ));
                 }
+                for (j, e) in p.zmq_connect.iter().enumerate() {
+                    if !e.starts_with("tcp://") || e.contains('*') {
+                        errors.push(err(
+                            &field(&format!("zmqConnect[{j}]")),
+                            format!(
+                                "plugin `{name}`: `{e}` is not a model server's KV-event address; write tcp://HOST:PORT (the server binds tcp://*:PORT)"
+                            ),
+                        ));
+                    }
+                }
                 if p.block_size == 0 {
                     errors.push(err(
                         &field("blockSize"),
@@ -1057,7 +1072,7 @@ apiVersion: llm-d.ai/v1alpha1
 kind: EndpointPickerConfig
 metadata: {name: precise}
 plugins:
-- {name: kv, type: precise-prefix-cache-scorer, parameters: {zmqEndpoint: "tcp://127.0.0.1:6000"}}
+- {name: kv, type: precise-prefix-cache-scorer, parameters: {zmqEndpoint: "tcp://127.0.0.1:6000", zmqConnect: ["tcp://10.0.0.1:5557"]}}
 - {type: queue-scorer}
 - {type: max-score-picker, parameters: {maxNumOfEndpoints: 3}}
 - {name: sat, type: utilization-detector, parameters: {queueDepthThreshold: 8}}
@@ -1075,6 +1090,10 @@ flowControl:
         assert_eq!(c.profile.filters.len(), 1);
         assert_eq!(c.profile.scorers[0].1, 2.0);
         assert_eq!(c.profile.scorers[1].1, 1.0, "weight defaults to 1");
+        let PluginKind::PrecisePrefixCacheScorer(p) = &c.profile.scorers[0].0.kind else {
+            panic!()
+        };
+        assert_eq!(p.zmq_connect, ["tcp://10.0.0.1:5557"]);
         assert!(matches!(
             &c.profile.picker.kind,
             PluginKind::MaxScorePicker(PickerParams {
@@ -1106,6 +1125,7 @@ plugins:
 - {type: prefix-cache-scorer, parameters: {blockSizeToken: 16}}
 - {type: magic-scorer}
 - {type: max-score-picker, parameters: {maxNumOfEndpoints: 0}}
+- {type: precise-prefix-cache-scorer, parameters: {zmqConnect: ["tcp://*:5557"]}}
 schedulingProfiles:
 - name: p
   plugins: [{pluginRef: queue-scorer, weight: -1}, {pluginRef: nope}, {pluginRef: max-score-picker, weight: 2}]
@@ -1124,6 +1144,7 @@ flowControl: {priorityBands: [{maxRequests: 2}]}
             "schedulingProfiles[0].plugins[2].weight: only scorers take a weight",
             "saturationDetector.pluginRef: `queue-scorer` is not a saturation detector",
             "flowControl.priorityBands[0].priority",
+            "plugins[4].parameters.zmqConnect[0]: plugin `precise-prefix-cache-scorer`: `tcp://*:5557`",
         ] {
             assert!(joined.contains(needle), "missing `{needle}` in:\n{joined}");
         }

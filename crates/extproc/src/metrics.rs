@@ -25,6 +25,13 @@ pub struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub pool: Arc<str>,
+    /// `ip:port` from the pool's configuration.
+    pub endpoint: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub pool: Arc<str>,
     /// `input` or `output`.
@@ -39,6 +46,7 @@ pub struct Metrics {
     pub served_by_fallback: Family<PoolLabels, Counter>,
     pub tokens: Family<TokenLabels, Counter>,
     pub request_bytes: Histogram,
+    pub kv_event_blocks: Family<EndpointLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -91,6 +99,12 @@ impl Metrics {
             Unit::Bytes,
             request_bytes.clone(),
         );
+        let kv_event_blocks = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "infergate_epp_kv_event_blocks",
+            "KV-cache blocks each endpoint holds according to the KV events this picker received (precise prefix scorer only)",
+            kv_event_blocks.clone(),
+        );
         Self {
             registry,
             requests,
@@ -99,6 +113,7 @@ impl Metrics {
             served_by_fallback,
             tokens,
             request_bytes,
+            kv_event_blocks,
         }
     }
 

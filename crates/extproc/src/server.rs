@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tonic_health::ServingStatus;
 
 use crate::exchange::{Exchange, ExchangeOptions, Step};
-use crate::metrics::Metrics;
+use crate::metrics::{EndpointLabels, Metrics};
 use crate::scheduling::{ConfigPicker, EndpointPicker};
 use crate::wire;
 
@@ -267,9 +267,14 @@ pub async fn start(config: ConfigSet, opts: EppOptions) -> Result<RunningEpp, St
         }
     }));
 
+    let refresh = {
+        let (p, m) = (picker.clone(), metrics.clone());
+        Arc::new(move || refresh_gauges(&p, &m)) as Arc<dyn Fn() + Send + Sync>
+    };
     tasks.push(tokio::spawn(serve_metrics(
         metrics_l,
         metrics.clone(),
+        refresh,
         stopped(stop_rx.clone()),
     )));
 
@@ -313,9 +318,29 @@ pub async fn start(config: ConfigSet, opts: EppOptions) -> Result<RunningEpp, St
     })
 }
 
+/// Gauges read from the schedulers when `/metrics` is scraped.
+fn refresh_gauges(picker: &ConfigPicker, metrics: &Metrics) {
+    metrics.kv_event_blocks.clear();
+    for pool in picker.pool_names() {
+        let Some(blocks) = picker.scheduler(&pool).and_then(|s| s.kv_event_blocks()) else {
+            continue;
+        };
+        for (endpoint, n) in blocks {
+            metrics
+                .kv_event_blocks
+                .get_or_create(&EndpointLabels {
+                    pool: pool.clone(),
+                    endpoint,
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+}
+
 async fn serve_metrics(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    refresh: Arc<dyn Fn() + Send + Sync>,
     stopped: impl std::future::Future<Output = ()>,
 ) {
     use hyper::service::service_fn;
@@ -329,15 +354,20 @@ async fn serve_metrics(
             () = &mut stopped => return,
         };
         let m = metrics.clone();
+        let refresh = refresh.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let m = m.clone();
+                let refresh = refresh.clone();
                 async move {
                     let (status, ctype, body) = match req.uri().path() {
                         "/metrics" => (
                             200,
                             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            m.encode(),
+                            {
+                                refresh();
+                                m.encode()
+                            },
                         ),
                         "/healthz" | "/readyz" => (200, "text/plain", "ok\n".to_string()),
                         _ => (404, "text/plain", "not found: try /metrics\n".to_string()),

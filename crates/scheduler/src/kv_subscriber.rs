@@ -1,10 +1,17 @@
-//! Receiving KV events: a ZMQ SUB socket bound where model servers publish (vLLM
-//! `--kv-events-config '{"publisher":"zmq","endpoint":"tcp://GATEWAY:5557","topic":"kv@IP:PORT@MODEL"}'`,
-//! the simulator's `--zmq-endpoint`), feeding a [`KvBlockIndex`].
+//! Receiving KV events, feeding a [`KvBlockIndex`], in one of two ways:
 //!
-//! I/O beside the decision path: one task per bound address, shared by every pool whose precise
-//! scorer names that address (the index is keyed by endpoint address, so sharing is exact). The
-//! task ends when the last pool using it drops its [`KvSubscription`].
+//! - **bind** ([`subscribe`]): a ZMQ SUB socket bound where model servers connect their
+//!   publishers (vLLM
+//!   `--kv-events-config '{"publisher":"zmq","endpoint":"tcp://GATEWAY:5557","topic":"kv@IP:PORT@MODEL"}'`,
+//!   the simulator's `--zmq-endpoint`, which may list one such address per picker replica);
+//! - **connect** ([`subscribe_connect`]): one SUB socket per model server, connected to the PUB
+//!   socket the server binds (vLLM's default `tcp://*:5557`), so any number of picker replicas
+//!   can each subscribe to every server without the servers knowing them.
+//!
+//! I/O beside the decision path: one subscription per bound address (or per list of
+//! publishers), shared by every pool whose precise scorer names it (the index is keyed by
+//! endpoint address, so sharing is exact). Its tasks end when the last pool using it drops its
+//! [`KvSubscription`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -19,7 +26,7 @@ use crate::kv_index::KvBlockIndex;
 pub struct KvSubscription {
     pub endpoint: String,
     pub index: Arc<KvBlockIndex>,
-    task: Option<tokio::task::AbortHandle>,
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl std::fmt::Debug for KvSubscription {
@@ -33,7 +40,7 @@ impl std::fmt::Debug for KvSubscription {
 
 impl Drop for KvSubscription {
     fn drop(&mut self) {
-        if let Some(t) = &self.task {
+        for t in &self.tasks {
             t.abort();
         }
     }
@@ -47,30 +54,66 @@ fn hub() -> &'static Mutex<HashMap<String, Weak<KvSubscription>>> {
 /// The subscription bound at `endpoint` (`tcp://HOST:PORT`), started if nobody holds one. Without
 /// a tokio runtime (unit tests, benchmarks) the index exists but nothing feeds it.
 pub fn subscribe(endpoint: &str, topic_filter: &str) -> Arc<KvSubscription> {
+    shared(endpoint.to_string(), |index| {
+        vec![tokio::spawn(run_bound(
+            endpoint.to_string(),
+            topic_filter.to_string(),
+            index,
+        ))]
+    })
+}
+
+/// The subscription connected to each of `publishers` (`tcp://HOST:PORT` of PUB sockets the
+/// model servers bind), started if nobody holds one for the same list. Each publisher gets its
+/// own socket and task, so a server that is down (or not up yet) delays nobody else's events;
+/// the socket keeps retrying and reconnects when a server restarts.
+pub fn subscribe_connect(publishers: &[String], topic_filter: &str) -> Arc<KvSubscription> {
+    let mut sorted = publishers.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let key = format!("connect:{}", sorted.join(","));
+    shared(key, |index| {
+        sorted
+            .iter()
+            .map(|p| {
+                tokio::spawn(run_connected(
+                    p.clone(),
+                    topic_filter.to_string(),
+                    index.clone(),
+                ))
+            })
+            .collect()
+    })
+}
+
+fn shared(
+    key: String,
+    spawn: impl FnOnce(Weak<KvBlockIndex>) -> Vec<tokio::task::JoinHandle<()>>,
+) -> Arc<KvSubscription> {
     let mut hub = hub().lock();
-    if let Some(s) = hub.get(endpoint).and_then(Weak::upgrade) {
+    if let Some(s) = hub.get(&key).and_then(Weak::upgrade) {
         return s;
     }
     let index = Arc::new(KvBlockIndex::default());
-    let task = tokio::runtime::Handle::try_current().ok().map(|rt| {
-        rt.spawn(run(
-            endpoint.to_string(),
-            topic_filter.to_string(),
-            Arc::downgrade(&index),
-        ))
-        .abort_handle()
-    });
+    let tasks = if tokio::runtime::Handle::try_current().is_ok() {
+        spawn(Arc::downgrade(&index))
+            .into_iter()
+            .map(|t| t.abort_handle())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let sub = Arc::new(KvSubscription {
-        endpoint: endpoint.to_string(),
+        endpoint: key.clone(),
         index,
-        task,
+        tasks,
     });
-    hub.insert(endpoint.to_string(), Arc::downgrade(&sub));
+    hub.insert(key, Arc::downgrade(&sub));
     hub.retain(|_, w| w.strong_count() > 0);
     sub
 }
 
-async fn run(endpoint: String, filter: String, index: Weak<KvBlockIndex>) {
+async fn run_bound(endpoint: String, filter: String, index: Weak<KvBlockIndex>) {
     let mut socket = zeromq::SubSocket::new();
     if let Err(e) = socket.bind(&endpoint).await {
         tracing::error!(%endpoint, "cannot bind the KV-events socket: {e}; the precise prefix scorer will see no blocks");
@@ -81,6 +124,27 @@ async fn run(endpoint: String, filter: String, index: Weak<KvBlockIndex>) {
         return;
     }
     tracing::info!(%endpoint, "listening for KV events");
+    feed(socket, &endpoint, index).await;
+}
+
+async fn run_connected(publisher: String, filter: String, index: Weak<KvBlockIndex>) {
+    let mut options = zeromq::SocketOptions::default();
+    // Wait for a server that is not up yet for as long as it takes (retrying with backoff).
+    options.no_connect_timeout();
+    let mut socket = zeromq::SubSocket::with_options(options);
+    if let Err(e) = socket.subscribe(&filter).await {
+        tracing::error!(%publisher, "cannot subscribe to KV events: {e}");
+        return;
+    }
+    if let Err(e) = socket.connect(&publisher).await {
+        tracing::error!(%publisher, "cannot connect to the KV-event publisher: {e}; the precise prefix scorer will see no blocks from it");
+        return;
+    }
+    tracing::info!(%publisher, "receiving KV events");
+    feed(socket, &publisher, index).await;
+}
+
+async fn feed(mut socket: zeromq::SubSocket, endpoint: &str, index: Weak<KvBlockIndex>) {
     let mut bad = 0u64;
     loop {
         let msg = match socket.recv().await {
@@ -113,5 +177,64 @@ async fn run(endpoint: String, filter: String, index: Weak<KvBlockIndex>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use infergate_protocol::kv_events::{encode_batch, topic, KvEventBatch, KvWireEvent};
+    use zeromq::{Socket, SocketSend, ZmqMessage};
+
+    /// A model server binding its PUB socket (vLLM's default) and two subscriptions connected
+    /// to it (two picker replicas): both indexes learn the server's blocks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_mode_lets_two_subscribers_share_one_bound_publisher() {
+        let mut publisher = zeromq::PubSocket::new();
+        let bound = publisher.bind("tcp://127.0.0.1:0").await.unwrap();
+        let addr = bound.to_string();
+        // Two replicas in one process would share one subscription (same key); give each its
+        // own socket and index here, as two processes have.
+        let a = subscribe_connect(std::slice::from_ref(&addr), "kv@");
+        assert!(Arc::ptr_eq(&a, &subscribe_connect(&[addr.clone(), addr.clone()], "kv@")));
+        let b = Arc::new(KvBlockIndex::default());
+        let task = tokio::spawn(run_connected(
+            addr.clone(),
+            "kv@".into(),
+            Arc::downgrade(&b),
+        ));
+        let batch = KvEventBatch {
+            ts: 0.0,
+            events: vec![KvWireEvent::BlockStored {
+                block_hashes: vec![11, 12],
+                parent_block_hash: None,
+                token_ids: (0..32).collect(),
+                block_size: 16,
+                lora_id: None,
+                medium: None,
+                lora_name: None,
+            }],
+            data_parallel_rank: None,
+        };
+        let frames = || {
+            ZmqMessage::try_from(vec![
+                Bytes::from(topic("10.0.0.7:8000", "m")),
+                Bytes::from_static(&[0; 8]),
+                Bytes::from(encode_batch(&batch)),
+            ])
+            .unwrap()
+        };
+        // PUB drops what it sends before a subscriber is connected: publish until both see it.
+        for _ in 0..200 {
+            if a.index.blocks_of("10.0.0.7:8000") > 0 && b.blocks_of("10.0.0.7:8000") > 0 {
+                break;
+            }
+            publisher.send(frames()).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(a.index.blocks_of("10.0.0.7:8000"), 2);
+        assert_eq!(b.blocks_of("10.0.0.7:8000"), 2);
+        task.abort();
     }
 }

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 
 use crate::endpoint::{now_ms, Endpoint, InFlight, RequestUsage};
 use crate::flow::{Admission, BandStats, FlowControl, Go, Refusal};
-use crate::kv_subscriber::{subscribe, KvSubscription};
+use crate::kv_subscriber::{subscribe, subscribe_connect, KvSubscription};
 use crate::plugins::{
     ApproxPrefixScorer, HealthyFilter, InFlightScorer, KvCacheScorer, LoraAffinityScorer,
     MaxScorePicker, PrecisePrefixScorer, QueueScorer, RandomPicker, RoundRobinPicker,
@@ -124,7 +124,11 @@ fn build_runtime(config: Arc<PickerConfig>, approx_index: &Arc<ApproxPrefixIndex
                 Box::new(SharedScorer(s))
             }
             PluginKind::PrecisePrefixCacheScorer(p) => {
-                let sub = subscribe(&p.zmq_endpoint, &p.topic_filter);
+                let sub = if p.zmq_connect.is_empty() {
+                    subscribe(&p.zmq_endpoint, &p.topic_filter)
+                } else {
+                    subscribe_connect(&p.zmq_connect, &p.topic_filter)
+                };
                 let s = Arc::new(PrecisePrefixScorer {
                     name: name.clone(),
                     params: p.clone(),
@@ -319,6 +323,20 @@ impl PoolScheduler {
             self.shared.runtime.store(Arc::new(rt));
         }
         self.shared.try_dispatch();
+    }
+
+    /// With the precise prefix scorer: how many KV blocks its index (fed by the servers' KV
+    /// events) holds for each endpoint. Every picker replica should show the same figures; a
+    /// replica showing none for a busy endpoint does not receive its events.
+    pub fn kv_event_blocks(&self) -> Option<Vec<(Arc<str>, usize)>> {
+        let rt = self.shared.runtime.load();
+        let (_, sub) = rt.precise.as_ref()?;
+        Some(
+            self.endpoints()
+                .iter()
+                .map(|e| (e.host_port.clone(), sub.index.blocks_of(&e.host_port)))
+                .collect(),
+        )
     }
 
     /// The pool's saturation, queues and cache statistics.

@@ -140,6 +140,28 @@ fn parse_fake_metrics(s: &str) -> Result<FakeMetrics, String> {
     FakeMetrics::parse(s)
 }
 
+/// `zmq-endpoint` in a file: one string (comma-separated endpoints; empty = none) or a list.
+fn deserialize_endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        List(Vec<String>),
+    }
+    let list = match Option::<Raw>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Raw::Text(t)) => vec![t],
+        Some(Raw::List(l)) => l,
+    };
+    Ok(list
+        .iter()
+        .flat_map(|e| e.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// `fake-metrics` in YAML may be a mapping or a JSON string (as on the command line).
 fn deserialize_fake_metrics<'de, D: Deserializer<'de>>(
     d: D,
@@ -274,9 +296,12 @@ pub struct SimConfig {
     pub hash_seed: String,
     /// Publish KV-cache events (vLLM's ZMQ format: topic `kv@<ip>:<port>@<model>`, sequence,
     /// msgpack batch) by connecting a PUB socket here, e.g. `tcp://127.0.0.1:5557` where a
-    /// gateway's precise prefix-cache scorer listens. Empty: off.
-    #[arg(long, default_value = "")]
-    pub zmq_endpoint: String,
+    /// gateway's precise prefix-cache scorer listens. Several endpoints (repeat the flag, or
+    /// separate with commas; a YAML string or list): every one receives every event, so each
+    /// of several picker replicas sees the whole cache. Empty: off.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(deserialize_with = "deserialize_endpoints")]
+    pub zmq_endpoint: Vec<String>,
     /// Most events per published batch.
     #[arg(long, default_value_t = 16)]
     pub event_batch_size: usize,
@@ -329,7 +354,7 @@ impl Default for SimConfig {
             kv_cache_size: 1024,
             block_size: 16,
             hash_seed: String::new(),
-            zmq_endpoint: String::new(),
+            zmq_endpoint: Vec::new(),
             event_batch_size: 16,
             failure_injection_rate: 0.0,
             failure_types: Vec::new(),
@@ -423,8 +448,11 @@ impl SimConfig {
         if self.block_size == 0 || self.block_size > 1024 {
             return bad("block-size", "must be between 1 and 1024 tokens");
         }
-        if !self.zmq_endpoint.is_empty() && !self.zmq_endpoint.starts_with("tcp://") {
-            return bad("zmq-endpoint", "write tcp://HOST:PORT");
+        if let Some(e) = self.zmq_endpoint.iter().find(|e| !e.starts_with("tcp://")) {
+            return bad(
+                "zmq-endpoint",
+                format!("`{e}` is not a ZMQ TCP endpoint; write tcp://HOST:PORT[,tcp://HOST:PORT…]"),
+            );
         }
         if self.event_batch_size == 0 {
             return bad("event-batch-size", "must be at least 1");
@@ -510,6 +538,25 @@ mod tests {
         Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied()))
             .unwrap()
             .config
+    }
+
+    #[test]
+    fn several_zmq_endpoints_from_flags_and_files() {
+        let (a, b) = ("tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558");
+        assert_eq!(parse(&["--zmq-endpoint", a, "--zmq-endpoint", b]).zmq_endpoint, [a, b]);
+        assert_eq!(parse(&["--zmq-endpoint", &format!("{a},{b}")]).zmq_endpoint, [a, b]);
+        assert!(parse(&[]).zmq_endpoint.is_empty());
+        let from_str = SimConfig::from_yaml(&format!("zmq-endpoint: \"{a}, {b}\"")).unwrap();
+        assert_eq!(from_str.zmq_endpoint, [a, b]);
+        let from_list = SimConfig::from_yaml(&format!("zmq-endpoint: [{a}, {b}]")).unwrap();
+        assert_eq!(from_list.zmq_endpoint, [a, b]);
+        assert!(SimConfig::from_yaml("zmq-endpoint: \"\"").unwrap().zmq_endpoint.is_empty());
+        let bad = SimConfig::from_yaml("zmq-endpoint: [\"localhost:5557\"]")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("localhost:5557") && bad.contains("tcp://"), "{bad}");
     }
 
     #[test]

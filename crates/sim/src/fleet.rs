@@ -155,21 +155,23 @@ impl SimFleet {
             let listener_dup = SockRef::from(&listener).try_clone()?;
             let state = Arc::new(Replica::new(Arc::clone(&config), index, addr.port()));
             let (kill, killed) = watch::channel(false);
-            if let (false, Some(kv)) = (config.zmq_endpoint.is_empty(), state.kv.as_ref()) {
-                let publisher = crate::kv_publisher::run(
-                    config.zmq_endpoint.clone(),
-                    addr.to_string(),
-                    state.primary_model().to_string(),
-                    config.event_batch_size,
-                    kv.subscribe(),
-                );
-                let mut killed = killed.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        () = publisher => {}
-                        _ = killed_signal(&mut killed) => {}
-                    }
-                });
+            if let Some(kv) = state.kv.as_ref() {
+                for endpoint in &config.zmq_endpoint {
+                    let publisher = crate::kv_publisher::run(
+                        endpoint.clone(),
+                        addr.to_string(),
+                        state.primary_model().to_string(),
+                        config.event_batch_size,
+                        kv.subscribe(),
+                    );
+                    let mut killed = killed.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            () = publisher => {}
+                            _ = killed_signal(&mut killed) => {}
+                        }
+                    });
+                }
             }
             let connections = Arc::new(Connections::default());
             let task = tokio::spawn(accept_loop(
