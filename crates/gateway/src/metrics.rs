@@ -255,7 +255,6 @@ pub struct Metrics {
     pub authz_denials: Family<TenantReasonLabels, Counter>,
     pub admissions: Family<AdmissionLabels, Counter>,
     pub spend_usd: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
-    pub spend_ledger_dropped: Counter,
     pub limiter_redis_up: Gauge,
 }
 
@@ -303,7 +302,6 @@ impl Metrics {
             authz_denials: Family::default(),
             admissions: Family::default(),
             spend_usd: Family::default(),
-            spend_ledger_dropped: Counter::default(),
             limiter_redis_up: Gauge::default(),
             registry: Registry::default(),
         };
@@ -501,11 +499,6 @@ impl Metrics {
             "infergate_spend_usd",
             "Spend in US dollars (usage x price) by tenant and requested model",
             m.spend_usd.clone(),
-        );
-        registry.register(
-            "infergate_spend_ledger_dropped",
-            "Spend records dropped because the ledger writer fell behind",
-            m.spend_ledger_dropped.clone(),
         );
         registry.register(
             "infergate_limiter_redis_up",

@@ -293,7 +293,7 @@ pub fn settle(gw: &Gateway, snap: &Snapshot, ctx: &mut RequestContext) {
             (None, Some(s)) => format!("sub:{s}"),
             _ => String::new(),
         };
-        let ok = ledger.record_spend(SpendRecord {
+        ledger.record_spend(SpendRecord {
             day: infergate_policy::budget::ledger_day(now_ms(), &table.time_zone),
             tenant: caller.tenant.name.to_string(),
             key_id,
@@ -304,9 +304,6 @@ pub fn settle(gw: &Gateway, snap: &Snapshot, ctx: &mut RequestContext) {
             cached_tokens: cached,
             cost_nanos: cost,
         });
-        if !ok {
-            gw.metrics.spend_ledger_dropped.inc();
-        }
     }
 }
 

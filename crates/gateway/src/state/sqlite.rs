@@ -1,14 +1,16 @@
 //! The embedded SQLite store: API key records (hashes only) and the spend ledger.
 //!
 //! One dedicated thread owns the connection; the async runtime never touches SQLite. Spend
-//! records arrive on a bounded channel (`try_send`: the request path never waits), are summed
-//! in memory per (day, tenant, key, model, backend) and written in one transaction every
-//! `ledgerFlush` (default 1 s). Admin operations (key writes, reports) are commands on the same
-//! channel, answered through a oneshot.
+//! records are summed in memory per (day, tenant, key, model, backend) under a short lock by the
+//! request path itself (no message, so no thread wake-up per request: on a one-core gateway
+//! that wake-up was a context switch per request), and the thread writes the sums in one
+//! transaction every `ledgerFlush` (default 1 s). Admin operations (key writes, reports) are
+//! commands on a channel, answered through a oneshot.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use infergate_policy::access::KeyRecord;
@@ -51,6 +53,14 @@ impl SpendTotals {
         self.output_tokens += r.output_tokens;
         self.cached_tokens += r.cached_tokens;
         self.cost_nanos += r.cost_nanos;
+    }
+
+    fn merge(&mut self, o: &SpendTotals) {
+        self.requests += o.requests;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cached_tokens += o.cached_tokens;
+        self.cost_nanos += o.cost_nanos;
     }
 }
 
@@ -103,8 +113,9 @@ pub struct SpendSince {
     pub key_total: HashMap<String, u64>,
 }
 
+type Pending = Arc<Mutex<HashMap<DimKey, SpendTotals>>>;
+
 enum Command {
-    Spend(SpendRecord),
     PutKey(Box<KeyRecord>, oneshot::Sender<Result<(), String>>),
     AllKeys(oneshot::Sender<Result<Vec<KeyRecord>, String>>),
     Report(SpendQuery, oneshot::Sender<Result<Vec<SpendRow>, String>>),
@@ -116,6 +127,8 @@ enum Command {
 #[derive(Clone)]
 pub struct SqliteStore {
     tx: SyncSender<Command>,
+    /// Spend not yet written, summed per dimension (bounded by the number of dimensions).
+    pending: Pending,
 }
 
 const SCHEMA: &str = "
@@ -142,8 +155,8 @@ CREATE TABLE IF NOT EXISTS spend (
 );
 ";
 
-/// Capacity of the command channel; spend beyond it is dropped and counted.
-const CHANNEL: usize = 65_536;
+/// Capacity of the admin command channel.
+const CHANNEL: usize = 1024;
 
 impl SqliteStore {
     /// Open (or create) the database and start its thread.
@@ -164,19 +177,27 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)
             .map_err(|e| format!("cannot prepare the state database {path}: {e}"))?;
         let (tx, rx) = sync_channel(CHANNEL);
+        let pending = Pending::default();
+        let shared = pending.clone();
         std::thread::Builder::new()
             .name("infergate-sqlite".into())
-            .spawn(move || run(conn, rx, flush_every))
+            .spawn(move || run(conn, rx, &shared, flush_every))
             .map_err(|e| format!("cannot start the state database thread: {e}"))?;
-        Ok(Self { tx })
+        Ok(Self { tx, pending })
     }
 
-    /// Record spend without waiting. False if the writer is behind (the record is dropped).
-    pub fn record_spend(&self, r: SpendRecord) -> bool {
-        match self.tx.try_send(Command::Spend(r)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-        }
+    /// Record spend without waiting for the database: added to the in-memory sums the writer
+    /// thread flushes (bounded by the number of distinct dimensions, never dropped).
+    pub fn record_spend(&self, r: SpendRecord) {
+        let mut one = SpendTotals::default();
+        one.add(&r);
+        let key = (r.day, r.tenant, r.key_id, r.model, r.backend);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .merge(&one);
     }
 
     async fn call<T>(
@@ -227,25 +248,11 @@ impl SqliteStore {
     }
 }
 
-fn run(mut conn: Connection, rx: Receiver<Command>, flush_every: Duration) {
-    let mut pending: HashMap<DimKey, SpendTotals> = HashMap::new();
+fn run(mut conn: Connection, rx: Receiver<Command>, pending: &Pending, flush_every: Duration) {
     let mut next_flush = Instant::now() + flush_every;
     loop {
         let wait = next_flush.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(Command::Spend(r)) => {
-                pending
-                    .entry((
-                        r.day.clone(),
-                        r.tenant.clone(),
-                        r.key_id.clone(),
-                        r.model.clone(),
-                        r.backend.clone(),
-                    ))
-                    .or_default()
-                    .add(&r);
-                continue;
-            }
             Ok(Command::PutKey(rec, reply)) => {
                 let _ = reply.send(put_key(&conn, &rec));
             }
@@ -253,25 +260,25 @@ fn run(mut conn: Connection, rx: Receiver<Command>, flush_every: Duration) {
                 let _ = reply.send(all_keys(&conn));
             }
             Ok(Command::Report(q, reply)) => {
-                flush(&mut conn, &mut pending);
+                flush(&mut conn, pending);
                 let _ = reply.send(report(&conn, &q));
             }
             Ok(Command::SpendSince(day, reply)) => {
-                flush(&mut conn, &mut pending);
+                flush(&mut conn, pending);
                 let _ = reply.send(spend_since(&conn, &day));
             }
             Ok(Command::Flush(reply)) => {
-                flush(&mut conn, &mut pending);
+                flush(&mut conn, pending);
                 let _ = reply.send(());
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                flush(&mut conn, &mut pending);
+                flush(&mut conn, pending);
                 return;
             }
         }
         if Instant::now() >= next_flush {
-            flush(&mut conn, &mut pending);
+            flush(&mut conn, pending);
             next_flush = Instant::now() + flush_every;
         }
     }
@@ -285,7 +292,8 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn flush(conn: &mut Connection, pending: &mut HashMap<DimKey, SpendTotals>) {
+fn flush(conn: &mut Connection, shared: &Pending) {
+    let mut pending = std::mem::take(&mut *shared.lock().unwrap_or_else(PoisonError::into_inner));
     if pending.is_empty() {
         return;
     }
@@ -320,10 +328,13 @@ fn flush(conn: &mut Connection, pending: &mut HashMap<DimKey, SpendTotals>) {
         }
         tx.commit()
     })();
-    match result {
-        Ok(()) => pending.clear(),
+    if let Err(e) = result {
         // Keep the totals and try again at the next flush.
-        Err(e) => tracing::error!("spend ledger write failed (will retry): {e}"),
+        tracing::error!("spend ledger write failed (will retry): {e}");
+        let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        for (k, t) in pending.drain() {
+            shared.entry(k).or_default().merge(&t);
+        }
     }
 }
 
@@ -514,10 +525,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let store = SqliteStore::open(path.to_str().unwrap(), Duration::from_millis(10)).unwrap();
-        assert!(store.record_spend(rec("2025-01-01", "a", "k1", "m", 100)));
-        assert!(store.record_spend(rec("2025-01-01", "a", "k1", "m", 50)));
-        assert!(store.record_spend(rec("2025-01-02", "a", "k2", "m", 7)));
-        assert!(store.record_spend(rec("2025-01-02", "b", "", "n", 1)));
+        store.record_spend(rec("2025-01-01", "a", "k1", "m", 100));
+        store.record_spend(rec("2025-01-01", "a", "k1", "m", 50));
+        store.record_spend(rec("2025-01-02", "a", "k2", "m", 7));
+        store.record_spend(rec("2025-01-02", "b", "", "n", 1));
         let by_tenant = store
             .report(SpendQuery {
                 group: GroupBy {
