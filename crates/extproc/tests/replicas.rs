@@ -165,7 +165,6 @@ fn blocks(epp: &RunningEpp, endpoint: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN FAILURE (stop 11, issue 3): after the epp branch merged, neither replica receives the servers' KV events in the servers-connect-to-replicas mode (0 blocks after 150 requests); run with --ignored while fixing"]
 async fn two_picker_replicas_both_follow_a_servers_kv_events() {
     let (zmq_a, zmq_b) = (
         format!("tcp://127.0.0.1:{}", free_port()),
@@ -187,9 +186,12 @@ async fn two_picker_replicas_both_follow_a_servers_kv_events() {
     // The prefix gets cached on server 1 by a request that went there directly, past both
     // pickers: neither routed it, so only the server's events can tell them where it is.
     let holder = addrs[1].to_string();
-    // ZMQ drops what is published before a subscriber's connection is up (the servers retry
-    // connecting with backoff), so repeat the direct request (a new question each time, so it
-    // stores new blocks) until both replicas hold blocks of server 1.
+    // ZMQ drops what is published before a subscriber's connection is up, and the servers
+    // start before the pickers bind, so they connect on a retry with backoff (about 1.5 s here):
+    // the first request's blocks are usually published to nobody, and a repeat of the same
+    // prefix hits the cache and publishes nothing new. So clear the server's prefix cache
+    // (vLLM's `/reset_prefix_cache`) before each direct request: every try stores and
+    // publishes the whole prompt again, until both replicas hold blocks of server 1.
     let mut tries = 0;
     while blocks(&a, &holder) == 0 || blocks(&b, &holder) == 0 {
         assert!(
@@ -198,6 +200,8 @@ async fn two_picker_replicas_both_follow_a_servers_kv_events() {
             blocks(&a, &holder),
             blocks(&b, &holder)
         );
+        let (status, text) = http(addrs[1], "POST /reset_prefix_cache", "").await;
+        assert_eq!(status, 200, "{text}");
         let (status, text) = http(
             addrs[1],
             "POST /v1/chat/completions",
