@@ -632,53 +632,53 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
     // 1. Overhead: Envoy alone vs Envoy + picker, same zero-latency backend.
     let mut overhead = Vec::new();
     if wants("overhead") {
-    let latency0 = [
-        "--time-to-first-token",
-        "0",
-        "--inter-token-latency",
-        "0",
-        "--max-num-seqs",
-        "100000",
-        "--max-waiting-queue-length",
-        "100000",
-    ];
-    let (backend, bports) = bench.start_sims(1, &latency0, "overhead")?;
-    let (epp, epp_port) = bench.start_epp(&bports, "overhead").await?;
-    let (plain, plain_addr) = bench.start_envoy(&bports, &[], "plain").await?;
-    let (withepp, epp_addr) = bench.start_envoy(&bports, &[epp_port], "epp").await?;
-    for phase in &phases {
-        let mut plain_runs = Vec::new();
-        let mut epp_runs = Vec::new();
-        for round in 0..rounds {
-            if round % 2 == 0 {
-                plain_runs.push(bench.load(phase, plain_addr, "envoy").await?);
-                epp_runs.push(bench.load(phase, epp_addr, "envoy+epp").await?);
-            } else {
-                epp_runs.push(bench.load(phase, epp_addr, "envoy+epp").await?);
-                plain_runs.push(bench.load(phase, plain_addr, "envoy").await?);
+        let latency0 = [
+            "--time-to-first-token",
+            "0",
+            "--inter-token-latency",
+            "0",
+            "--max-num-seqs",
+            "100000",
+            "--max-waiting-queue-length",
+            "100000",
+        ];
+        let (backend, bports) = bench.start_sims(1, &latency0, "overhead")?;
+        let (epp, epp_port) = bench.start_epp(&bports, "overhead").await?;
+        let (plain, plain_addr) = bench.start_envoy(&bports, &[], "plain").await?;
+        let (withepp, epp_addr) = bench.start_envoy(&bports, &[epp_port], "epp").await?;
+        for phase in &phases {
+            let mut plain_runs = Vec::new();
+            let mut epp_runs = Vec::new();
+            for round in 0..rounds {
+                if round % 2 == 0 {
+                    plain_runs.push(bench.load(phase, plain_addr, "envoy").await?);
+                    epp_runs.push(bench.load(phase, epp_addr, "envoy+epp").await?);
+                } else {
+                    epp_runs.push(bench.load(phase, epp_addr, "envoy+epp").await?);
+                    plain_runs.push(bench.load(phase, plain_addr, "envoy").await?);
+                }
             }
+            #[allow(clippy::cast_precision_loss)]
+            let added = |f: &dyn Fn(&LoadReport) -> u64| {
+                median(
+                    &plain_runs
+                        .iter()
+                        .zip(&epp_runs)
+                        .map(|(a, b)| f(b) as f64 - f(a) as f64)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            overhead.push(OverheadResult {
+                phase: phase.clone(),
+                envoy: figures(&plain_runs),
+                envoy_epp: figures(&epp_runs),
+                added_p50_us: added(&|r| r.latency.p50_us),
+                added_p99_us: added(&|r| r.latency.p99_us),
+            });
         }
-        #[allow(clippy::cast_precision_loss)]
-        let added = |f: &dyn Fn(&LoadReport) -> u64| {
-            median(
-                &plain_runs
-                    .iter()
-                    .zip(&epp_runs)
-                    .map(|(a, b)| f(b) as f64 - f(a) as f64)
-                    .collect::<Vec<_>>(),
-            )
-        };
-        overhead.push(OverheadResult {
-            phase: phase.clone(),
-            envoy: figures(&plain_runs),
-            envoy_epp: figures(&epp_runs),
-            added_p50_us: added(&|r| r.latency.p50_us),
-            added_p99_us: added(&|r| r.latency.p99_us),
-        });
-    }
-    for p in [withepp, plain, epp, backend] {
-        p.stop();
-    }
+        for p in [withepp, plain, epp, backend] {
+            p.stop();
+        }
     }
 
     // 2. Replicas: 4 queueing model servers; Envoy alone, with 1 picker, with 3 pickers.
@@ -703,41 +703,41 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
     ];
     let mut replicas = Vec::new();
     if wants("replicas") {
-    for (setup, n_epp) in [
-        ("Envoy least-request, no picker", 0usize),
-        ("Envoy + 1 picker", 1),
-        ("Envoy + 3 picker replicas", 3),
-    ] {
-        let tag = format!("replicas-{n_epp}");
-        let (sims, ports) = bench.start_sims(4, &latency, &tag)?;
-        let mut epps = Vec::new();
-        let mut epp_ports = Vec::new();
-        for i in 0..n_epp {
-            let (p, port) = bench.start_epp(&ports, &format!("{tag}-{i}")).await?;
-            epps.push(p);
-            epp_ports.push(port);
+        for (setup, n_epp) in [
+            ("Envoy least-request, no picker", 0usize),
+            ("Envoy + 1 picker", 1),
+            ("Envoy + 3 picker replicas", 3),
+        ] {
+            let tag = format!("replicas-{n_epp}");
+            let (sims, ports) = bench.start_sims(4, &latency, &tag)?;
+            let mut epps = Vec::new();
+            let mut epp_ports = Vec::new();
+            for i in 0..n_epp {
+                let (p, port) = bench.start_epp(&ports, &format!("{tag}-{i}")).await?;
+                epps.push(p);
+                epp_ports.push(port);
+            }
+            let (envoy_p, addr) = bench.start_envoy(&ports, &epp_ports, &tag).await?;
+            let before = served_counts(&ports).await;
+            let run = bench.load(&replica_phase, addr, &tag).await?;
+            let after = served_counts(&ports).await;
+            let per_endpoint: Vec<u64> = after
+                .iter()
+                .zip(&before)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect();
+            replicas.push(ReplicaResult {
+                setup: setup.to_string(),
+                figures: figures(std::slice::from_ref(&run)),
+                imbalance: imbalance(&per_endpoint),
+                per_endpoint,
+            });
+            envoy_p.stop();
+            for p in epps {
+                p.stop();
+            }
+            sims.stop();
         }
-        let (envoy_p, addr) = bench.start_envoy(&ports, &epp_ports, &tag).await?;
-        let before = served_counts(&ports).await;
-        let run = bench.load(&replica_phase, addr, &tag).await?;
-        let after = served_counts(&ports).await;
-        let per_endpoint: Vec<u64> = after
-            .iter()
-            .zip(&before)
-            .map(|(a, b)| a.saturating_sub(*b))
-            .collect();
-        replicas.push(ReplicaResult {
-            setup: setup.to_string(),
-            figures: figures(std::slice::from_ref(&run)),
-            imbalance: imbalance(&per_endpoint),
-            per_endpoint,
-        });
-        envoy_p.stop();
-        for p in epps {
-            p.stop();
-        }
-        sims.stop();
-    }
     }
 
     let mut machine = machine;
@@ -1236,8 +1236,8 @@ fn render_affinity(s: &mut String, a: &AffinityReport) {
     let secs = |v: Option<f64>| v.map_or_else(|| "–".into(), |x| format!("{x:.3}"));
     let _ = writeln!(s, "## Prefix affinity with several picker replicas\n");
     let w = &a.workload;
-    let demand = w.groups as f64 * (w.system_tokens + w.prompts_per_group * w.question_tokens) as f64
-        / 16.0;
+    let demand =
+        w.groups as f64 * (w.system_tokens + w.prompts_per_group * w.question_tokens) as f64 / 16.0;
     let fleet = (a.sims.replicas * a.sims.kv_cache_blocks) as f64;
     let _ = writeln!(
         s,
@@ -1289,11 +1289,7 @@ fn render_affinity(s: &mut String, a: &AffinityReport) {
             x.profile.clone(),
             x.pickers.to_string(),
             format!("{} / {}", x.ok, x.sent),
-            format!(
-                "{} ({:.1} %)",
-                pct(x.hit_rate),
-                x.client_hit_rate * 100.0
-            ),
+            format!("{} ({:.1} %)", pct(x.hit_rate), x.client_hit_rate * 100.0),
             x.per_endpoint
                 .iter()
                 .map(ToString::to_string)

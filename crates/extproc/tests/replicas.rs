@@ -221,9 +221,10 @@ async fn two_picker_replicas_both_follow_a_servers_kv_events() {
     // Each replica's metrics show what it learnt.
     let (_, m) = http(a.metrics_addr, "GET /metrics", "").await;
     assert!(
-        m.lines().any(|l| l.starts_with("infergate_epp_kv_event_blocks{")
-            && l.contains(&holder)
-            && !l.ends_with(" 0")),
+        m.lines()
+            .any(|l| l.starts_with("infergate_epp_kv_event_blocks{")
+                && l.contains(&holder)
+                && !l.ends_with(" 0")),
         "{m}"
     );
     a.shutdown(Duration::from_secs(1)).await;

@@ -197,7 +197,10 @@ mod tests {
         // Two replicas in one process would share one subscription (same key); give each its
         // own socket and index here, as two processes have.
         let a = subscribe_connect(std::slice::from_ref(&addr), "kv@");
-        assert!(Arc::ptr_eq(&a, &subscribe_connect(&[addr.clone(), addr.clone()], "kv@")));
+        assert!(Arc::ptr_eq(
+            &a,
+            &subscribe_connect(&[addr.clone(), addr.clone()], "kv@")
+        ));
         let b = Arc::new(KvBlockIndex::default());
         let task = tokio::spawn(run_connected(
             addr.clone(),

@@ -451,7 +451,9 @@ impl SimConfig {
         if let Some(e) = self.zmq_endpoint.iter().find(|e| !e.starts_with("tcp://")) {
             return bad(
                 "zmq-endpoint",
-                format!("`{e}` is not a ZMQ TCP endpoint; write tcp://HOST:PORT[,tcp://HOST:PORT…]"),
+                format!(
+                    "`{e}` is not a ZMQ TCP endpoint; write tcp://HOST:PORT[,tcp://HOST:PORT…]"
+                ),
             );
         }
         if self.event_batch_size == 0 {
@@ -543,20 +545,32 @@ mod tests {
     #[test]
     fn several_zmq_endpoints_from_flags_and_files() {
         let (a, b) = ("tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558");
-        assert_eq!(parse(&["--zmq-endpoint", a, "--zmq-endpoint", b]).zmq_endpoint, [a, b]);
-        assert_eq!(parse(&["--zmq-endpoint", &format!("{a},{b}")]).zmq_endpoint, [a, b]);
+        assert_eq!(
+            parse(&["--zmq-endpoint", a, "--zmq-endpoint", b]).zmq_endpoint,
+            [a, b]
+        );
+        assert_eq!(
+            parse(&["--zmq-endpoint", &format!("{a},{b}")]).zmq_endpoint,
+            [a, b]
+        );
         assert!(parse(&[]).zmq_endpoint.is_empty());
         let from_str = SimConfig::from_yaml(&format!("zmq-endpoint: \"{a}, {b}\"")).unwrap();
         assert_eq!(from_str.zmq_endpoint, [a, b]);
         let from_list = SimConfig::from_yaml(&format!("zmq-endpoint: [{a}, {b}]")).unwrap();
         assert_eq!(from_list.zmq_endpoint, [a, b]);
-        assert!(SimConfig::from_yaml("zmq-endpoint: \"\"").unwrap().zmq_endpoint.is_empty());
+        assert!(SimConfig::from_yaml("zmq-endpoint: \"\"")
+            .unwrap()
+            .zmq_endpoint
+            .is_empty());
         let bad = SimConfig::from_yaml("zmq-endpoint: [\"localhost:5557\"]")
             .unwrap()
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(bad.contains("localhost:5557") && bad.contains("tcp://"), "{bad}");
+        assert!(
+            bad.contains("localhost:5557") && bad.contains("tcp://"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use infergate_protocol::kv_events::{encode_batch, topic, KvEventBatch, KvWireEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
-use futures_util::StreamExt;
 use zeromq::{Socket, SocketEvent, SocketOptions, SocketSend, ZmqMessage};
 
 use crate::kv_cache::KvEvent;
