@@ -62,6 +62,18 @@ pub struct PriorityArgs {
     /// gateway's queueing alone: engines then serve first come, first served.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub engine_priority: bool,
+    /// Add the `prefill-scorer` to the default profile with this weight (0 = not in the
+    /// profile: the anchor's default weights alone).
+    #[arg(long, default_value_t = 0.0)]
+    pub prefill_scorer_weight: f64,
+    /// `flowControl.nonSheddableReserve.endpointShare`: the share of replicas that take no
+    /// sheddable request while critical traffic is present (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub reserve_share: f64,
+    /// `flowControl.nonSheddableReserve.preferReserved`: critical requests go to the reserved
+    /// replicas first.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub reserve_prefer: bool,
     /// A short run: a smoke test, not figures to publish.
     #[arg(long)]
     pub quick: bool,
@@ -90,6 +102,11 @@ struct PriorityReport {
     batch_rate: f64,
     batch_prompt_tokens: usize,
     engine_priority: bool,
+    prefill_scorer_weight: f64,
+    reserve_share: f64,
+    reserve_prefer: bool,
+    /// Replicas the reserve held back from batch traffic.
+    reserved_replicas: usize,
     warmup: (f64, f64),
     phase_secs: f64,
     critical_idle: StageResult,
@@ -110,15 +127,8 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
     let mut machine = Machine::probe();
     let bodies = Arc::new(shared_prefix_bodies(&args.workload));
     // The default profile with flow control (the anchor's saturation defaults).
-    let (picker, sim_yaml) = if args.engine_priority {
-        (
-            "metadata: {name: default}\nflowControl: {enginePriority: true}\n",
-            args.sim.sim_yaml(None) + "scheduling-policy: priority\n",
-        )
-    } else {
-        ("metadata: {name: default}\n", args.sim.sim_yaml(None))
-    };
-    let bench = start_bench_with(args.replicas, &sim_yaml, picker, OBJECTIVES).await?;
+    let (picker, sim_yaml) = picker_and_sim(&args);
+    let bench = start_bench_with(args.replicas, &sim_yaml, &picker, OBJECTIVES).await?;
     let header = |o: &str| {
         Arc::new(vec![(
             "x-gateway-inference-objective".to_string(),
@@ -225,6 +235,14 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
         batch_rate: args.batch_rate,
         batch_prompt_tokens: args.batch_prompt_tokens,
         engine_priority: args.engine_priority,
+        prefill_scorer_weight: args.prefill_scorer_weight,
+        reserve_share: args.reserve_share,
+        reserve_prefer: args.reserve_prefer,
+        reserved_replicas: infergate_control::picker::ReserveConfig {
+            endpoint_share: args.reserve_share,
+            ..Default::default()
+        }
+        .reserved_of(args.replicas),
         warmup: (args.warmup_rate, args.warmup_secs),
         phase_secs: args.phase_secs,
         critical_idle: idle,
@@ -238,6 +256,44 @@ pub async fn run(args: &PriorityArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("priority: wrote {}", args.out.display());
     Ok(())
+}
+
+/// The `EndpointPickerConfig` body and the replicas' configuration for `args`.
+fn picker_and_sim(args: &PriorityArgs) -> (String, String) {
+    let mut picker = String::from("metadata: {name: default}\n");
+    if args.prefill_scorer_weight > 0.0 {
+        // The anchor's default profile plus the prefill scorer.
+        let _ = write!(
+            picker,
+            "plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n\
+             - type: prefix-cache-scorer\n- type: prefill-scorer\n- type: max-score-picker\n\
+             schedulingProfiles:\n- name: default\n  plugins:\n\
+             \x20 - {{pluginRef: queue-scorer, weight: 2}}\n\
+             \x20 - {{pluginRef: kv-cache-utilization-scorer, weight: 2}}\n\
+             \x20 - {{pluginRef: prefix-cache-scorer, weight: 3}}\n\
+             \x20 - {{pluginRef: prefill-scorer, weight: {}}}\n\
+             \x20 - {{pluginRef: max-score-picker}}\n",
+            args.prefill_scorer_weight
+        );
+    }
+    let mut flow = Vec::new();
+    if args.engine_priority {
+        flow.push("enginePriority: true".to_string());
+    }
+    if args.reserve_share > 0.0 {
+        flow.push(format!(
+            "nonSheddableReserve: {{endpointShare: {}, preferReserved: {}}}",
+            args.reserve_share, args.reserve_prefer
+        ));
+    }
+    if !flow.is_empty() {
+        let _ = writeln!(picker, "flowControl: {{{}}}", flow.join(", "));
+    }
+    let mut sim = args.sim.sim_yaml(None);
+    if args.engine_priority {
+        sim.push_str("scheduling-policy: priority\n");
+    }
+    (picker, sim)
 }
 
 /// Batch request bodies (streamed chats, one user message of `batch_prompt_tokens` tokens) and
@@ -315,6 +371,39 @@ fn markdown(r: &PriorityReport) -> String {
              the gateway's own queue knows priorities."
         }
     );
+    let _ = writeln!(
+        s,
+        "Critical-traffic protection: {}; {}.\n",
+        if r.prefill_scorer_weight > 0.0 {
+            format!(
+                "`prefill-scorer` in the profile with weight {} (beside queue 2, KV 2, prefix 3: \
+                 a request prefers replicas where none of the gateway's requests is waiting for \
+                 its first token)",
+                r.prefill_scorer_weight
+            )
+        } else {
+            "no `prefill-scorer` (the anchor's default weights)".to_string()
+        },
+        if r.reserve_share > 0.0 {
+            format!(
+                "`flowControl.nonSheddableReserve: {{endpointShare: {}, preferReserved: {}}}` \
+                 ({} of {} replicas take no batch request while critical traffic is present; \
+                 batch traffic is shed when the other {} are saturated; {})",
+                r.reserve_share,
+                r.reserve_prefer,
+                r.reserved_replicas,
+                r.replicas,
+                r.replicas - r.reserved_replicas,
+                if r.reserve_prefer {
+                    "critical requests go to the reserved replicas first"
+                } else {
+                    "critical requests may go to any replica"
+                }
+            )
+        } else {
+            "no reserve (batch traffic may use every replica)".to_string()
+        }
+    );
     let mut t = Table::new(&["target", "verdict"]);
     for (k, v) in &r.verdicts {
         t.row(vec![k.clone(), v.label().to_string()]);
@@ -327,6 +416,7 @@ fn markdown(r: &PriorityReport) -> String {
         "TTFT p50 (s)",
         "TTFT p90 (s)",
         "output tok/s",
+        "prefix-cache hit rate",
     ]);
     for (name, st) in [
         ("critical, idle pool", &r.critical_idle),
@@ -339,6 +429,7 @@ fn markdown(r: &PriorityReport) -> String {
             f(st.ttft_p50_s),
             f(st.ttft_p90_s),
             format!("{:.0}", st.output_tokens_per_s),
+            format!("{:.1} %", st.prefix_cache_hit_rate * 100.0),
         ]);
     }
     s.push_str(&t.render());
@@ -365,6 +456,42 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: PriorityArgs,
+    }
+
+    #[test]
+    fn every_mode_gives_a_valid_configuration() {
+        let addrs: Vec<std::net::SocketAddr> = vec!["127.0.0.1:9000".parse().unwrap()];
+        for flags in [
+            vec!["x"],
+            vec!["x", "--engine-priority", "false"],
+            vec![
+                "x",
+                "--prefill-scorer-weight",
+                "2",
+                "--reserve-share",
+                "0.25",
+            ],
+        ] {
+            let args = Cli::parse_from(flags.clone()).args;
+            let (picker, sim) = picker_and_sim(&args);
+            let yaml = crate::routing::gateway_yaml(&addrs, &picker) + OBJECTIVES;
+            let cfg = infergate_control::load_str("t.yaml", &yaml)
+                .unwrap_or_else(|e| panic!("{flags:?}: {e}\n{yaml}"));
+            let p = &cfg.pickers[0];
+            assert_eq!(p.flow_control.engine_priority, args.engine_priority);
+            assert_eq!(p.flow_control.reserve.endpoint_share, args.reserve_share);
+            let with_prefill = p
+                .profile
+                .scorers
+                .iter()
+                .any(|(s, w)| s.name == "prefill-scorer" && *w == 2.0);
+            assert_eq!(with_prefill, args.prefill_scorer_weight > 0.0, "{picker}");
+            assert_eq!(p.profile.scorers.len(), 3 + usize::from(with_prefill));
+            assert_eq!(
+                sim.contains("scheduling-policy: priority"),
+                args.engine_priority
+            );
+        }
     }
 
     #[test]

@@ -113,6 +113,26 @@ pub struct FlowControlDecl {
     /// with `--scheduling-policy priority`; vLLM refuses non-zero priorities otherwise.
     #[serde(default)]
     pub engine_priority: Option<bool>,
+    /// infergate: keep a share of the pool's endpoints free of sheddable work while
+    /// non-sheddable traffic is present.
+    #[serde(default)]
+    pub non_sheddable_reserve: Option<ReserveDecl>,
+}
+
+/// `flowControl.nonSheddableReserve`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReserveDecl {
+    /// Share of the pool's endpoints (0 to 1, rounded down to whole endpoints) that take no
+    /// sheddable request while non-sheddable traffic is present.
+    #[serde(default)]
+    pub endpoint_share: Option<f64>,
+    /// Non-sheddable traffic counts as present for this long after its last request.
+    #[serde(default)]
+    pub window: Option<Dur>,
+    /// Non-sheddable requests go to the reserved endpoints first (default true).
+    #[serde(default)]
+    pub prefer_reserved: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -345,6 +365,7 @@ pub enum PluginKind {
     PrefixCacheScorer(PrefixCacheParams),
     PrecisePrefixCacheScorer(PrecisePrefixParams),
     LoraAffinityScorer,
+    PrefillScorer,
     MaxScorePicker(PickerParams),
     RandomPicker(PickerParams),
     WeightedRandomPicker(PickerParams),
@@ -364,6 +385,7 @@ pub const PLUGIN_TYPES: &[&str] = &[
     "prefix-cache-scorer",
     "precise-prefix-cache-scorer",
     "lora-affinity-scorer",
+    "prefill-scorer",
     "max-score-picker",
     "random-picker",
     "weighted-random-picker",
@@ -392,7 +414,8 @@ impl PluginKind {
             | PluginKind::RunningRequestsScorer
             | PluginKind::PrefixCacheScorer(_)
             | PluginKind::PrecisePrefixCacheScorer(_)
-            | PluginKind::LoraAffinityScorer => PluginRole::Scorer,
+            | PluginKind::LoraAffinityScorer
+            | PluginKind::PrefillScorer => PluginRole::Scorer,
             PluginKind::MaxScorePicker(_)
             | PluginKind::RandomPicker(_)
             | PluginKind::WeightedRandomPicker(_)
@@ -443,6 +466,7 @@ impl PluginKind {
             }
             "precise-prefix-cache-scorer" => PluginKind::PrecisePrefixCacheScorer(typed(params)?),
             "lora-affinity-scorer" => none(params).map(|()| PluginKind::LoraAffinityScorer)?,
+            "prefill-scorer" => none(params).map(|()| PluginKind::PrefillScorer)?,
             "max-score-picker" => PluginKind::MaxScorePicker(typed(params)?),
             "random-picker" => PluginKind::RandomPicker(typed(params)?),
             "weighted-random-picker" => PluginKind::WeightedRandomPicker(typed(params)?),
@@ -517,6 +541,39 @@ pub struct FlowControlConfig {
     pub bands: BTreeMap<i32, BandConfig>,
     /// Send each request's priority to the engine (vLLM `priority`, negated).
     pub engine_priority: bool,
+    /// Endpoints kept free of sheddable work while non-sheddable traffic is present.
+    pub reserve: ReserveConfig,
+}
+
+/// `flowControl.nonSheddableReserve`: while non-sheddable requests (priority ≥ 0) arrived within
+/// `window`, `floor(endpoint_share × endpoints)` endpoints (a stable choice, the same in every
+/// picker replica) take no sheddable request; sheddable requests go to the others and are
+/// refused (429) when those are saturated. With `prefer_reserved`, non-sheddable requests are
+/// picked among the reserved endpoints, and spill over to the others only when none of those
+/// has room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReserveConfig {
+    /// 0 = off (the default).
+    pub endpoint_share: f64,
+    pub window: Duration,
+    pub prefer_reserved: bool,
+}
+
+impl Default for ReserveConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_share: 0.0,
+            window: Duration::from_secs(10),
+            prefer_reserved: true,
+        }
+    }
+}
+
+impl ReserveConfig {
+    /// Endpoints reserved out of `n`.
+    pub fn reserved_of(&self, n: usize) -> usize {
+        ((self.endpoint_share * n as f64 + 1e-9).floor() as usize).min(n)
+    }
 }
 
 impl Default for FlowControlConfig {
@@ -534,6 +591,7 @@ impl Default for FlowControlConfig {
             },
             bands: BTreeMap::new(),
             engine_priority: false,
+            reserve: ReserveConfig::default(),
         }
     }
 }
@@ -600,6 +658,7 @@ pub fn kind_type_name(kind: &PluginKind) -> &'static str {
         PluginKind::PrefixCacheScorer(_) => "prefix-cache-scorer",
         PluginKind::PrecisePrefixCacheScorer(_) => "precise-prefix-cache-scorer",
         PluginKind::LoraAffinityScorer => "lora-affinity-scorer",
+        PluginKind::PrefillScorer => "prefill-scorer",
         PluginKind::MaxScorePicker(_) => "max-score-picker",
         PluginKind::RandomPicker(_) => "random-picker",
         PluginKind::WeightedRandomPicker(_) => "weighted-random-picker",
@@ -928,6 +987,35 @@ pub(crate) fn validate_picker(
         if let Some(e) = fc.engine_priority {
             f.engine_priority = e;
         }
+        if let Some(r) = &fc.non_sheddable_reserve {
+            if let Some(share) = r.endpoint_share {
+                if !(0.0..=1.0).contains(&share) {
+                    errors.push(err(
+                        "flowControl.nonSheddableReserve.endpointShare",
+                        format!(
+                            "{share} is not a share of the pool's endpoints; give a number from 0 \
+                             (no reserve) to 1 (no sheddable traffic while non-sheddable traffic \
+                             is present), e.g. 0.25"
+                        ),
+                    ));
+                }
+                f.reserve.endpoint_share = share;
+            }
+            if let Some(w) = r.window {
+                if w.get().is_zero() {
+                    errors.push(err(
+                        "flowControl.nonSheddableReserve.window",
+                        "the reserve needs a window in which non-sheddable traffic counts as \
+                         present; give a duration such as 10s"
+                            .into(),
+                    ));
+                }
+                f.reserve.window = w.get();
+            }
+            if let Some(p) = r.prefer_reserved {
+                f.reserve.prefer_reserved = p;
+            }
+        }
         if let Some(t) = fc.default_request_ttl {
             if t.get().is_zero() {
                 errors.push(err(
@@ -1112,6 +1200,56 @@ flowControl:
             (3, FairnessPolicy::GlobalStrict)
         );
         assert_eq!(c.flow_control.band(0).max_requests, 10_000);
+    }
+
+    #[test]
+    fn prefill_scorer_and_the_non_sheddable_reserve() {
+        let c = parse(
+            r#"
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins: [{type: queue-scorer}, {type: prefill-scorer}, {type: max-score-picker}]
+schedulingProfiles:
+- name: p
+  plugins: [{pluginRef: queue-scorer, weight: 2}, {pluginRef: prefill-scorer, weight: 3}, {pluginRef: max-score-picker}]
+flowControl: {nonSheddableReserve: {endpointShare: 0.25, window: 5s, preferReserved: false}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.profile.scorers[1].0.kind, PluginKind::PrefillScorer);
+        assert_eq!(c.profile.scorers[1].1, 3.0);
+        assert_eq!(
+            c.flow_control.reserve,
+            ReserveConfig {
+                endpoint_share: 0.25,
+                window: Duration::from_secs(5),
+                prefer_reserved: false,
+            }
+        );
+        assert_eq!(c.flow_control.reserve.reserved_of(8), 2);
+        assert_eq!(c.flow_control.reserve.reserved_of(3), 0, "rounded down");
+        // Off unless asked for.
+        assert_eq!(
+            PickerConfig::default().flow_control.reserve.reserved_of(8),
+            0
+        );
+        let errs = parse(
+            r#"
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins: [{type: prefill-scorer, parameters: {weight: 2}}]
+flowControl: {nonSheddableReserve: {endpointShare: 1.5, window: 0s}}
+"#,
+        )
+        .unwrap_err()
+        .join("\n");
+        for needle in [
+            "plugins[0].parameters: this plugin takes no parameters",
+            "flowControl.nonSheddableReserve.endpointShare: 1.5 is not a share",
+            "flowControl.nonSheddableReserve.window",
+        ] {
+            assert!(errs.contains(needle), "missing `{needle}` in:\n{errs}");
+        }
     }
 
     #[test]

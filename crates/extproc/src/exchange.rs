@@ -120,6 +120,8 @@ pub struct Exchange<T: Ticket> {
     splitter: SseSplitter,
     rewriter: Option<OpenAiStreamRewriter>,
     usage: Option<Usage>,
+    /// The ticket was told the response's first byte passed.
+    first_byte: bool,
     done: bool,
 }
 
@@ -152,6 +154,7 @@ impl<T: Ticket> Exchange<T> {
             splitter: SseSplitter::new(),
             rewriter: None,
             usage: None,
+            first_byte: false,
             done: false,
         }
     }
@@ -438,6 +441,11 @@ impl<T: Ticket> Exchange<T> {
             set.push(wire::header(wire::TEST_SERVED_HEADER, &v));
         }
         self.served = served;
+        // Engines send a stream's headers before its prefill ends (vLLM, the simulator): only
+        // a body, an answer without one, or an error status ends the prefill.
+        if h.end_of_stream || !(200..300).contains(&self.status) {
+            self.mark_first_byte();
+        }
 
         let client_model = self.decision.as_ref().and_then(|d| {
             let public = d.public_model.as_ref()?;
@@ -485,8 +493,21 @@ impl<T: Ticket> Exchange<T> {
         Step::Send(vec![wire::response_headers_response(mutation)])
     }
 
+    /// Tell the ticket (once) that the response's first byte passed.
+    fn mark_first_byte(&mut self) {
+        if std::mem::replace(&mut self.first_byte, true) {
+            return;
+        }
+        if let Some(t) = self.decision.as_mut().and_then(|d| d.ticket.as_mut()) {
+            t.first_byte();
+        }
+    }
+
     fn on_response_body(&mut self, b: HttpBody) -> Step {
         let eos = b.end_of_stream;
+        if !b.body.is_empty() || eos {
+            self.mark_first_byte();
+        }
         let mut out = Vec::new();
         match self.mode {
             ResponseMode::Pending | ResponseMode::Pass => {

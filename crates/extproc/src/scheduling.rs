@@ -101,6 +101,9 @@ pub struct Finished {
 pub trait Ticket: Send + 'static {
     /// The proxy reports which endpoint really served (it may have moved down the fallback list).
     fn served_by(&mut self, endpoint: &str);
+    /// The response's first body bytes passed (or an answer without a body, or an error): the
+    /// request no longer holds the engine's prefill. Called once or more.
+    fn first_byte(&mut self) {}
     /// The response ended (or the stream went away).
     fn finish(self, outcome: Finished);
 }
@@ -426,6 +429,12 @@ impl Ticket for InFlightTicket {
         guard.move_to(e);
     }
 
+    fn first_byte(&mut self) {
+        if let Some(g) = self.guard.as_mut() {
+            g.first_byte();
+        }
+    }
+
     fn finish(mut self, outcome: Finished) {
         // Usage feeds the pool's cache statistics; dropping the guard ends the in-flight count
         // and lets flow control dispatch the next waiting request.
@@ -674,6 +683,20 @@ flowControl: {defaultRequestTTL: 200ms}
         let counts: HashMap<_, _> = p.in_flight("pool-a").into_iter().collect();
         assert_eq!(counts[&primary], 0);
         assert_eq!(counts[&other], 1);
+        // The prefill-in-progress count moved too, and ends with the first byte.
+        let awaiting = |hp: &str| {
+            p.scheduler("pool-a")
+                .unwrap()
+                .endpoints()
+                .iter()
+                .find(|e| &*e.host_port == hp)
+                .unwrap()
+                .awaiting_first_byte()
+        };
+        assert_eq!((awaiting(&primary), awaiting(&other)), (0, 1));
+        got.ticket.first_byte();
+        assert_eq!(awaiting(&other), 0);
+        assert_eq!(p.in_flight("pool-a").len(), 3);
         got.ticket.finish(Finished::default());
         assert!(p.in_flight("pool-a").iter().all(|(_, n)| *n == 0));
     }

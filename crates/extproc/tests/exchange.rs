@@ -24,6 +24,9 @@ impl Ticket for TestTicket {
     fn served_by(&mut self, endpoint: &str) {
         self.0 .0.lock().unwrap().push(format!("served {endpoint}"));
     }
+    fn first_byte(&mut self) {
+        self.0 .0.lock().unwrap().push("first byte".into());
+    }
     fn finish(self, outcome: Finished) {
         let u = outcome.usage.map(|u| (u.input_tokens, u.output_tokens));
         self.0
@@ -342,6 +345,8 @@ fn sse_response_is_rewritten_as_it_arrives_and_usage_is_read() {
 
     let ev1 = b"data: {\"id\":\"1\",\"model\":\"llama\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n";
     let ev2 = b"data: {\"id\":\"1\",\"model\":\"llama\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\ndata: [DONE]\n\n";
+    // The headers came before the prefill ended (engines send them at once): not a first byte.
+    assert_eq!(*log.0.lock().unwrap(), vec!["served 10.0.0.3:8000"]);
     // The first event split across two chunks: the first half is held, not forwarded broken.
     let out = sent(ex.on_message(resp_body(&ev1[..20], false)));
     assert!(out.is_empty());
@@ -357,7 +362,11 @@ fn sse_response_is_rewritten_as_it_arrives_and_usage_is_read() {
     assert_eq!(String::from_utf8(b).unwrap(), "data: [DONE]\n\n");
     assert_eq!(
         *log.0.lock().unwrap(),
-        vec!["served 10.0.0.3:8000", "finish 200 Some((5, 2))"]
+        vec![
+            "served 10.0.0.3:8000",
+            "first byte",
+            "finish 200 Some((5, 2))"
+        ]
     );
 }
 
@@ -397,6 +406,11 @@ fn error_responses_pass_through_untouched() {
         None,
     )));
     assert_eq!(out.len(), 1);
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        vec!["served 10.0.0.2:8000", "first byte"],
+        "an error answer is no prefill in progress"
+    );
     let body = br#"{"error":{"message":"busy","model":"llama"}}"#;
     let out = sent(ex.on_message(resp_body(body, true)));
     assert_eq!(body_of(&out[0]).0, body.to_vec());

@@ -109,6 +109,10 @@ fn refresh_endpoint_gauges(gw: &Gateway) {
             .pool_saturation
             .get_or_create(&pl)
             .set(stats.saturation);
+        gw.metrics
+            .pool_reserved_endpoints
+            .get_or_create(&pl)
+            .set(i64::try_from(stats.reserved_endpoints).unwrap_or(i64::MAX));
         let (n, bytes) = stats
             .queued
             .iter()
@@ -139,6 +143,10 @@ fn refresh_endpoint_gauges(gw: &Gateway) {
                 .endpoint_in_flight
                 .get_or_create(&labels)
                 .set(i64::from(ep.in_flight()));
+            gw.metrics
+                .endpoint_awaiting_first_byte
+                .get_or_create(&labels)
+                .set(i64::from(ep.awaiting_first_byte()));
             gw.metrics
                 .endpoint_ejected
                 .get_or_create(&labels)

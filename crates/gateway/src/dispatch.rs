@@ -562,6 +562,10 @@ async fn attempt_pool(
     )
     .await;
     ctx.upstream_wait += reading.elapsed();
+    // The first byte is here (a stream's first event, or a whole answer): the request no
+    // longer holds the engine's prefill (the `prefill-scorer` reads this).
+    let mut in_flight = in_flight;
+    in_flight.first_byte();
     match &mut answer {
         Ok(UpstreamResponse::Stream {
             in_flight: slot, ..

@@ -277,17 +277,28 @@ impl GatewayError {
                 reason,
                 format!("{method} is not allowed on {path}; use {}.", allowed_method(path)),
             ),
-            GatewayError::Scheduling(SchedulingError::Shed { pool, .. }) => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                RATE_LIMIT,
-                reason,
-                format!(
-                    "Pool `{pool}` is saturated and this request is sheddable (its priority is \
-                     below 0), so it was not queued. Retry later, or send it with a non-negative \
-                     priority (an InferenceObjective named in x-gateway-inference-objective)."
-                ),
-            )
-            .with_retry_after(1),
+            GatewayError::Scheduling(SchedulingError::Shed { pool, reserved, .. }) => {
+                let what = if *reserved == 0 {
+                    format!("Pool `{pool}` is saturated")
+                } else {
+                    format!(
+                        "The endpoints of pool `{pool}` open to sheddable requests are saturated \
+                         ({reserved} more are reserved for non-sheddable traffic while it is \
+                         present)"
+                    )
+                };
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RATE_LIMIT,
+                    reason,
+                    format!(
+                        "{what} and this request is sheddable (its priority is below 0), so it \
+                         was not queued. Retry later, or send it with a non-negative priority \
+                         (an InferenceObjective named in x-gateway-inference-objective)."
+                    ),
+                )
+                .with_retry_after(1)
+            }
             GatewayError::Scheduling(SchedulingError::QueueFull {
                 pool,
                 priority,
@@ -568,6 +579,7 @@ mod tests {
                 SchedulingError::Shed {
                     pool: "p".into(),
                     saturation: 1.2,
+                    reserved: 0,
                 }
                 .into(),
                 429,
@@ -631,11 +643,26 @@ mod tests {
         let api = GatewayError::from(SchedulingError::Shed {
             pool: "llama".into(),
             saturation: 1.3,
+            reserved: 0,
         })
         .to_api();
         assert_eq!(api.code, "pool_saturated");
         assert_eq!(api.retry_after, Some(1));
         assert!(api.message.contains("saturated") && api.message.contains("sheddable"));
+        let api = GatewayError::from(SchedulingError::Shed {
+            pool: "llama".into(),
+            saturation: 1.3,
+            reserved: 2,
+        })
+        .to_api();
+        assert_eq!(api.code, "pool_saturated");
+        assert!(
+            api.message
+                .contains("2 more are reserved for non-sheddable traffic")
+                && api.message.contains("sheddable"),
+            "{}",
+            api.message
+        );
         let api = GatewayError::from(SchedulingError::QueueTimeout {
             pool: "llama".into(),
             waited: std::time::Duration::from_secs(30),

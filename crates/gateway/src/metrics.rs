@@ -225,6 +225,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub overhead: HistFamily<OpLabels>,
     pub endpoint_in_flight: Family<EndpointLabels, Gauge>,
+    pub endpoint_awaiting_first_byte: Family<EndpointLabels, Gauge>,
     pub endpoint_ejected: Family<EndpointLabels, Gauge>,
     pub endpoint_ejections: Family<EndpointLabels, Counter>,
     pub upstream_retries: Family<PoolLabels, Counter>,
@@ -233,6 +234,7 @@ pub struct Metrics {
     pub queue_bytes: Family<PoolLabels, Gauge>,
     pub band_queue_size: Family<BandLabels, Gauge>,
     pub pool_saturation: Family<PoolLabels, FloatGauge>,
+    pub pool_reserved_endpoints: Family<PoolLabels, Gauge>,
     pub endpoint_queue: Family<EndpointLabels, FloatGauge>,
     pub endpoint_kv_usage: Family<EndpointLabels, FloatGauge>,
     pub upstream_attempts: Family<AttemptLabels, Counter>,
@@ -272,6 +274,7 @@ impl Metrics {
             requests: Family::default(),
             overhead: family(|| Histogram::new(OVERHEAD_BUCKETS.iter().copied())),
             endpoint_in_flight: Family::default(),
+            endpoint_awaiting_first_byte: Family::default(),
             endpoint_ejected: Family::default(),
             endpoint_ejections: Family::default(),
             upstream_retries: Family::default(),
@@ -280,6 +283,7 @@ impl Metrics {
             queue_bytes: Family::default(),
             band_queue_size: Family::default(),
             pool_saturation: Family::default(),
+            pool_reserved_endpoints: Family::default(),
             endpoint_queue: Family::default(),
             endpoint_kv_usage: Family::default(),
             upstream_attempts: Family::default(),
@@ -345,6 +349,12 @@ impl Metrics {
             m.endpoint_in_flight.clone(),
         );
         registry.register(
+            "infergate_endpoint_awaiting_first_byte",
+            "Requests this gateway sent to each endpoint that have not produced a first byte yet \
+             (prefilling or queued in the engine)",
+            m.endpoint_awaiting_first_byte.clone(),
+        );
+        registry.register(
             "infergate_endpoint_ejected",
             "1 while passive health keeps the endpoint out of rotation",
             m.endpoint_ejected.clone(),
@@ -386,6 +396,11 @@ impl Metrics {
             "Mean endpoint utilisation per the saturation detector; >= 1 is saturated \
              (autoscaling signal)",
             m.pool_saturation.clone(),
+        );
+        registry.register(
+            "infergate_pool_reserved_endpoints",
+            "Endpoints held back from sheddable requests now (flowControl.nonSheddableReserve)",
+            m.pool_reserved_endpoints.clone(),
         );
         registry.register(
             "infergate_endpoint_queue_size",

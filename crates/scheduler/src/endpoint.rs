@@ -1,5 +1,6 @@
 //! One model-server endpoint and what the gateway knows about it right now: requests it has in
-//! flight there, passive health (ejected after failures, back after a good probe), and the live
+//! flight there (and which of them have not produced a first byte yet: prefilling, or queued in
+//! the engine), passive health (ejected after failures, back after a good probe), and the live
 //! signals of its last metrics scrape.
 //!
 //! State lives in atomics (and one `ArcSwap` for the scraped signals) so the hot path takes no
@@ -35,9 +36,16 @@ pub struct EndpointState {
     pub host_port: Arc<str>,
     /// Unique in this process; keys the endpoint in prefix indexes.
     pub uid: u32,
+    /// `xxh64(host:port)`: orders a pool's endpoints the same way in every gateway or picker
+    /// replica (which ones the non-sheddable reserve holds back).
+    pub(crate) rank: u64,
     in_flight: AtomicU32,
     /// Estimated tokens (prompt + max output) of the requests in flight.
     in_flight_tokens: AtomicU64,
+    /// Requests in flight that have not produced a first byte yet (their prefill runs or waits
+    /// in the engine), and how many of those are sheddable.
+    awaiting_first_byte: AtomicU32,
+    sheddable_awaiting_first_byte: AtomicU32,
     metrics: ArcSwapOption<EndpointMetrics>,
     /// Monotonic ms until which the endpoint is ejected; 0 = in service.
     ejected_until: AtomicU64,
@@ -60,13 +68,17 @@ pub enum Failure {
 
 impl EndpointState {
     pub fn new(pool: Arc<str>, spec: EndpointSpec) -> Self {
+        let host_port = spec.host_port();
         Self {
-            host_port: Arc::from(spec.host_port()),
+            rank: xxhash_rust::xxh64::xxh64(host_port.as_bytes(), 0),
+            host_port: Arc::from(host_port),
             pool,
             spec,
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             in_flight: AtomicU32::new(0),
             in_flight_tokens: AtomicU64::new(0),
+            awaiting_first_byte: AtomicU32::new(0),
+            sheddable_awaiting_first_byte: AtomicU32::new(0),
             metrics: ArcSwapOption::empty(),
             ejected_until: AtomicU64::new(0),
             ejected: AtomicU32::new(0),
@@ -83,11 +95,46 @@ impl EndpointState {
         self.in_flight_tokens.load(Ordering::Relaxed)
     }
 
-    /// Count a request as in flight until the guard drops (no pool is told when it ends; the
-    /// scheduler's [`ScheduledEndpoints::begin`](crate::ScheduledEndpoints::begin) is the
+    /// This gateway's requests here that have not produced a first byte yet: dispatched and
+    /// prefilling, or waiting in the engine's queue. A request counts from the moment it is
+    /// scheduled here until [`InFlight::first_byte`] (or until it ends). A non-streamed response
+    /// has its first byte only when it is complete, so it counts for its whole life.
+    pub fn awaiting_first_byte(&self) -> u32 {
+        self.awaiting_first_byte.load(Ordering::Relaxed)
+    }
+
+    /// Of [`EndpointState::awaiting_first_byte`], the sheddable ones (priority < 0).
+    pub fn sheddable_awaiting_first_byte(&self) -> u32 {
+        self.sheddable_awaiting_first_byte.load(Ordering::Relaxed)
+    }
+
+    /// Count a request (not sheddable) as in flight until the guard drops (no pool is told
+    /// when it ends; the scheduler's
+    /// [`ScheduledEndpoints::begin`](crate::ScheduledEndpoints::begin) is the
     /// counted-and-notified way).
     pub fn begin_request(self: &Arc<Self>) -> InFlight {
-        InFlight::new(self.clone(), 0, None)
+        InFlight::new(self.clone(), 0, None, false)
+    }
+
+    /// [`EndpointState::begin_request`] for a sheddable request.
+    pub fn begin_sheddable_request(self: &Arc<Self>) -> InFlight {
+        InFlight::new(self.clone(), 0, None, true)
+    }
+
+    fn add_awaiting(&self, sheddable: bool) {
+        self.awaiting_first_byte.fetch_add(1, Ordering::Relaxed);
+        if sheddable {
+            self.sheddable_awaiting_first_byte
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn sub_awaiting(&self, sheddable: bool) {
+        self.awaiting_first_byte.fetch_sub(1, Ordering::Relaxed);
+        if sheddable {
+            self.sheddable_awaiting_first_byte
+                .fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// The signals of the last successful scrape, if any.
@@ -169,11 +216,14 @@ impl EndpointState {
 
 /// A request in flight to an endpoint: counted while it lives; dropping it (response finished,
 /// failed, or the client went away) uncounts it and tells the pool's flow control that capacity
-/// freed.
+/// freed. Until [`InFlight::first_byte`] it also counts as awaiting its first byte there.
 pub struct InFlight {
     ep: Endpoint,
     tokens: u64,
     pool: Option<Arc<PoolShared>>,
+    /// Still counted in `awaiting_first_byte`.
+    awaiting: bool,
+    sheddable: bool,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -181,15 +231,41 @@ impl std::fmt::Debug for InFlight {
         f.debug_struct("InFlight")
             .field("endpoint", &self.ep.host_port)
             .field("tokens", &self.tokens)
+            .field("awaiting_first_byte", &self.awaiting)
             .finish()
     }
 }
 
 impl InFlight {
-    pub(crate) fn new(ep: Endpoint, tokens: u64, pool: Option<Arc<PoolShared>>) -> Self {
+    pub(crate) fn new(
+        ep: Endpoint,
+        tokens: u64,
+        pool: Option<Arc<PoolShared>>,
+        sheddable: bool,
+    ) -> Self {
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
         ep.in_flight_tokens.fetch_add(tokens, Ordering::Relaxed);
-        Self { ep, tokens, pool }
+        ep.add_awaiting(sheddable);
+        Self {
+            ep,
+            tokens,
+            pool,
+            awaiting: true,
+            sheddable,
+        }
+    }
+
+    /// The response's first byte arrived (a streamed response's first event, a whole response,
+    /// or an error answer): the request no longer holds the engine's prefill. Idempotent.
+    pub fn first_byte(&mut self) {
+        if std::mem::take(&mut self.awaiting) {
+            self.ep.sub_awaiting(self.sheddable);
+        }
+    }
+
+    /// Whether the request still awaits its first byte.
+    pub fn awaiting_first_byte(&self) -> bool {
+        self.awaiting
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -214,10 +290,16 @@ impl InFlight {
         other
             .in_flight_tokens
             .fetch_add(self.tokens, Ordering::Relaxed);
+        if self.awaiting {
+            other.add_awaiting(self.sheddable);
+        }
         let old = std::mem::replace(&mut self.ep, other.clone());
         old.in_flight.fetch_sub(1, Ordering::Relaxed);
         old.in_flight_tokens
             .fetch_sub(self.tokens, Ordering::Relaxed);
+        if self.awaiting {
+            old.sub_awaiting(self.sheddable);
+        }
     }
 }
 
@@ -227,6 +309,9 @@ impl Drop for InFlight {
         self.ep
             .in_flight_tokens
             .fetch_sub(self.tokens, Ordering::Relaxed);
+        if self.awaiting {
+            self.ep.sub_awaiting(self.sheddable);
+        }
         if let Some(pool) = &self.pool {
             pool.on_capacity_freed();
         }
@@ -302,6 +387,48 @@ mod tests {
         drop(g1);
         drop(g2);
         assert_eq!(ep.in_flight(), 0);
+    }
+
+    #[test]
+    fn awaiting_first_byte_counts_until_the_first_byte_or_the_end() {
+        let (a, b) = (
+            Arc::new(EndpointState::new("p".into(), spec(1))),
+            Arc::new(EndpointState::new("p".into(), spec(2))),
+        );
+        let mut critical = a.begin_request();
+        let mut batch = a.begin_sheddable_request();
+        assert_eq!(
+            (a.awaiting_first_byte(), a.sheddable_awaiting_first_byte()),
+            (2, 1)
+        );
+        // The proxy reports another endpoint served the batch request: the count moves.
+        batch.move_to(&b);
+        assert_eq!(
+            (a.awaiting_first_byte(), a.sheddable_awaiting_first_byte()),
+            (1, 0)
+        );
+        assert_eq!(
+            (b.awaiting_first_byte(), b.sheddable_awaiting_first_byte()),
+            (1, 1)
+        );
+        critical.first_byte();
+        critical.first_byte();
+        assert_eq!(a.awaiting_first_byte(), 0, "first_byte is idempotent");
+        assert_eq!(a.in_flight(), 1, "still in flight while it streams");
+        assert!(!critical.awaiting_first_byte());
+        drop(critical);
+        // Ending before the first byte (an error, the client left) uncounts it too.
+        drop(batch);
+        assert_eq!(
+            (b.awaiting_first_byte(), b.sheddable_awaiting_first_byte()),
+            (0, 0)
+        );
+        // Moving after the first byte moves only the in-flight count.
+        let mut g = a.begin_request();
+        g.first_byte();
+        g.move_to(&b);
+        assert_eq!((a.in_flight(), b.in_flight()), (0, 1));
+        assert_eq!((a.awaiting_first_byte(), b.awaiting_first_byte()), (0, 0));
     }
 
     #[test]

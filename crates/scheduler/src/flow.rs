@@ -6,7 +6,9 @@
 //! `global-strict-fairness-policy`), **first-come-first-served within a flow**. Bands and the
 //! whole queue are bounded in requests and bytes (full → 429); a request waits at most the TTL
 //! (→ 503). Sheddable requests (priority < 0) never wait for a saturated pool: they are refused
-//! at once, and any still queued when saturation sets in are refused then.
+//! at once, and any still queued when saturation sets in are refused then. "Saturated" for them
+//! is over the endpoints open to them: the whole pool, or without the endpoints the
+//! non-sheddable reserve holds back (the pool computes both figures).
 //!
 //! Dispatch is "late binding", as the anchor's: a request leaves the queue only when the pool is
 //! not saturated, and one at a time — the dispatched request holds the **dispatch token** until it
@@ -184,17 +186,19 @@ impl FlowControl {
         self.state.lock().config.request_ttl
     }
 
-    /// Decide for a new request.
+    /// Decide for a new request. `saturated`: the pool; `sheddable_saturated`: the endpoints
+    /// open to sheddable requests.
     pub(crate) fn admit(
         &self,
         priority: i32,
         flow: &str,
         bytes: u64,
         saturated: bool,
+        sheddable_saturated: bool,
     ) -> Admission {
         let sheddable = priority < 0;
         let mut s = self.state.lock();
-        if sheddable && saturated {
+        if sheddable && (saturated || sheddable_saturated) {
             return Admission::Refused(Refusal::Shed);
         }
         if !s.config.enabled || (!saturated && s.requests == 0 && s.token_holder.is_none()) {
@@ -240,14 +244,14 @@ impl FlowControl {
         Admission::Queued { seq, rx }
     }
 
-    /// Let the next request go if the pool has room (or refuse the sheddable ones if it is
-    /// saturated). Call whenever capacity may have freed.
-    pub(crate) fn dispatch(&self, saturated: bool) {
+    /// Let the next request go if the pool has room (or refuse the sheddable ones if it, or the
+    /// part open to them, is saturated). Call whenever capacity may have freed.
+    pub(crate) fn dispatch(&self, saturated: bool, sheddable_saturated: bool) {
         let mut s = self.state.lock();
         if s.requests == 0 {
             return;
         }
-        if saturated {
+        if saturated || sheddable_saturated {
             let mut shed = Vec::new();
             for band in s.bands.values_mut() {
                 band.drain_sheddable(&mut shed);
@@ -258,7 +262,9 @@ impl FlowControl {
                 let _ = w.tx.send(Go::Shed);
             }
             s.bands.retain(|_, b| b.requests > 0);
-            return;
+            if saturated {
+                return;
+            }
         }
         if s.token_holder.is_some() {
             return;
@@ -356,14 +362,14 @@ mod tests {
     #[test]
     fn idle_pool_admits_at_once_and_saturated_pool_queues() {
         let f = fc();
-        assert!(matches!(f.admit(0, "a", 10, false), Admission::Now));
-        let (_, mut rx) = queued(f.admit(0, "a", 10, true));
+        assert!(matches!(f.admit(0, "a", 10, false, false), Admission::Now));
+        let (_, mut rx) = queued(f.admit(0, "a", 10, true, false));
         assert_eq!(f.queued(), 1);
-        f.dispatch(true);
+        f.dispatch(true, false);
         assert!(rx.try_recv().is_err(), "still saturated");
         // while someone waits, even a non-saturated arrival queues behind them
-        let (_, _rx2) = queued(f.admit(0, "a", 10, false));
-        f.dispatch(false);
+        let (_, _rx2) = queued(f.admit(0, "a", 10, false, false));
+        f.dispatch(false, false);
         assert_eq!(rx.try_recv().unwrap(), Go::Dispatch);
         assert_eq!(f.queued(), 1);
     }
@@ -372,14 +378,14 @@ mod tests {
     fn sheddable_requests_never_wait_for_a_saturated_pool() {
         let f = fc();
         assert!(matches!(
-            f.admit(-1, "a", 1, true),
+            f.admit(-1, "a", 1, true, false),
             Admission::Refused(Refusal::Shed)
         ));
         // queued while not saturated (behind others), then saturation sets in: refused
-        let (s0, _keep) = queued(f.admit(0, "a", 1, true));
-        let (_, mut shed) = queued(f.admit(-1, "b", 1, false));
-        let (_, mut normal) = queued(f.admit(0, "c", 1, true));
-        f.dispatch(true);
+        let (s0, _keep) = queued(f.admit(0, "a", 1, true, false));
+        let (_, mut shed) = queued(f.admit(-1, "b", 1, false, false));
+        let (_, mut normal) = queued(f.admit(0, "c", 1, true, false));
+        f.dispatch(true, false);
         assert_eq!(shed.try_recv().unwrap(), Go::Shed);
         assert!(normal.try_recv().is_err());
         assert_eq!(f.queued(), 2);
@@ -389,16 +395,16 @@ mod tests {
     #[test]
     fn strict_priority_between_bands_one_token_at_a_time() {
         let f = fc();
-        let (s_low, mut low) = queued(f.admit(0, "a", 1, true));
-        let (s_high, mut high) = queued(f.admit(5, "b", 1, true));
-        f.dispatch(false);
+        let (s_low, mut low) = queued(f.admit(0, "a", 1, true, false));
+        let (s_high, mut high) = queued(f.admit(5, "b", 1, true, false));
+        f.dispatch(false, false);
         assert_eq!(high.try_recv().unwrap(), Go::Dispatch);
         // the token is out: nothing else goes until it comes back
-        f.dispatch(false);
+        f.dispatch(false, false);
         assert!(low.try_recv().is_err());
         assert!(!f.release(s_low));
         assert!(f.release(s_high));
-        f.dispatch(false);
+        f.dispatch(false, false);
         assert_eq!(low.try_recv().unwrap(), Go::Dispatch);
     }
 
@@ -410,12 +416,12 @@ mod tests {
         // flow a floods first, then b and c arrive
         for (flow, n) in [("a", 4), ("b", 2), ("c", 1)] {
             for i in 0..n {
-                let (seq, rx) = queued(f.admit(0, flow, 1, true));
+                let (seq, rx) = queued(f.admit(0, flow, 1, true, false));
                 rxs.push((format!("{flow}{i}"), seq, rx));
             }
         }
         for _ in 0..7 {
-            f.dispatch(false);
+            f.dispatch(false, false);
             let (name, seq) = rxs
                 .iter_mut()
                 .find_map(|(n, s, rx)| (rx.try_recv() == Ok(Go::Dispatch)).then(|| (n.clone(), *s)))
@@ -433,10 +439,10 @@ mod tests {
         let f = FlowControl::new(cfg);
         let mut rxs = Vec::new();
         for flow in ["a", "a", "b", "a"] {
-            rxs.push(queued(f.admit(0, flow, 1, true)));
+            rxs.push(queued(f.admit(0, flow, 1, true, false)));
         }
         for expect in 0..4 {
-            f.dispatch(false);
+            f.dispatch(false, false);
             let i = rxs
                 .iter_mut()
                 .position(|(_, rx)| rx.try_recv() == Ok(Go::Dispatch))
@@ -452,18 +458,18 @@ mod tests {
         cfg.default_band.max_requests = 2;
         cfg.default_band.max_bytes = 100;
         let f = FlowControl::new(cfg);
-        let (s1, _r1) = queued(f.admit(0, "a", 10, true));
-        let (_s2, _r2) = queued(f.admit(0, "a", 10, true));
+        let (s1, _r1) = queued(f.admit(0, "a", 10, true, false));
+        let (_s2, _r2) = queued(f.admit(0, "a", 10, true, false));
         assert!(matches!(
-            f.admit(0, "a", 10, true),
+            f.admit(0, "a", 10, true, false),
             Admission::Refused(Refusal::QueueFull { limit: "band" })
         ));
         // another band has its own room
-        let (_s3, _r3) = queued(f.admit(3, "a", 10, true));
+        let (_s3, _r3) = queued(f.admit(3, "a", 10, true, false));
         assert!(!f.cancel(s1, 0, "a"));
-        let (_s4, _r4) = queued(f.admit(0, "a", 10, true));
+        let (_s4, _r4) = queued(f.admit(0, "a", 10, true, false));
         assert!(matches!(
-            f.admit(9, "z", 101, true),
+            f.admit(9, "z", 101, true, false),
             Admission::Refused(Refusal::QueueFull { .. })
         ));
         let stats = f.stats();
@@ -481,11 +487,31 @@ mod tests {
     #[test]
     fn a_dispatched_waiter_that_left_skips_to_the_next() {
         let f = fc();
-        let (_, rx1) = queued(f.admit(0, "a", 1, true));
-        let (_, mut rx2) = queued(f.admit(0, "a", 1, true));
+        let (_, rx1) = queued(f.admit(0, "a", 1, true, false));
+        let (_, mut rx2) = queued(f.admit(0, "a", 1, true, false));
         drop(rx1);
-        f.dispatch(false);
+        f.dispatch(false, false);
         assert_eq!(rx2.try_recv().unwrap(), Go::Dispatch);
+    }
+
+    #[test]
+    fn sheddable_requests_see_the_saturation_of_the_endpoints_open_to_them() {
+        let f = fc();
+        // The pool has room, the unreserved part does not: sheddable refused, others go.
+        assert!(matches!(
+            f.admit(-1, "a", 1, false, true),
+            Admission::Refused(Refusal::Shed)
+        ));
+        assert!(matches!(f.admit(0, "a", 1, false, true), Admission::Now));
+        // A sheddable request queued behind others is refused when the unreserved part fills,
+        // while a standard one behind it still goes.
+        let (s0, _keep) = queued(f.admit(0, "a", 1, true, false));
+        let (_, mut shed) = queued(f.admit(-1, "b", 1, false, false));
+        let (_, mut normal) = queued(f.admit(0, "c", 1, true, false));
+        assert!(!f.cancel(s0, 0, "a"));
+        f.dispatch(false, true);
+        assert_eq!(shed.try_recv().unwrap(), Go::Shed);
+        assert_eq!(normal.try_recv().unwrap(), Go::Dispatch);
     }
 
     #[test]
@@ -494,9 +520,9 @@ mod tests {
             enabled: false,
             ..FlowControlConfig::default()
         });
-        assert!(matches!(f.admit(0, "a", 1, true), Admission::Now));
+        assert!(matches!(f.admit(0, "a", 1, true, false), Admission::Now));
         assert!(matches!(
-            f.admit(-1, "a", 1, true),
+            f.admit(-1, "a", 1, true, false),
             Admission::Refused(Refusal::Shed)
         ));
     }

@@ -10,6 +10,7 @@
 //! | `prefix-cache-scorer` | scorer | approximate: `matched / max(total, minMatchBlocksForFullScore)` |
 //! | `precise-prefix-cache-scorer` | scorer | the same over the blocks engines report holding |
 //! | `lora-affinity-scorer` | scorer | adapter running 1.0, room to load 0.8, waiting 0.6, else 0 |
+//! | `prefill-scorer` | scorer | `1 / (1 + n)`, n = this gateway's requests there without a first byte yet |
 //! | `max-score-picker` | picker | best first, ties broken at random |
 //! | `random-picker` | picker | uniform |
 //! | `weighted-random-picker` | picker | A-Res by score |
@@ -128,6 +129,30 @@ impl Scorer for InFlightScorer {
             .map(|e| f64::from(e.in_flight()))
             .collect();
         min_max_score(&n, out);
+    }
+}
+
+/// Prefers endpoints where no prefill is in progress: `1 / (1 + n)`, `n` being this gateway's
+/// requests dispatched there that have not produced a first byte yet (prefilling, or queued in
+/// the engine) — 1.0 with none, 0.5 behind one, ….
+///
+/// A running prefill is not preempted (vLLM schedules running requests before waiting ones,
+/// and engine priority reorders only the waiting queue), so a request sent where one runs
+/// waits for its remainder even when it outranks it; this scorer steers it to a replica whose
+/// prefill lane is free. Scraped queues (the `queue-scorer`) lag by up to a scrape interval and
+/// do not tell prefilling from decoding; this count is exact for this gateway's own streamed
+/// requests, and a non-streamed request counts until its response is complete.
+#[derive(Debug, Default)]
+pub struct PrefillScorer;
+
+impl Scorer for PrefillScorer {
+    fn name(&self) -> &str {
+        "prefill-scorer"
+    }
+    fn score(&self, _cx: &CycleState<'_>, candidates: &[Endpoint], out: &mut [f64]) {
+        for (o, e) in out.iter_mut().zip(candidates) {
+            *o = 1.0 / (1.0 + f64::from(e.awaiting_first_byte()));
+        }
     }
 }
 
@@ -457,6 +482,48 @@ mod tests {
             set(x, 3.0, 0.0);
         }
         assert_eq!(scores(&QueueScorer, &req, &e), vec![1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn prefill_scorer_prefers_endpoints_with_no_prefill_in_progress() {
+        let e = eps(3);
+        let req = SchedulingRequest::new("m", b"");
+        let _batch = e[0].begin_sheddable_request();
+        let mut streaming = e[1].begin_request();
+        let _q1 = e[2].begin_request();
+        let _q2 = e[2].begin_request();
+        assert_eq!(scores(&PrefillScorer, &req, &e), vec![0.5, 0.5, 1.0 / 3.0]);
+        // e1's request produced its first byte: it decodes now, the lane is free.
+        streaming.first_byte();
+        assert_eq!(scores(&PrefillScorer, &req, &e), vec![0.5, 1.0, 1.0 / 3.0]);
+    }
+
+    #[test]
+    fn a_critical_request_leaves_the_replica_with_a_batch_prefill_for_an_idle_one() {
+        // Two replicas equal in queue, KV use and prefix: the one prefilling a batch request
+        // loses once the prefill scorer is in the profile.
+        let e = eps(2);
+        set(&e[0], 0.0, 0.1);
+        set(&e[1], 0.0, 0.1);
+        let _batch = e[0].begin_sheddable_request();
+        let p = SchedulingProfile {
+            name: "t".into(),
+            filters: vec![Box::new(HealthyFilter)],
+            scorers: vec![
+                (Box::new(KvCacheScorer), 2.0),
+                (Box::new(PrefillScorer), 2.0),
+            ],
+            picker: Box::new(MaxScorePicker { max_endpoints: 1 }),
+        };
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let req = SchedulingRequest {
+            priority: 10,
+            ..SchedulingRequest::new("m", b"")
+        };
+        let cx = CycleState::new(&req, now_ms());
+        for _ in 0..20 {
+            assert_eq!(p.run(&cx, e.clone(), &mut rng)[0].spec.port, 8001);
+        }
     }
 
     #[test]

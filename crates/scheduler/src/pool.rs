@@ -27,8 +27,8 @@ use crate::flow::{Admission, BandStats, FlowControl, Go, Refusal};
 use crate::kv_subscriber::{subscribe, subscribe_connect, KvSubscription};
 use crate::plugins::{
     ApproxPrefixScorer, HealthyFilter, InFlightScorer, KvCacheScorer, LoraAffinityScorer,
-    MaxScorePicker, PrecisePrefixScorer, QueueScorer, RandomPicker, RoundRobinPicker,
-    UtilizationFilter, WeightedRandomPicker,
+    MaxScorePicker, PrecisePrefixScorer, PrefillScorer, QueueScorer, RandomPicker,
+    RoundRobinPicker, UtilizationFilter, WeightedRandomPicker,
 };
 use crate::prefix::ApproxPrefixIndex;
 use crate::profile::{CycleState, Filter, Picker, SchedulingProfile, SchedulingRequest, Scorer};
@@ -45,8 +45,14 @@ pub enum SchedulingError {
     NoCandidates { pool: String, subset: String },
     #[error("every endpoint of pool `{pool}` was already tried ({total})")]
     AllExcluded { pool: String, total: usize },
-    #[error("pool `{pool}` is saturated (saturation {saturation:.2}) and the request is sheddable (priority < 0)")]
-    Shed { pool: String, saturation: f64 },
+    #[error("pool `{pool}` is saturated (saturation {saturation:.2}{}) and the request is sheddable (priority < 0)", reserve_note(*reserved))]
+    Shed {
+        pool: String,
+        /// Of the endpoints open to sheddable requests.
+        saturation: f64,
+        /// Endpoints held back for non-sheddable traffic (`flowControl.nonSheddableReserve`).
+        reserved: usize,
+    },
     #[error("the queue of pool `{pool}` is full for priority {priority} ({limit} limit)")]
     QueueFull {
         pool: String,
@@ -55,6 +61,16 @@ pub enum SchedulingError {
     },
     #[error("the request waited {}s in the queue of saturated pool `{pool}` without getting an endpoint", waited.as_secs_f64().round())]
     QueueTimeout { pool: String, waited: Duration },
+}
+
+fn reserve_note(reserved: usize) -> String {
+    if reserved == 0 {
+        String::new()
+    } else {
+        format!(
+            " over the endpoints open to sheddable requests; {reserved} reserved for non-sheddable traffic"
+        )
+    }
 }
 
 impl SchedulingError {
@@ -114,6 +130,7 @@ fn build_runtime(config: Arc<PickerConfig>, approx_index: &Arc<ApproxPrefixIndex
             PluginKind::KvCacheUtilizationScorer => Box::new(KvCacheScorer),
             PluginKind::RunningRequestsScorer => Box::new(InFlightScorer),
             PluginKind::LoraAffinityScorer => Box::new(LoraAffinityScorer),
+            PluginKind::PrefillScorer => Box::new(PrefillScorer),
             PluginKind::PrefixCacheScorer(p) => {
                 let s = Arc::new(ApproxPrefixScorer {
                     name: name.clone(),
@@ -182,9 +199,79 @@ pub struct PoolShared {
     prompt_tokens: AtomicU64,
     cached_tokens: AtomicU64,
     finished: AtomicU64,
+    /// `now_ms()` of the last non-sheddable request (0 = none yet): the reserve is active within
+    /// its window after it.
+    last_non_sheddable_ms: AtomicU64,
+}
+
+/// Saturation as the two kinds of request see it.
+#[derive(Debug, Clone, Copy)]
+struct Saturation {
+    /// The pool (non-sheddable requests).
+    saturated: bool,
+    /// Over the endpoints open to sheddable requests (the pool without the reserve).
+    sheddable: f64,
+    sheddable_saturated: bool,
+    /// Endpoints reserved for non-sheddable traffic now (0 when the reserve is off or idle).
+    reserved: usize,
+}
+
+/// Which of `endpoints` the non-sheddable reserve holds back: the `k` of lowest rank (a hash of
+/// the address, so every replica of the gateway or picker agrees, whatever the listing order).
+fn reserved_mask(endpoints: &[Endpoint], k: usize) -> Vec<bool> {
+    let mut mask = vec![false; endpoints.len()];
+    if k == 0 {
+        return mask;
+    }
+    let mut order: Vec<usize> = (0..endpoints.len()).collect();
+    order.sort_unstable_by_key(|&i| (endpoints[i].rank, endpoints[i].uid));
+    for &i in order.iter().take(k) {
+        mask[i] = true;
+    }
+    mask
 }
 
 impl PoolShared {
+    /// Endpoints reserved for non-sheddable traffic now: the configured share while such
+    /// traffic arrived within the window, else none.
+    fn reserved_count(&self, rt: &Runtime, n: usize, now: u64) -> usize {
+        let r = &rt.config.flow_control.reserve;
+        if r.endpoint_share <= 0.0 {
+            return 0;
+        }
+        let last = self.last_non_sheddable_ms.load(Ordering::Relaxed);
+        let window = u64::try_from(r.window.as_millis()).unwrap_or(u64::MAX);
+        if last == 0 || now.saturating_sub(last) > window {
+            return 0;
+        }
+        r.reserved_of(n)
+    }
+
+    /// The pool's saturation for non-sheddable and for sheddable requests.
+    fn saturation(&self, rt: &Runtime, endpoints: &[Endpoint], now: u64) -> Saturation {
+        let pool = rt.detector.pool_saturation(endpoints, now);
+        let limit = 1.0 + rt.detector.headroom();
+        let reserved = self.reserved_count(rt, endpoints.len(), now);
+        let sheddable = if reserved == 0 {
+            pool
+        } else {
+            let mask = reserved_mask(endpoints, reserved);
+            let open: Vec<Endpoint> = endpoints
+                .iter()
+                .zip(&mask)
+                .filter(|(_, r)| !**r)
+                .map(|(e, _)| e.clone())
+                .collect();
+            rt.detector.pool_saturation(&open, now)
+        };
+        Saturation {
+            saturated: pool >= limit,
+            sheddable,
+            sheddable_saturated: sheddable >= limit,
+            reserved,
+        }
+    }
+
     pub(crate) fn record_usage(&self, u: RequestUsage) {
         self.prompt_tokens
             .fetch_add(u.prompt_tokens, Ordering::Relaxed);
@@ -204,8 +291,8 @@ impl PoolShared {
     pub(crate) fn try_dispatch(&self) {
         let rt = self.runtime.load();
         let eps = self.endpoints.load();
-        let saturated = rt.detector.is_saturated(&eps, now_ms());
-        self.flow.dispatch(saturated);
+        let s = self.saturation(&rt, &eps, now_ms());
+        self.flow.dispatch(s.saturated, s.sheddable_saturated);
     }
 
     pub(crate) fn endpoints(&self) -> Arc<Vec<Endpoint>> {
@@ -262,6 +349,8 @@ pub struct PoolStats {
     /// Prompt and cached tokens of finished requests that reported usage.
     pub prompt_tokens: u64,
     pub cached_tokens: u64,
+    /// Endpoints held back from sheddable requests now (`flowControl.nonSheddableReserve`).
+    pub reserved_endpoints: usize,
 }
 
 impl PoolScheduler {
@@ -279,6 +368,7 @@ impl PoolScheduler {
                 prompt_tokens: AtomicU64::new(0),
                 cached_tokens: AtomicU64::new(0),
                 finished: AtomicU64::new(0),
+                last_non_sheddable_ms: AtomicU64::new(0),
             }),
             scraper: Mutex::new(None),
         }
@@ -342,10 +432,11 @@ impl PoolScheduler {
     /// The pool's saturation, queues and cache statistics.
     pub fn stats(&self) -> PoolStats {
         let rt = self.shared.runtime.load();
+        let eps = self.shared.endpoints.load();
+        let now = now_ms();
         PoolStats {
-            saturation: rt
-                .detector
-                .pool_saturation(&self.shared.endpoints.load(), now_ms()),
+            saturation: rt.detector.pool_saturation(&eps, now),
+            reserved_endpoints: self.shared.reserved_count(&rt, eps.len(), now),
             queued: self.shared.flow.stats(),
             prompt_tokens: self.shared.prompt_tokens.load(Ordering::Relaxed),
             cached_tokens: self.shared.cached_tokens.load(Ordering::Relaxed),
@@ -400,12 +491,57 @@ impl PoolScheduler {
         Ok(c)
     }
 
+    /// The non-sheddable reserve, while active: a sheddable request may use only the endpoints
+    /// open to it; a non-sheddable one (with `preferReserved`) the reserved ones, unless none of
+    /// those has room (then any).
+    fn apply_reserve(
+        &self,
+        rt: &Runtime,
+        endpoints: &[Endpoint],
+        req: &SchedulingRequest<'_>,
+        candidates: &mut Vec<Endpoint>,
+        now: u64,
+    ) -> Result<(), SchedulingError> {
+        let reserved = self.shared.reserved_count(rt, endpoints.len(), now);
+        if reserved == 0 {
+            return Ok(());
+        }
+        let mask = reserved_mask(endpoints, reserved);
+        let is_reserved = |c: &Endpoint| {
+            endpoints
+                .iter()
+                .zip(&mask)
+                .any(|(e, r)| *r && Arc::ptr_eq(e, c))
+        };
+        if req.priority >= 0 {
+            if rt.config.flow_control.reserve.prefer_reserved {
+                let limit = 1.0 + rt.detector.headroom();
+                let room =
+                    |c: &Endpoint| !c.is_ejected() && rt.detector.endpoint_score(c, now) < limit;
+                if candidates.iter().any(|c| is_reserved(c) && room(c)) {
+                    candidates.retain(is_reserved);
+                }
+            }
+            return Ok(());
+        }
+        candidates.retain(|c| !is_reserved(c));
+        if candidates.is_empty() {
+            return Err(SchedulingError::Shed {
+                pool: self.shared.name.to_string(),
+                saturation: 1.0,
+                reserved,
+            });
+        }
+        Ok(())
+    }
+
     /// The decision alone — filters, scorers, picker — without admission or flow control.
     /// The primary is counted in flight as with [`PoolScheduler::schedule`].
     pub fn pick(&self, req: &SchedulingRequest<'_>) -> Result<ScheduledEndpoints, SchedulingError> {
         let endpoints = self.shared.endpoints.load_full();
-        let candidates = self.candidates(&endpoints, req)?;
+        let mut candidates = self.candidates(&endpoints, req)?;
         let rt = self.shared.runtime.load_full();
+        self.apply_reserve(&rt, &endpoints, req, &mut candidates, now_ms())?;
         self.pick_among(&rt, req, candidates, Duration::ZERO)
     }
 
@@ -432,6 +568,7 @@ impl PoolScheduler {
             primary.clone(),
             req.estimated_tokens,
             Some(self.shared.clone()),
+            req.priority < 0,
         );
         Ok(ScheduledEndpoints {
             primary,
@@ -439,6 +576,7 @@ impl PoolScheduler {
             queued_for,
             reservation: Some(reservation),
             tokens: req.estimated_tokens,
+            sheddable: req.priority < 0,
             approx_hashes: cx.approx_hashes.into_inner(),
             precise_keys: cx.precise_keys.into_inner(),
             runtime: rt.clone(),
@@ -449,7 +587,9 @@ impl PoolScheduler {
     /// Admission, flow control and the pick: the primary endpoint (counted in flight) and
     /// ordered fallbacks, or why there is none.
     ///
-    /// - sheddable (priority < 0) while saturated → [`SchedulingError::Shed`] (429);
+    /// - sheddable (priority < 0) while saturated → [`SchedulingError::Shed`] (429); with
+    ///   `flowControl.nonSheddableReserve` active, saturated means the endpoints open to
+    ///   sheddable requests, and only those are candidates;
     /// - saturated, or others already waiting → wait in the request's priority band (bounded →
     ///   [`SchedulingError::QueueFull`], 429) until capacity frees, at most the TTL
     ///   ([`SchedulingError::QueueTimeout`], 503);
@@ -461,22 +601,34 @@ impl PoolScheduler {
         req: &SchedulingRequest<'_>,
     ) -> Result<ScheduledEndpoints, SchedulingError> {
         let endpoints = self.shared.endpoints.load_full();
-        let candidates = self.candidates(&endpoints, req)?;
+        let mut candidates = self.candidates(&endpoints, req)?;
         let rt = self.shared.runtime.load_full();
         let now = now_ms();
-        let saturation = rt.detector.pool_saturation(&endpoints, now);
-        let saturated = saturation >= 1.0 + rt.detector.headroom();
-        drop(endpoints);
-        match self
-            .shared
-            .flow
-            .admit(req.priority, req.fairness_id, req.size_bytes, saturated)
-        {
-            Admission::Now => self.pick_among(&rt, req, candidates, Duration::ZERO),
-            Admission::Refused(Refusal::Shed) => Err(SchedulingError::Shed {
-                pool: self.shared.name.to_string(),
-                saturation,
-            }),
+        if req.priority >= 0 {
+            // Non-sheddable traffic is present: the reserve (if configured) holds from now.
+            self.shared
+                .last_non_sheddable_ms
+                .store(now.max(1), Ordering::Relaxed);
+        }
+        let sat = self.shared.saturation(&rt, &endpoints, now);
+        let shed = |s: &Saturation| SchedulingError::Shed {
+            pool: self.shared.name.to_string(),
+            saturation: s.sheddable,
+            reserved: s.reserved,
+        };
+        match self.shared.flow.admit(
+            req.priority,
+            req.fairness_id,
+            req.size_bytes,
+            sat.saturated,
+            sat.sheddable_saturated,
+        ) {
+            Admission::Now => {
+                self.apply_reserve(&rt, &endpoints, req, &mut candidates, now)?;
+                drop(endpoints);
+                self.pick_among(&rt, req, candidates, Duration::ZERO)
+            }
+            Admission::Refused(Refusal::Shed) => Err(shed(&sat)),
             Admission::Refused(Refusal::QueueFull { limit }) => Err(SchedulingError::QueueFull {
                 pool: self.shared.name.to_string(),
                 priority: req.priority,
@@ -497,14 +649,18 @@ impl PoolScheduler {
                         // Pick against the endpoints and configuration of now, not of arrival.
                         let rt = self.shared.runtime.load_full();
                         let endpoints = self.shared.endpoints.load_full();
-                        let candidates = self.candidates(&endpoints, req)?;
+                        let mut candidates = self.candidates(&endpoints, req)?;
+                        self.apply_reserve(&rt, &endpoints, req, &mut candidates, now_ms())?;
                         self.pick_among(&rt, req, candidates, started.elapsed())
                         // `_ticket` drops here: the token goes back, the next may go.
                     }
-                    Ok(Ok(Go::Shed)) => Err(SchedulingError::Shed {
-                        pool: self.shared.name.to_string(),
-                        saturation: self.stats().saturation,
-                    }),
+                    Ok(Ok(Go::Shed)) => {
+                        let rt = self.shared.runtime.load();
+                        let sat =
+                            self.shared
+                                .saturation(&rt, &self.shared.endpoints.load(), now_ms());
+                        Err(shed(&sat))
+                    }
                     Ok(Err(_)) | Err(_) => Err(SchedulingError::QueueTimeout {
                         pool: self.shared.name.to_string(),
                         waited: started.elapsed(),
@@ -541,6 +697,7 @@ pub struct ScheduledEndpoints {
     pub queued_for: Duration,
     reservation: Option<InFlight>,
     tokens: u64,
+    sheddable: bool,
     approx_hashes: Option<Arc<Vec<u64>>>,
     precise_keys: Option<Arc<Vec<u64>>>,
     runtime: Arc<Runtime>,
@@ -585,7 +742,12 @@ impl ScheduledEndpoints {
             Some(r) if Arc::ptr_eq(r.endpoint(), ep) => r,
             other => {
                 drop(other);
-                InFlight::new(ep.clone(), self.tokens, Some(self.shared.clone()))
+                InFlight::new(
+                    ep.clone(),
+                    self.tokens,
+                    Some(self.shared.clone()),
+                    self.sheddable,
+                )
             }
         };
         if let (Some(hashes), Some(scorer)) = (&self.approx_hashes, &self.runtime.approx) {
@@ -817,6 +979,147 @@ mod tests {
         load(&e, 0.0);
         p.poke();
         assert!(waiter.await.unwrap().is_ok());
+    }
+
+    fn reserve_pool(n: u16, share: f64, window: Duration) -> (PoolScheduler, Vec<Endpoint>) {
+        let e = eps(n);
+        load(&e, 0.0);
+        let mut cfg = PickerConfig::default();
+        cfg.flow_control.reserve.endpoint_share = share;
+        cfg.flow_control.reserve.window = window;
+        (PoolScheduler::new("p", e.clone(), Arc::new(cfg)), e)
+    }
+
+    /// Where `n` requests of `priority` go (each finished at once).
+    async fn homes(p: &PoolScheduler, priority: i32, n: usize) -> Vec<u16> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let s = p.schedule(&req(priority)).await.unwrap();
+            out.push(s.primary.spec.port);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    #[tokio::test]
+    async fn the_reserve_keeps_sheddable_requests_off_a_share_of_the_pool_while_critical_traffic_is_present(
+    ) {
+        let (p, e) = reserve_pool(4, 0.5, Duration::from_secs(60));
+        // No non-sheddable traffic yet: sheddable requests may go anywhere.
+        assert_eq!(p.stats().reserved_endpoints, 0);
+        assert_eq!(homes(&p, -1, 200).await.len(), 4);
+        // A critical request arrives: from now on two endpoints take no sheddable request.
+        drop(p.schedule(&req(10)).await.unwrap());
+        assert_eq!(p.stats().reserved_endpoints, 2);
+        let open = homes(&p, -1, 200).await;
+        assert_eq!(open.len(), 2, "{open:?}");
+        // …the same two every time (the choice is stable); critical traffic goes to the other
+        // two (its home, so batch prompts do not evict its prefixes).
+        assert_eq!(homes(&p, -1, 100).await, open);
+        let home = homes(&p, 10, 200).await;
+        assert_eq!(home.len(), 2, "{home:?}");
+        assert!(home.iter().all(|h| !open.contains(h)));
+        // The open endpoints saturate while the reserved ones are idle: the pool as a whole is
+        // not saturated, yet sheddable requests get 429 (not a wait, not a reserved endpoint).
+        for ep in e.iter().filter(|x| open.contains(&x.spec.port)) {
+            ep.set_metrics(EndpointMetrics {
+                waiting: 6.0,
+                ..EndpointMetrics::default()
+            });
+        }
+        assert!(!p.is_saturated(), "mean (1.2 + 1.2 + 0 + 0) / 4 < 1");
+        let err = p.schedule(&req(-1)).await.unwrap_err();
+        assert!(
+            matches!(err, SchedulingError::Shed { reserved: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 429);
+        assert!(err.to_string().contains("2 reserved"), "{err}");
+        let critical = p.schedule(&req(10)).await.unwrap();
+        assert!(!open.contains(&critical.primary.spec.port));
+        drop(critical);
+        // The reserved endpoints fill up too: critical traffic spills over to the open ones.
+        for ep in e.iter().filter(|x| home.contains(&x.spec.port)) {
+            ep.set_metrics(EndpointMetrics {
+                waiting: 6.0,
+                ..EndpointMetrics::default()
+            });
+        }
+        for ep in e.iter().filter(|x| open.contains(&x.spec.port)) {
+            ep.set_metrics(EndpointMetrics {
+                waiting: 1.0,
+                ..EndpointMetrics::default()
+            });
+        }
+        let spilled = p.schedule(&req(10)).await.unwrap();
+        assert!(open.contains(&spilled.primary.spec.port));
+    }
+
+    #[tokio::test]
+    async fn without_prefer_reserved_critical_traffic_uses_the_whole_pool() {
+        let e = eps(4);
+        load(&e, 0.0);
+        let mut cfg = PickerConfig::default();
+        cfg.flow_control.reserve.endpoint_share = 0.5;
+        cfg.flow_control.reserve.prefer_reserved = false;
+        let p = PoolScheduler::new("p", e, Arc::new(cfg));
+        assert_eq!(homes(&p, 10, 200).await.len(), 4);
+        assert_eq!(homes(&p, -1, 200).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_reserve_lapses_when_critical_traffic_stops() {
+        let (p, _) = reserve_pool(4, 0.25, Duration::from_millis(1));
+        drop(p.schedule(&req(0)).await.unwrap());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(p.stats().reserved_endpoints, 0);
+        assert_eq!(homes(&p, -1, 200).await.len(), 4);
+        // Share 1: no sheddable request at all while non-sheddable traffic is present.
+        let (p, _) = reserve_pool(2, 1.0, Duration::from_secs(60));
+        drop(p.schedule(&req(0)).await.unwrap());
+        let err = p.schedule(&req(-1)).await.unwrap_err();
+        assert!(
+            matches!(err, SchedulingError::Shed { reserved: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_reserved_endpoints_do_not_depend_on_the_listing_order() {
+        let e = eps(8);
+        let mut rev = e.clone();
+        rev.reverse();
+        let pick = |list: &[Endpoint]| {
+            let mut v: Vec<u16> = list
+                .iter()
+                .zip(reserved_mask(list, 3))
+                .filter(|(_, r)| *r)
+                .map(|(e, _)| e.spec.port)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(pick(&e).len(), 3);
+        assert_eq!(pick(&e), pick(&rev));
+        assert!(reserved_mask(&e, 0).iter().all(|r| !r));
+    }
+
+    #[tokio::test]
+    async fn the_primary_counts_as_awaiting_its_first_byte_from_the_pick_on() {
+        let (p, _) = pool(2);
+        let mut s = p.schedule(&req(-1)).await.unwrap();
+        let ep = s.primary.clone();
+        assert_eq!(
+            (ep.awaiting_first_byte(), ep.sheddable_awaiting_first_byte()),
+            (1, 1),
+            "reserved at schedule time, so the next pick already sees it"
+        );
+        let mut g = s.begin(&ep);
+        assert_eq!(ep.awaiting_first_byte(), 1);
+        g.first_byte();
+        assert_eq!(ep.awaiting_first_byte(), 0);
+        assert_eq!(ep.in_flight(), 1);
     }
 
     #[tokio::test]

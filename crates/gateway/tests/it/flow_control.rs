@@ -187,3 +187,242 @@ async fn without_engine_priority_the_engine_serves_its_queue_in_arrival_order() 
     // The control: the same arrivals, engine first come first served.
     assert_eq!(finishing_order(false).await, ["A", "B", "C", "D"]);
 }
+
+/// The picker for the prefill tests: the anchor's default profile, with or without the
+/// `prefill-scorer` (weight 2).
+fn prefill_picker(with_prefill_scorer: bool) -> String {
+    let (decl, used) = if with_prefill_scorer {
+        (
+            "- type: prefill-scorer\n",
+            "  - {pluginRef: prefill-scorer, weight: 2}\n",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "---\napiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n\
+         plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n\
+         - type: prefix-cache-scorer\n{decl}- type: max-score-picker\n\
+         schedulingProfiles:\n- name: default\n  plugins:\n\
+         \x20 - {{pluginRef: queue-scorer, weight: 2}}\n\
+         \x20 - {{pluginRef: kv-cache-utilization-scorer, weight: 2}}\n\
+         \x20 - {{pluginRef: prefix-cache-scorer, weight: 3}}\n{used}\
+         \x20 - {{pluginRef: max-score-picker}}\n"
+    )
+}
+
+/// Poll (bounded) until `check` holds for the text at `url`.
+async fn until(url: &str, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let m = get(url).await.text();
+        if check(&m) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {what} at {url}:\n{m}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Where a critical request goes when one replica is prefilling a batch request (one prefill
+/// lane, 1 s per prefill) and the other is decoding a long answer, its prefill lane free.
+/// Returns (the replica prefilling, the replica decoding, where the critical request went).
+async fn critical_request_home(with_prefill_scorer: bool) -> (String, String, String) {
+    // A small KV cache, so the long answer's blocks make its replica look fuller to the
+    // KV-cache scorer: without the prefill scorer, the replica prefilling looks better.
+    let sims = fleet(
+        2,
+        "max-num-seqs: 10\nprefill-parallelism: 1\nprefill-overhead: 1000\n\
+         inter-token-latency: 25\nkv-cache-size: 256\n",
+    )
+    .await;
+    let gw = gateway(
+        &(config_yaml(&sims.addrs(), "") + OBJECTIVES + &prefill_picker(with_prefill_scorer)),
+    )
+    .await;
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let admin = format!("{}/metrics", gw.admin);
+    let series = |name: &str, ep: &str| format!("{name}{{pool=\"pool\",endpoint=\"{ep}\"}}");
+    let addrs: Vec<String> = sims.addrs().iter().map(ToString::to_string).collect();
+
+    // A long answer (800-token prompt, 200 tokens at 25 ms) on one replica.
+    let long = serde_json::json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "word ".repeat(800)}],
+        "max_tokens": 200,
+        "stream": true,
+    })
+    .to_string();
+    let long_task = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            post_with(&url, long, &[("x-gateway-inference-objective", "critical")]).await
+        })
+    };
+    // …until its prefill is over: in flight there, no longer awaiting its first byte.
+    let mut decoding = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while decoding.is_none() {
+        let m = get(&admin).await.text();
+        decoding = addrs
+            .iter()
+            .find(|a| {
+                metric(&m, &series("infergate_endpoint_in_flight_requests", a)) == Some(1.0)
+                    && metric(&m, &series("infergate_endpoint_awaiting_first_byte", a)) == Some(0.0)
+            })
+            .cloned();
+        assert!(std::time::Instant::now() < deadline, "{m}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let decoding = decoding.unwrap();
+    let prefilling = addrs.iter().find(|a| **a != decoding).unwrap().clone();
+    // The gateway has scraped the long answer's KV blocks.
+    until(&admin, "the long answer's KV use", |m| {
+        metric(
+            m,
+            &series("infergate_endpoint_kv_cache_utilization", &decoding),
+        )
+        .is_some_and(|v| v > 0.2)
+    })
+    .await;
+
+    // A batch request goes to the other replica (emptier cache) and starts its prefill.
+    let batch_task = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            post_with(
+                &url,
+                request(1),
+                &[("x-gateway-inference-objective", "batch")],
+            )
+            .await
+        })
+    };
+    until(&admin, "the batch request prefilling", |m| {
+        metric(m, &series("infergate_endpoint_awaiting_first_byte", &prefilling)) == Some(1.0)
+            // scraped since it was sent: the queue scorer sees both replicas alike
+            && metric(m, &series("infergate_endpoint_queue_size", &prefilling)) == Some(0.0)
+    })
+    .await;
+
+    // Now a critical request.
+    let r = post_with(
+        &url,
+        request(2),
+        &[("x-gateway-inference-objective", "critical")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let home = r.headers["x-infergate-endpoint"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let batch = batch_task.await.unwrap();
+    assert_eq!(batch.status, 200, "{}", batch.text());
+    assert_eq!(batch.headers["x-infergate-endpoint"], prefilling.as_str());
+    assert_eq!(long_task.await.unwrap().status, 200);
+    gw.running.shutdown(std::time::Duration::from_secs(1)).await;
+    sims.shutdown().await;
+    (prefilling, decoding, home)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_prefill_scorer_a_critical_request_avoids_the_replica_running_a_prefill() {
+    // The running batch prefill cannot be preempted (engine priority only reorders the
+    // waiting queue): the critical request goes where the prefill lane is free.
+    let (_prefilling, decoding, home) = critical_request_home(true).await;
+    assert_eq!(home, decoding);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_prefill_scorer_the_critical_request_queues_behind_the_batch_prefill() {
+    // The control: the anchor's default weights prefer the replica with the emptier cache —
+    // the one busy prefilling.
+    let (prefilling, _decoding, home) = critical_request_home(false).await;
+    assert_eq!(home, prefilling);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reserve_keeps_batch_traffic_off_a_replica_while_critical_traffic_is_present() {
+    // Two replicas, half reserved: once a critical request has been seen, batch requests go
+    // only to the open replica and are refused with 429 when it saturates — never queued,
+    // never sent to the reserved replica.
+    let sims = fleet(
+        2,
+        "max-num-seqs: 2\ntime-to-first-token: 100\ninter-token-latency: 50\n",
+    )
+    .await;
+    let picker = "---\napiVersion: inference.networking.x-k8s.io/v1alpha1\n\
+                  kind: EndpointPickerConfig\n\
+                  flowControl: {nonSheddableReserve: {endpointShare: 0.5, window: 60s}}\n";
+    let gw = gateway(&(config_yaml(&sims.addrs(), "") + OBJECTIVES + picker)).await;
+    let url = format!("{}/v1/chat/completions", gw.base);
+    let first = post_with(
+        &url,
+        request(0),
+        &[("x-gateway-inference-objective", "critical")],
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    let m = get(&format!("{}/metrics", gw.admin)).await.text();
+    assert_eq!(
+        metric(&m, "infergate_pool_reserved_endpoints{pool=\"pool\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    let wave: Vec<_> = (0..30)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                post_with(
+                    &url,
+                    request(i),
+                    &[("x-gateway-inference-objective", "batch")],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut served_by = std::collections::BTreeSet::new();
+    let mut refused = 0;
+    for w in wave {
+        let r = w.await.unwrap();
+        match r.status.as_u16() {
+            200 => {
+                served_by.insert(
+                    r.headers["x-infergate-endpoint"]
+                        .to_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            429 => {
+                let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+                assert!(
+                    msg.contains("1 more are reserved for non-sheddable traffic"),
+                    "{msg}"
+                );
+                refused += 1;
+            }
+            other => panic!("batch request ended with {other}: {}", r.text()),
+        }
+    }
+    assert_eq!(served_by.len(), 1, "batch traffic used {served_by:?}");
+    assert!(
+        refused > 0,
+        "the open replica saturated: some batch requests got 429"
+    );
+    // Critical traffic still gets through (to either replica).
+    let r = post_with(
+        &url,
+        request(99),
+        &[("x-gateway-inference-objective", "critical")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    gw.running.shutdown(std::time::Duration::from_secs(1)).await;
+    sims.shutdown().await;
+}
