@@ -20,8 +20,8 @@ use crate::router::{Route, SemanticRouter, Signals};
 use crate::vector::{dot, Vector};
 use crate::verify::Signature;
 
-pub const EVAL_ATTACKS: &str = include_str!("../data/injection/eval/attacks.jsonl");
-pub const EVAL_BENIGN: &str = include_str!("../data/injection/eval/benign.jsonl");
+pub const EVAL_ATTACKS: &str = include_str!("../data/injection/eval/v1/attacks.jsonl");
+pub const EVAL_BENIGN: &str = include_str!("../data/injection/eval/v1/benign.jsonl");
 pub const ROUTES: &str = include_str!("../data/routing/routes.json");
 pub const ROUTING_EVAL: &str = include_str!("../data/routing/eval.jsonl");
 pub const PARAPHRASES: &str = include_str!("../data/cache/paraphrase.jsonl");
