@@ -257,7 +257,8 @@ pub fn validate_guardrails(
                 ));
             }
             if g.kind == "injection" {
-                let nearest_knobs = g.corpus.is_some() || g.threshold.is_some() || g.margin.is_some();
+                let nearest_knobs =
+                    g.corpus.is_some() || g.threshold.is_some() || g.margin.is_some();
                 match g.method.as_deref() {
                     None | Some("nearest") => {}
                     Some("classifier") if nearest_knobs => errs.push((
@@ -283,12 +284,19 @@ pub fn validate_guardrails(
                                 .into(),
                         ));
                     } else if !(0.0..=1.0).contains(&v) {
-                        errs.push((f("minScore"), format!("{v} is not a probability; use 0 to 1")));
+                        errs.push((
+                            f("minScore"),
+                            format!("{v} is not a probability; use 0 to 1"),
+                        ));
                     }
                 }
             } else if g.method.is_some() || g.min_score.is_some() {
                 errs.push((
-                    f(if g.method.is_some() { "method" } else { "minScore" }),
+                    f(if g.method.is_some() {
+                        "method"
+                    } else {
+                        "minScore"
+                    }),
                     "only injection guardrails have a method and minScore".into(),
                 ));
             }

@@ -254,11 +254,26 @@ fn injection_method_and_its_knobs_are_checked() {
         assert!(load_str("cfg.yaml", &policy(ok)).is_ok(), "{ok}");
     }
     for (bad, want) in [
-        ("{name: i, type: injection, action: block, method: bayes}", "unknown injection method `bayes`"),
-        ("{name: i, type: injection, action: block, method: classifier, threshold: 0.6}", "belong to `method: nearest`"),
-        ("{name: i, type: injection, action: block, method: nearest, minScore: 0.5}", "minScore is the classifier's cutoff"),
-        ("{name: i, type: injection, action: block, minScore: 1.5}", "1.5 is not a probability"),
-        ("{name: i, type: pii, action: block, minScore: 0.5}", "only injection guardrails"),
+        (
+            "{name: i, type: injection, action: block, method: bayes}",
+            "unknown injection method `bayes`",
+        ),
+        (
+            "{name: i, type: injection, action: block, method: classifier, threshold: 0.6}",
+            "belong to `method: nearest`",
+        ),
+        (
+            "{name: i, type: injection, action: block, method: nearest, minScore: 0.5}",
+            "minScore is the classifier's cutoff",
+        ),
+        (
+            "{name: i, type: injection, action: block, minScore: 1.5}",
+            "1.5 is not a probability",
+        ),
+        (
+            "{name: i, type: pii, action: block, minScore: 0.5}",
+            "only injection guardrails",
+        ),
     ] {
         let e = errors(&policy(bad));
         assert!(e.iter().any(|m| m.contains(want)), "{bad}: {e:?}");

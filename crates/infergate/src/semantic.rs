@@ -477,8 +477,8 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     let meta: serde_json::Value = serde_json::from_str(&weights)?;
     eprintln!("embedding the corpus and the evaluation sets ...");
     let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(err)?);
-    let blind = eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN)
-        .map_err(err)?;
+    let blind =
+        eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN).map_err(err)?;
     let v1 = eval::embed_set(&enc, "v1", eval::V1_ATTACKS, eval::V1_BENIGN).map_err(err)?;
     let min = classifier.threshold;
     let clf = |m: f32| {
@@ -567,12 +567,12 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     sweep.dedup_by(|x, y| (*x - *y).abs() < 1e-6);
     for m in sweep {
         let s = eval::evaluate_injection(&clf(m), &blind, None);
-        let mark = if (m - min).abs() < 1e-6 { " (default)" } else { "" };
-        let mut row = format!(
-            "| {m}{mark} | {} | {} |",
-            pct1(s.recall()),
-            pct1(s.fpr())
-        );
+        let mark = if (m - min).abs() < 1e-6 {
+            " (default)"
+        } else {
+            ""
+        };
+        let mut row = format!("| {m}{mark} | {} | {} |", pct1(s.recall()), pct1(s.fpr()));
         for c in &cats {
             let _ = write!(row, " {} |", s.attacks.get(c).map_or("-".into(), rate));
         }
@@ -584,9 +584,17 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     let _ = writeln!(md);
 
     let _ = writeln!(md, "Other detectors on the blind set, for comparison:\n");
-    let _ = writeln!(md, "| detector | recall | false positives |\n|---|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| detector | recall | false positives |\n|---|---:|---:|"
+    );
     let ro = eval::evaluate_injection(&rules_only, &blind, None);
-    let _ = writeln!(md, "| rules only | {} | {} |", pct1(ro.recall()), pct1(ro.fpr()));
+    let _ = writeln!(
+        md,
+        "| rules only | {} | {} |",
+        pct1(ro.recall()),
+        pct1(ro.fpr())
+    );
     for (tt, mm) in [(0.5, 0.04), (t, mg), (0.7, 0.04)] {
         let n = injection::Injection::new(
             "injection",

@@ -250,11 +250,9 @@ pub fn evaluate_injection(
             let why = findings
                 .iter()
                 .map(|f| match (f.span.is_some(), f.score) {
-                    (false, Some(s)) => format!(
-                        "{} ({:.2})",
-                        f.rule.as_deref().unwrap_or(f.kind),
-                        s
-                    ),
+                    (false, Some(s)) => {
+                        format!("{} ({:.2})", f.rule.as_deref().unwrap_or(f.kind), s)
+                    }
                     _ => f.rule.as_deref().unwrap_or(f.kind).to_string(),
                 })
                 .collect::<Vec<_>>()

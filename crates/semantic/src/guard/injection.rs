@@ -69,8 +69,15 @@ impl Classifier {
                 c.version, c.rules
             ));
         }
-        if c.extra.iter().map(String::as_str).ne(EXTRA_FEATURES.iter().copied()) {
-            return Err(format!("classifier {}: unknown features {:?}", c.version, c.extra));
+        if c.extra
+            .iter()
+            .map(String::as_str)
+            .ne(EXTRA_FEATURES.iter().copied())
+        {
+            return Err(format!(
+                "classifier {}: unknown features {:?}",
+                c.version, c.extra
+            ));
         }
         let width = c.embedding_dim + c.rules.len() + c.extra.len() + 1;
         if c.classes.len() != c.weights.len()
@@ -93,7 +100,12 @@ impl Classifier {
 
     /// (likeliest attack class, probability of any attack) for an embedding, the rule hits on
     /// the same text and its length in characters. None when the embedding's width differs.
-    pub fn score(&self, embedding: &[f32], rule_hits: &[bool], chars: usize) -> Option<(&str, f32)> {
+    pub fn score(
+        &self,
+        embedding: &[f32],
+        rule_hits: &[bool],
+        chars: usize,
+    ) -> Option<(&str, f32)> {
         if embedding.len() != self.embedding_dim || rule_hits.len() != self.rules.len() {
             return None;
         }
@@ -431,7 +443,11 @@ impl Injection {
         let Method::Classifier { classifier, .. } = &self.method else {
             return None;
         };
-        let hits: Vec<bool> = self.rule_matches(text).iter().map(Option::is_some).collect();
+        let hits: Vec<bool> = self
+            .rule_matches(text)
+            .iter()
+            .map(Option::is_some)
+            .collect();
         classifier
             .score(v, &hits, text.chars().count())
             .map(|(c, p)| (category(c), p))
@@ -593,7 +609,10 @@ mod tests {
         assert!(c.version.starts_with("clf-"), "{}", c.version);
         assert!((0.0..=1.0).contains(&c.threshold));
         let (corpus_version, _) = parse_corpus(BUILTIN_CORPUS).unwrap();
-        assert_eq!(c.corpus_version, corpus_version, "retrain after changing the corpus");
+        assert_eq!(
+            c.corpus_version, corpus_version,
+            "retrain after changing the corpus"
+        );
     }
 
     #[test]
@@ -622,7 +641,9 @@ mod tests {
         // weights for other rules are refused
         let mut other = json.clone();
         other["rules"] = serde_json::json!(["x"]);
-        assert!(Classifier::parse(&other.to_string()).unwrap_err().contains("retrain"));
+        assert!(Classifier::parse(&other.to_string())
+            .unwrap_err()
+            .contains("retrain"));
     }
 
     #[test]
