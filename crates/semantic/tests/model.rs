@@ -125,7 +125,9 @@ fn injection_nearest_method_uses_the_corpus_it_is_given() {
     use infergate_semantic::guard::injection::{category, Corpus, Injection};
     use infergate_semantic::guard::{Action, Direction, Guardrail, ScanInput};
     let enc = encoder();
-    let v = |t: &str| enc.encode(&[t]).unwrap().remove(0);
+    let v = |t: &str| -> infergate_semantic::vector::Vector {
+        enc.encode(&[t]).unwrap().remove(0).into()
+    };
     let corpus = Arc::new(Corpus {
         version: "test".into(),
         attacks: vec![
