@@ -113,10 +113,19 @@ pub struct GuardrailSpec {
     /// configured).
     #[serde(default)]
     pub similarity: Option<bool>,
-    /// injection: a corpus file (JSON lines) instead of the built-in one.
+    /// injection: a corpus file (JSON lines) instead of the built-in one (`method: nearest`).
     #[serde(default)]
     pub corpus: Option<String>,
-    /// injection / topics: cosine similarity needed.
+    /// injection: how the embedding is judged: `classifier` (the built-in trained classifier;
+    /// the default) or `nearest` (nearest neighbours in the corpus; the default when `corpus`,
+    /// `threshold` or `margin` is set, as before the classifier existed).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// injection, `method: classifier`: attack probability needed (0 to 1; default: the cutoff
+    /// trained with the classifier).
+    #[serde(default)]
+    pub min_score: Option<Score>,
+    /// injection (`method: nearest`) / topics: cosine similarity needed.
     #[serde(default)]
     pub threshold: Option<Score>,
     /// injection: lead of the nearest attack over the nearest benign example.
@@ -245,6 +254,50 @@ pub fn validate_guardrails(
                     "this guardrail needs embeddings: set GatewaySettings spec.embeddings \
                      (modelDir or endpoint)"
                         .into(),
+                ));
+            }
+            if g.kind == "injection" {
+                let nearest_knobs =
+                    g.corpus.is_some() || g.threshold.is_some() || g.margin.is_some();
+                match g.method.as_deref() {
+                    None | Some("nearest") => {}
+                    Some("classifier") if nearest_knobs => errs.push((
+                        f("method"),
+                        "corpus, threshold and margin belong to `method: nearest`; the \
+                         classifier is trained on the built-in corpus and its cutoff is minScore"
+                            .into(),
+                    )),
+                    Some("classifier") => {}
+                    Some(other) => errs.push((
+                        f("method"),
+                        format!("unknown injection method `{other}`; use classifier or nearest"),
+                    )),
+                }
+                if let Some(Score(v)) = g.min_score {
+                    if g.method.as_deref() == Some("nearest")
+                        || (g.method.is_none() && nearest_knobs)
+                    {
+                        errs.push((
+                            f("minScore"),
+                            "minScore is the classifier's cutoff; with `method: nearest` use \
+                             threshold and margin"
+                                .into(),
+                        ));
+                    } else if !(0.0..=1.0).contains(&v) {
+                        errs.push((
+                            f("minScore"),
+                            format!("{v} is not a probability; use 0 to 1"),
+                        ));
+                    }
+                }
+            } else if g.method.is_some() || g.min_score.is_some() {
+                errs.push((
+                    f(if g.method.is_some() {
+                        "method"
+                    } else {
+                        "minScore"
+                    }),
+                    "only injection guardrails have a method and minScore".into(),
                 ));
             }
             for (k, s) in [("threshold", g.threshold), ("margin", g.margin)] {

@@ -236,3 +236,46 @@ fn backend_targets_and_regions_validate() {
         "{e:?}"
     );
 }
+
+#[test]
+fn injection_method_and_its_knobs_are_checked() {
+    let policy = |guard: &str| {
+        format!(
+            "{POOL}---\napiVersion: infergate.dev/v1alpha1\nkind: GatewaySettings\nmetadata:\n  name: g\nspec:\n  embeddings: {{modelDir: /models/m}}\n---\napiVersion: infergate.dev/v1alpha1\nkind: GuardrailPolicy\nmetadata:\n  name: gp\nspec:\n  request:\n  - {guard}\n"
+        )
+    };
+    // The default, the classifier with a cutoff, and the v1 form (threshold/margin) all load.
+    for ok in [
+        "{name: i, type: injection, action: block}",
+        "{name: i, type: injection, action: block, method: classifier, minScore: 0.8}",
+        "{name: i, type: injection, action: block, threshold: 0.6, margin: 0.04}",
+        "{name: i, type: injection, action: block, method: nearest, threshold: 0.7}",
+    ] {
+        assert!(load_str("cfg.yaml", &policy(ok)).is_ok(), "{ok}");
+    }
+    for (bad, want) in [
+        (
+            "{name: i, type: injection, action: block, method: bayes}",
+            "unknown injection method `bayes`",
+        ),
+        (
+            "{name: i, type: injection, action: block, method: classifier, threshold: 0.6}",
+            "belong to `method: nearest`",
+        ),
+        (
+            "{name: i, type: injection, action: block, method: nearest, minScore: 0.5}",
+            "minScore is the classifier's cutoff",
+        ),
+        (
+            "{name: i, type: injection, action: block, minScore: 1.5}",
+            "1.5 is not a probability",
+        ),
+        (
+            "{name: i, type: pii, action: block, minScore: 0.5}",
+            "only injection guardrails",
+        ),
+    ] {
+        let e = errors(&policy(bad));
+        assert!(e.iter().any(|m| m.contains(want)), "{bad}: {e:?}");
+    }
+}

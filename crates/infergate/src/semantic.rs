@@ -18,13 +18,30 @@ use infergate_semantic::embed::bert::BertEncoder;
 use infergate_semantic::embed::SentenceEncoder;
 use infergate_semantic::eval;
 use infergate_semantic::guard::injection;
+use infergate_semantic::guard::Action;
 
 #[derive(clap::Subcommand)]
 pub enum SemanticCommand {
     /// Embedding latency, reference agreement, cache and routing figures → semantic.md.
     Bench(Args),
-    /// Prompt-injection detection on the labelled set → guardrails.md.
+    /// Prompt-injection detection on the labelled sets → guardrails.md.
     Eval(Args),
+    /// The injection classifier's training features (embedding, rule hits, length) of a corpus,
+    /// as JSON lines for `crates/semantic/data/injection/src/train.py`.
+    Features(FeaturesArgs),
+}
+
+#[derive(clap::Args)]
+pub struct FeaturesArgs {
+    /// The model directory (scripts/fetch-model).
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    model_dir: PathBuf,
+    /// The corpus (JSON lines); default: the built-in one.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Where the features go (JSON lines).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -38,13 +55,33 @@ pub struct Args {
     /// Latency samples.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// eval: score this classifier file instead of the built-in one (to check a retrained
+    /// classifier before rebuilding).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
 }
 
 pub fn run(cmd: SemanticCommand) -> anyhow::Result<()> {
     match cmd {
         SemanticCommand::Bench(a) => bench(&a),
         SemanticCommand::Eval(a) => eval_guardrails(&a),
+        SemanticCommand::Features(a) => features(&a),
     }
+}
+
+fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
+    let enc = load(&a.model_dir)?;
+    let text = match &a.input {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+        None => injection::BUILTIN_CORPUS.to_string(),
+    };
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&a.out).with_context(|| format!("{}", a.out.display()))?,
+    );
+    let n = eval::injection_features(&enc, &text, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!("{n} feature rows written to {}", a.out.display());
+    Ok(())
 }
 
 fn load(dir: &std::path::Path) -> anyhow::Result<BertEncoder> {
@@ -387,49 +424,35 @@ fn bench(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
-    let enc = load(&a.model_dir)?;
-    let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let (t, m) = (injection::DEFAULT_THRESHOLD, injection::DEFAULT_MARGIN);
-    let r =
-        eval::evaluate_injection(&enc, corpus.clone(), t, m).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut md = String::new();
-    let _ = writeln!(md, "# Guardrails: measured\n");
+fn pct1(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn rate(c: &eval::Counts) -> String {
+    pct1(c.flagged as f64 / c.total.max(1) as f64)
+}
+
+/// Per-category tables and the overall line of one report.
+fn write_report(md: &mut String, r: &eval::InjectionReport, embedding_col: &str) {
     let _ = writeln!(
         md,
-        "Produced by `{COMMAND} eval --model-dir {}`.\n",
-        a.model_dir.display()
-    );
-    let _ = writeln!(md, "## Prompt injection and jailbreaks\n");
-    let _ = writeln!(
-        md,
-        "Detector: rules + embedding similarity (all-MiniLM-L6-v2) to corpus `{}` ({} attacks, \
-         {} benign look-alikes), threshold {t}, margin {m} (defaults). Scored on the labelled \
-         evaluation set `crates/semantic/data/injection/eval/` (provenance in its README), which \
-         shares no prompt with the corpus; {} evaluation attacks have a corpus attack at cosine \
-         ≥ 0.95 (near-duplicates of known jailbreak templates in the wild). Targets: recall ≥ 90% \
-         at ≤ 5% false positives, overall and per category.\n",
-        r.corpus_version, r.corpus_attacks, r.corpus_benign, r.near_duplicates
+        "**Overall: recall {}, false positives {}.**\n",
+        pct1(r.recall()),
+        pct1(r.fpr())
     );
     let _ = writeln!(
         md,
-        "**Overall: recall {:.1}%, false positives {:.1}%.**\n",
-        r.recall() * 100.0,
-        r.fpr() * 100.0
-    );
-    let _ = writeln!(
-        md,
-        "| attack category | prompts | detected | recall | by rules | by similarity |\n|---|---:|---:|---:|---:|---:|"
+        "| attack category | prompts | detected | recall | by rules | {embedding_col} |\n|---|---:|---:|---:|---:|---:|"
     );
     for (cat, c) in &r.attacks {
         let _ = writeln!(
             md,
-            "| {cat} | {} | {} | {:.1}% | {} | {} |",
+            "| {cat} | {} | {} | {} | {} | {} |",
             c.total,
             c.flagged,
-            c.flagged as f64 * 100.0 / c.total.max(1) as f64,
+            rate(c),
             c.by_rules,
-            c.by_similarity
+            c.by_embedding
         );
     }
     let _ = writeln!(
@@ -437,70 +460,221 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
         "\n| benign category | prompts | flagged | false-positive rate |\n|---|---:|---:|---:|"
     );
     for (cat, c) in &r.benign {
+        let _ = writeln!(md, "| {cat} | {} | {} | {} |", c.total, c.flagged, rate(c));
+    }
+    let _ = writeln!(md);
+}
+
+fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
+    let err = |e: infergate_semantic::embed::EmbedError| anyhow::anyhow!("{e}");
+    let enc = load(&a.model_dir)?;
+    let weights = match &a.classifier {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+        None => injection::BUILTIN_CLASSIFIER.to_string(),
+    };
+    let classifier =
+        Arc::new(injection::Classifier::parse(&weights).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let meta: serde_json::Value = serde_json::from_str(&weights)?;
+    eprintln!("embedding the corpus and the evaluation sets ...");
+    let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(err)?);
+    let blind =
+        eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN).map_err(err)?;
+    let v1 = eval::embed_set(&enc, "v1", eval::V1_ATTACKS, eval::V1_BENIGN).map_err(err)?;
+    let min = classifier.threshold;
+    let clf = |m: f32| {
+        injection::Injection::with_method(
+            "injection",
+            Action::Block,
+            true,
+            injection::Method::Classifier {
+                classifier: classifier.clone(),
+                min_score: m,
+            },
+        )
+    };
+    let (t, mg) = (injection::DEFAULT_THRESHOLD, injection::DEFAULT_MARGIN);
+    let nearest = injection::Injection::new(
+        "injection",
+        Action::Block,
+        true,
+        Some(corpus.clone()),
+        t,
+        mg,
+    );
+    let rules_only = injection::Injection::new("injection", Action::Block, true, None, t, mg);
+
+    let r = eval::evaluate_injection(&clf(min), &blind, Some(&corpus));
+    let mut md = String::new();
+    let _ = writeln!(md, "# Guardrails: measured\n");
+    let _ = writeln!(
+        md,
+        "Produced by `target/release/infergate semantic eval --model-dir {}{}` (accuracy figures \
+         do not depend on CPU pinning).\n",
+        a.model_dir.display(),
+        a.classifier
+            .as_ref()
+            .map(|p| format!(" --classifier {}", p.display()))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(md, "## Prompt injection and jailbreaks\n");
+    let _ = writeln!(
+        md,
+        "Detector (the default, `method: classifier`): the rules plus classifier `{}` — a \
+         multinomial logistic regression over the all-MiniLM-L6-v2 embedding of the prompt, the \
+         rule hits on it and its length — trained by `crates/semantic/data/injection/src/train.py` \
+         on corpus `{}` ({} attacks, {} benign), cutoff `minScore` {min} (the default, chosen on \
+         held-out training data: {}). Targets: recall ≥ 90% at ≤ 5% false positives, overall and \
+         per category.\n",
+        classifier.version,
+        corpus.version,
+        corpus.attacks.len(),
+        corpus.benign.len(),
+        meta.get("selection")
+            .and_then(|s| s.get("rule"))
+            .and_then(|s| s.as_str())
+            .unwrap_or("see classifier.json"),
+    );
+    let _ = writeln!(md, "### Blind evaluation set\n");
+    let _ = writeln!(
+        md,
+        "`crates/semantic/data/injection/eval/blind/` ({} attacks, {} benign): drawn from the v2 \
+         pools by `build.py` with a fixed seed, whole groups at a time, and committed before any \
+         detector was scored on it; no item or group of it is in the training corpus, and nothing \
+         was tuned on it. {} of its attacks have a training attack at cosine ≥ 0.95.\n",
+        blind.attacks(),
+        blind.benign(),
+        r.near_duplicates.unwrap_or(0)
+    );
+    write_report(&mut md, &r, "by classifier");
+
+    // Sweep of the classifier's cutoff, per category.
+    let cats: Vec<String> = r.attacks.keys().cloned().collect();
+    let bcats: Vec<String> = r.benign.keys().cloned().collect();
+    let _ = writeln!(
+        md,
+        "Sweep of `minScore` on the blind set (recall per attack category, false positives per \
+         benign category; the default is marked):\n"
+    );
+    let mut head = String::from("| minScore | recall | FP |");
+    let mut rule = String::from("|---:|---:|---:|");
+    for c in cats.iter().chain(&bcats) {
+        let _ = write!(head, " {c} |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
+    let mut sweep: Vec<f32> = vec![0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, min];
+    sweep.sort_by(f32::total_cmp);
+    sweep.dedup_by(|x, y| (*x - *y).abs() < 1e-6);
+    for m in sweep {
+        let s = eval::evaluate_injection(&clf(m), &blind, None);
+        let mark = if (m - min).abs() < 1e-6 {
+            " (default)"
+        } else {
+            ""
+        };
+        let mut row = format!("| {m}{mark} | {} | {} |", pct1(s.recall()), pct1(s.fpr()));
+        for c in &cats {
+            let _ = write!(row, " {} |", s.attacks.get(c).map_or("-".into(), rate));
+        }
+        for c in &bcats {
+            let _ = write!(row, " {} |", s.benign.get(c).map_or("-".into(), rate));
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(md);
+
+    let _ = writeln!(md, "Other detectors on the blind set, for comparison:\n");
+    let _ = writeln!(
+        md,
+        "| detector | recall | false positives |\n|---|---:|---:|"
+    );
+    let ro = eval::evaluate_injection(&rules_only, &blind, None);
+    let _ = writeln!(
+        md,
+        "| rules only | {} | {} |",
+        pct1(ro.recall()),
+        pct1(ro.fpr())
+    );
+    for (tt, mm) in [(0.5, 0.04), (t, mg), (0.7, 0.04)] {
+        let n = injection::Injection::new(
+            "injection",
+            Action::Block,
+            true,
+            Some(corpus.clone()),
+            tt,
+            mm,
+        );
+        let s = eval::evaluate_injection(&n, &blind, None);
         let _ = writeln!(
             md,
-            "| {cat} | {} | {} | {:.1}% |",
-            c.total,
-            c.flagged,
-            c.flagged as f64 * 100.0 / c.total.max(1) as f64
+            "| rules + nearest neighbour (v1 method, corpus {}), threshold {tt}, margin {mm} | {} | {} |",
+            corpus.version,
+            pct1(s.recall()),
+            pct1(s.fpr())
         );
     }
-    let _ = writeln!(
-        md,
-        "\nThreshold sweep (same set; the default is not tuned on it — see calibration below):\n"
-    );
-    let _ = writeln!(
-        md,
-        "| threshold | margin | recall | false positives |\n|---:|---:|---:|---:|"
-    );
-    for (tt, mm) in [
-        (0.5, 0.04),
-        (0.55, 0.04),
-        (0.6, 0.0),
-        (0.6, 0.04),
-        (0.6, 0.08),
-        (0.65, 0.04),
-        (0.7, 0.04),
-    ] {
-        let s = eval::evaluate_injection(&enc, corpus.clone(), tt, mm)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let _ = writeln!(
-            md,
-            "| {tt} | {mm} | {:.1}% | {:.1}% |",
-            s.recall() * 100.0,
-            s.fpr() * 100.0
-        );
-    }
-    let (lr, lf) = eval::calibrate_on_corpus(&corpus, t, m);
-    let _ = writeln!(
-        md,
-        "\nCalibration (leave-one-out on the corpus only, similarity part alone): recall {:.1}%, \
-         false positives {:.1}%.\n",
-        lr * 100.0,
-        lf * 100.0
-    );
+    let _ = writeln!(md);
+
     if !r.false_positives.is_empty() {
-        let _ = writeln!(md, "False positives:\n");
+        let _ = writeln!(md, "False positives (blind set, default cutoff):\n");
         for (c, text, why) in &r.false_positives {
-            let _ = writeln!(md, "- ({c}) {text} — {why}");
+            let t: String = text.chars().take(160).collect();
+            let _ = writeln!(md, "- ({c}) {} — {why}", t.replace('\n', " "));
         }
         let _ = writeln!(md);
     }
     if !r.misses.is_empty() {
-        let _ = writeln!(md, "Missed attacks:\n");
+        let _ = writeln!(md, "Missed attacks (blind set, default cutoff):\n");
         for (c, text) in &r.misses {
             let t: String = text.chars().take(140).collect();
             let _ = writeln!(md, "- ({c}) {}", t.replace('\n', " "));
         }
         let _ = writeln!(md);
     }
+
+    let _ = writeln!(md, "### The v1 evaluation set (not blind)\n");
+    let _ = writeln!(
+        md,
+        "`crates/semantic/data/injection/eval/v1/` ({} attacks, {} benign). The rules were \
+         widened after reading which of its prompts the first detector missed, so figures on it \
+         are optimistic for the rules; it is in neither the training corpus nor the blind set. \
+         Before the classifier, rules + nearest neighbour over corpus v1 scored recall 86.2% at \
+         1.0% false positives here.\n",
+        v1.attacks(),
+        v1.benign()
+    );
+    let rv1 = eval::evaluate_injection(&clf(min), &v1, None);
+    write_report(&mut md, &rv1, "by classifier");
+    let nv1 = eval::evaluate_injection(&nearest, &v1, None);
+    let _ = writeln!(
+        md,
+        "Rules + nearest neighbour (corpus {}, threshold {t}, margin {mg}) on the v1 set: recall \
+         {}, false positives {}.\n",
+        corpus.version,
+        pct1(nv1.recall()),
+        pct1(nv1.fpr())
+    );
+
+    if let Some(sel) = meta.get("selection") {
+        let _ = writeln!(md, "### Model selection (training data only)\n");
+        let _ = writeln!(
+            md,
+            "From `classifier.json`, written by `train.py`: the training corpus is split by group \
+             into 5 folds; each candidate is trained on four and scored on the fifth, and the \
+             choice is made on those out-of-fold scores. The blind set plays no part.\n"
+        );
+        let _ = writeln!(md, "```json\n{}\n```\n", serde_json::to_string_pretty(sel)?);
+    }
+
     std::fs::create_dir_all(&a.out)?;
     let path = a.out.join("guardrails.md");
     std::fs::write(&path, md)?;
     eprintln!(
-        "recall {:.1}%, false positives {:.1}%; wrote {}",
-        r.recall() * 100.0,
-        r.fpr() * 100.0,
+        "blind set: recall {}, false positives {}; v1 set: recall {}, false positives {}; wrote {}",
+        pct1(r.recall()),
+        pct1(r.fpr()),
+        pct1(rv1.recall()),
+        pct1(rv1.fpr()),
         path.display()
     );
     Ok(())

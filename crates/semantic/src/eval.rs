@@ -20,8 +20,14 @@ use crate::router::{Route, SemanticRouter, Signals};
 use crate::vector::{dot, Vector};
 use crate::verify::Signature;
 
-pub const EVAL_ATTACKS: &str = include_str!("../data/injection/eval/attacks.jsonl");
-pub const EVAL_BENIGN: &str = include_str!("../data/injection/eval/benign.jsonl");
+/// The blind evaluation set (v2): drawn from the v2 pools with a fixed seed before any detector
+/// was scored on it; never used for tuning.
+pub const BLIND_ATTACKS: &str = include_str!("../data/injection/eval/blind/attacks.jsonl");
+pub const BLIND_BENIGN: &str = include_str!("../data/injection/eval/blind/benign.jsonl");
+/// The v1 evaluation set: not blind (the rules were widened after reading its misses); kept out
+/// of training so its figure stays comparable.
+pub const V1_ATTACKS: &str = include_str!("../data/injection/eval/v1/attacks.jsonl");
+pub const V1_BENIGN: &str = include_str!("../data/injection/eval/v1/benign.jsonl");
 pub const ROUTES: &str = include_str!("../data/routing/routes.json");
 pub const ROUTING_EVAL: &str = include_str!("../data/routing/eval.jsonl");
 pub const PARAPHRASES: &str = include_str!("../data/cache/paraphrase.jsonl");
@@ -72,26 +78,103 @@ pub fn builtin_corpus(enc: &dyn SentenceEncoder) -> Result<Corpus, EmbedError> {
     Ok(c)
 }
 
+/// The classifier's input for each text of a JSON-lines file of `{"text", "label", "category",
+/// ...}` (a `{"version"}` line is skipped): one JSON line per text with its label, category and
+/// group, the embedding, the rule hits (0/1 in rule order) and the length in characters —
+/// exactly what [`Injection::classify`] computes at run time. `data/injection/src/train.py`
+/// reads it.
+pub fn injection_features(
+    enc: &dyn SentenceEncoder,
+    jsonl: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<usize, EmbedError> {
+    #[derive(Deserialize)]
+    struct Row {
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        label: String,
+        #[serde(default)]
+        category: String,
+        #[serde(default)]
+        group: String,
+    }
+    let rows: Vec<Row> = lines::<Row>(jsonl)
+        .into_iter()
+        .filter(|r| !r.text.is_empty())
+        .collect();
+    let det = Injection::with_method("features", Action::Log, true, injection::Method::None);
+    let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+    let vecs = embed(enc, &texts)?;
+    for (r, v) in rows.iter().zip(vecs) {
+        let hits: Vec<u8> = det
+            .rule_matches(&r.text)
+            .iter()
+            .map(|m| u8::from(m.is_some()))
+            .collect();
+        let line = serde_json::json!({
+            "label": r.label,
+            "category": r.category,
+            "group": r.group,
+            "chars": r.text.chars().count(),
+            "rules": hits,
+            "embedding": &v[..],
+        });
+        writeln!(out, "{line}").map_err(|e| EmbedError::Model(e.to_string()))?;
+    }
+    Ok(rows.len())
+}
+
+/// A labelled evaluation set, embedded once and scored with several detectors.
+pub struct EmbeddedSet {
+    pub name: &'static str,
+    /// (text, category, is attack, embedding)
+    pub items: Vec<(String, String, bool, Vector)>,
+}
+
+impl EmbeddedSet {
+    pub fn attacks(&self) -> usize {
+        self.items.iter().filter(|i| i.2).count()
+    }
+    pub fn benign(&self) -> usize {
+        self.items.len() - self.attacks()
+    }
+}
+
+/// Embed an evaluation set given as attacks and benign JSON lines.
+pub fn embed_set(
+    enc: &dyn SentenceEncoder,
+    name: &'static str,
+    attacks: &str,
+    benign: &str,
+) -> Result<EmbeddedSet, EmbedError> {
+    let mut items = Vec::new();
+    for (text, is_attack) in [(attacks, true), (benign, false)] {
+        let set: Vec<Labelled> = lines(text);
+        let texts: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
+        for (l, v) in set.into_iter().zip(embed(enc, &texts)?) {
+            items.push((l.text, l.category, is_attack, v));
+        }
+    }
+    Ok(EmbeddedSet { name, items })
+}
+
 /// Per-category counts.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
     pub total: usize,
     pub flagged: usize,
     pub by_rules: usize,
-    pub by_similarity: usize,
+    pub by_embedding: usize,
 }
 
 #[derive(Debug)]
 pub struct InjectionReport {
-    pub corpus_version: String,
-    pub corpus_attacks: usize,
-    pub corpus_benign: usize,
-    pub threshold: f32,
-    pub margin: f32,
     pub attacks: BTreeMap<String, Counts>,
     pub benign: BTreeMap<String, Counts>,
-    /// Eval attacks whose nearest corpus attack has cosine ≥ 0.95 (near-duplicates).
-    pub near_duplicates: usize,
+    /// Eval attacks whose nearest corpus attack has cosine ≥ 0.95 (near-duplicates), when a
+    /// corpus was given.
+    pub near_duplicates: Option<usize>,
     /// Benign prompts flagged, with the category and what flagged them (for the report).
     pub false_positives: Vec<(String, String, String)>,
     /// Attacks missed.
@@ -115,131 +198,71 @@ impl InjectionReport {
     }
 }
 
-/// Score the injection detector (rules + similarity at `threshold`/`margin`) on the eval set.
+/// Score a detector on an embedded evaluation set (`corpus`: to count near-duplicates).
 pub fn evaluate_injection(
-    enc: &dyn SentenceEncoder,
-    corpus: Arc<Corpus>,
-    threshold: f32,
-    margin: f32,
-) -> Result<InjectionReport, EmbedError> {
-    let attacks: Vec<Labelled> = lines(EVAL_ATTACKS);
-    let benign: Vec<Labelled> = lines(EVAL_BENIGN);
-    let det = Injection::new(
-        "injection",
-        Action::Block,
-        true,
-        Some(corpus.clone()),
-        threshold,
-        margin,
-    );
+    det: &Injection,
+    set: &EmbeddedSet,
+    corpus: Option<&Corpus>,
+) -> InjectionReport {
     let mut report = InjectionReport {
-        corpus_version: corpus.version.clone(),
-        corpus_attacks: corpus.attacks.len(),
-        corpus_benign: corpus.benign.len(),
-        threshold,
-        margin,
         attacks: BTreeMap::new(),
         benign: BTreeMap::new(),
-        near_duplicates: 0,
+        near_duplicates: corpus.map(|_| 0),
         false_positives: Vec::new(),
         misses: Vec::new(),
     };
-    for (set, is_attack) in [(&attacks, true), (&benign, false)] {
-        let texts: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
-        let vecs = embed(enc, &texts)?;
-        for (item, v) in set.iter().zip(vecs) {
-            let findings = det.scan(&ScanInput {
-                text: &item.text,
-                embedding: Some(&v),
-                direction: Direction::Request,
-                whole: None,
-            });
-            let by_rules = findings.iter().any(|f| f.span.is_some());
-            let by_sim = findings.iter().any(|f| f.span.is_none());
-            let map = if is_attack {
-                &mut report.attacks
-            } else {
-                &mut report.benign
-            };
-            let c = map.entry(item.category.clone()).or_default();
-            c.total += 1;
-            if !findings.is_empty() {
-                c.flagged += 1;
-            }
-            c.by_rules += usize::from(by_rules);
-            c.by_similarity += usize::from(by_sim);
-            if is_attack {
+    for (text, category, is_attack, v) in &set.items {
+        let findings = det.scan(&ScanInput {
+            text,
+            embedding: Some(v),
+            direction: Direction::Request,
+            whole: None,
+        });
+        let by_rules = findings.iter().any(|f| f.span.is_some());
+        let by_emb = findings.iter().any(|f| f.span.is_none());
+        let map = if *is_attack {
+            &mut report.attacks
+        } else {
+            &mut report.benign
+        };
+        let c = map.entry(category.clone()).or_default();
+        c.total += 1;
+        if !findings.is_empty() {
+            c.flagged += 1;
+        }
+        c.by_rules += usize::from(by_rules);
+        c.by_embedding += usize::from(by_emb);
+        if *is_attack {
+            if let (Some(corpus), Some(n)) = (corpus, report.near_duplicates.as_mut()) {
                 let nearest = corpus
                     .attacks
                     .iter()
-                    .map(|(_, a)| dot(a, &v))
+                    .map(|(_, a)| dot(a, v))
                     .fold(-1.0f32, f32::max);
                 if nearest >= 0.95 {
-                    report.near_duplicates += 1;
+                    *n += 1;
                 }
-                if findings.is_empty() {
-                    report
-                        .misses
-                        .push((item.category.clone(), item.text.clone()));
-                }
-            } else if !findings.is_empty() {
-                let why = findings
-                    .iter()
-                    .map(|f| f.rule.as_deref().unwrap_or(f.kind).to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                report
-                    .false_positives
-                    .push((item.category.clone(), item.text.clone(), why));
             }
+            if findings.is_empty() {
+                report.misses.push((category.clone(), text.clone()));
+            }
+        } else if !findings.is_empty() {
+            let why = findings
+                .iter()
+                .map(|f| match (f.span.is_some(), f.score) {
+                    (false, Some(s)) => {
+                        format!("{} ({:.2})", f.rule.as_deref().unwrap_or(f.kind), s)
+                    }
+                    _ => f.rule.as_deref().unwrap_or(f.kind).to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            report
+                .false_positives
+                .push((category.clone(), text.clone(), why));
         }
     }
-    Ok(report)
-}
-
-/// Leave-one-out calibration on the corpus alone (never the eval set): for each corpus item,
-/// judge it against the rest. Returns (recall, false-positive rate) at `threshold`/`margin`.
-pub fn calibrate_on_corpus(corpus: &Corpus, threshold: f32, margin: f32) -> (f64, f64) {
-    let mut tp = 0;
-    for (i, (_, v)) in corpus.attacks.iter().enumerate() {
-        let a = corpus
-            .attacks
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, (_, x))| dot(x, v))
-            .fold(-1.0f32, f32::max);
-        let b = corpus
-            .benign
-            .iter()
-            .map(|x| dot(x, v))
-            .fold(-1.0f32, f32::max);
-        if a >= threshold && a - b >= margin {
-            tp += 1;
-        }
-    }
-    let mut fp = 0;
-    for (i, v) in corpus.benign.iter().enumerate() {
-        let a = corpus
-            .attacks
-            .iter()
-            .map(|(_, x)| dot(x, v))
-            .fold(-1.0f32, f32::max);
-        let b = corpus
-            .benign
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, x)| dot(x, v))
-            .fold(-1.0f32, f32::max);
-        if a >= threshold && a - b >= margin {
-            fp += 1;
-        }
-    }
-    (
-        tp as f64 / corpus.attacks.len().max(1) as f64,
-        fp as f64 / corpus.benign.len().max(1) as f64,
-    )
+    report
 }
 
 // ------------------------------------------------------------------ routing

@@ -411,19 +411,43 @@ async fn compile_guardrail(
             ))
         }
         "injection" => {
-            let corpus = match (embedder, g.similarity.unwrap_or(true)) {
-                (Some(e), true) => {
-                    Some(load_corpus(e, vectors, g.corpus.as_deref(), corpus_cache).await?)
-                }
-                _ => None,
+            // `nearest` when asked for, or when the config sets its knobs (configs written
+            // before the classifier keep their meaning); the trained classifier otherwise.
+            let nearest = match g.method.as_deref() {
+                Some(m) => m == "nearest",
+                None => g.corpus.is_some() || g.threshold.is_some() || g.margin.is_some(),
             };
-            Arc::new(injection::Injection::new(
+            let method = match (embedder, g.similarity.unwrap_or(true), nearest) {
+                (Some(e), true, true) => injection::Method::Nearest {
+                    corpus: load_corpus(e, vectors, g.corpus.as_deref(), corpus_cache).await?,
+                    threshold: g.threshold.map_or(injection::DEFAULT_THRESHOLD, |t| t.0),
+                    margin: g.margin.map_or(injection::DEFAULT_MARGIN, |t| t.0),
+                },
+                (Some(e), true, false) => {
+                    let classifier = Arc::new(injection::Classifier::builtin()?);
+                    // (A remote embedder learns its width on first use: 0 until then; a text
+                    // of another width is then left to the rules.)
+                    if e.dim() != 0 && classifier.embedding_dim != e.dim() {
+                        return Err(format!(
+                            "the injection classifier reads {}-dimensional embeddings \
+                             (all-MiniLM-L6-v2); the configured embedder gives {}; use \
+                             `method: nearest`",
+                            classifier.embedding_dim,
+                            e.dim()
+                        ));
+                    }
+                    injection::Method::Classifier {
+                        min_score: g.min_score.map_or(classifier.threshold, |t| t.0),
+                        classifier,
+                    }
+                }
+                _ => injection::Method::None,
+            };
+            Arc::new(injection::Injection::with_method(
                 name,
                 action,
                 g.rules.unwrap_or(true),
-                corpus,
-                g.threshold.map_or(injection::DEFAULT_THRESHOLD, |t| t.0),
-                g.margin.map_or(injection::DEFAULT_MARGIN, |t| t.0),
+                method,
             ))
         }
         "webhook" => {

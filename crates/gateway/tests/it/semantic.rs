@@ -189,7 +189,7 @@ async fn blocks_name_the_rule_never_the_secret() {
         "{msg}"
     );
 
-    // An injection phrased unlike any rule, caught by similarity to the corpus.
+    // A persona jailbreak (the rules and the built-in classifier both judge it).
     let r = post(
         &format!("{}/v1/chat/completions", gw.base),
         chat_body(

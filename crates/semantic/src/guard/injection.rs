@@ -1,18 +1,22 @@
-//! Prompt injection and jailbreak detection: rules plus embedding similarity to a curated,
-//! versioned attack corpus.
+//! Prompt injection and jailbreak detection: rules plus a classifier over the prompt's embedding,
+//! trained on a curated, versioned corpus.
 //!
 //! - **Rules** catch the phrasings every attack family shares ("ignore the previous
 //!   instructions", "reveal your system prompt", "developer mode", "do anything now", ...) on
 //!   every text of the request, at regex cost.
-//! - **Similarity**: the request's embedding (its last user message) is compared with the
-//!   corpus (`data/injection/corpus.jsonl`, versioned, embedded when the configuration loads).
-//!   The corpus also holds benign look-alikes ("how do I ignore whitespace in git diff"); a
-//!   text is an attack when its nearest attack is at least `threshold` similar *and* at least
-//!   `margin` more similar than its nearest benign example. The contrast is what keeps prompts
-//!   that merely talk about instructions or role play from being flagged.
+//! - **Classifier** (the default `method`): a multinomial logistic regression over the request's
+//!   embedding (its last user message), which rules fired on that text and its length, trained
+//!   offline on `data/injection/corpus.jsonl` by `data/injection/src/train.py`; the weights
+//!   (`data/injection/classifier.json`, versioned with the corpus) are built into the binary and
+//!   inference is one dot product per class. A text is an attack when the probability of every
+//!   attack class together reaches `min_score`; the finding names the likeliest attack class.
+//! - **Nearest** (`method: nearest`, the v1 detector, and the only one for a custom corpus): the
+//!   embedding is compared with the corpus; a text is an attack when its nearest attack is at
+//!   least `threshold` similar *and* at least `margin` more similar than its nearest benign
+//!   example.
 //!
-//! The evaluation set (`data/injection/eval/`) is kept apart from the corpus: the detector never
-//! matches against the prompts it is scored on (`infergate guardrails eval`).
+//! The evaluation sets (`data/injection/eval/`) are kept apart from the corpus: the detector is
+//! never trained on, nor matches against, the prompts it is scored on (`infergate semantic eval`).
 
 use std::sync::Arc;
 
@@ -26,10 +30,120 @@ use crate::vector::{dot, Vector};
 /// The corpus shipped with infergate (version in the file's first record).
 pub const BUILTIN_CORPUS: &str = include_str!("../../data/injection/corpus.jsonl");
 
-/// Default similarity needed to the nearest attack (cosine).
+/// The classifier trained on the built-in corpus (`data/injection/src/train.py`).
+pub const BUILTIN_CLASSIFIER: &str = include_str!("../../data/injection/classifier.json");
+
+/// Default similarity needed to the nearest attack (cosine), `method: nearest`.
 pub const DEFAULT_THRESHOLD: f32 = 0.60;
-/// Default lead of the nearest attack over the nearest benign example.
+/// Default lead of the nearest attack over the nearest benign example, `method: nearest`.
 pub const DEFAULT_MARGIN: f32 = 0.04;
+
+/// The classifier's features besides the embedding, after the rule hits (one 0/1 per rule in
+/// [`RULES`] order): the text's length as `ln(1 + chars) / 8`.
+pub const EXTRA_FEATURES: &[&str] = &["log_chars"];
+
+/// A trained classifier: for each class a weight per feature (embedding, rules, extras) and a
+/// bias; classes are `benign` and the attack categories.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Classifier {
+    pub version: String,
+    pub corpus_version: String,
+    pub classes: Vec<String>,
+    pub embedding_dim: usize,
+    pub rules: Vec<String>,
+    pub extra: Vec<String>,
+    /// One row per class: `embedding_dim + rules.len() + extra.len()` weights, then the bias.
+    pub weights: Vec<Vec<f32>>,
+    /// The cutoff chosen on held-out training data (the default `min_score`).
+    pub threshold: f32,
+}
+
+impl Classifier {
+    /// Parse and check a weights file against this build's rules.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: Classifier = serde_json::from_str(text).map_err(|e| format!("classifier: {e}"))?;
+        let names: Vec<&str> = RULES.iter().map(|(_, n, _)| *n).collect();
+        if c.rules.iter().map(String::as_str).ne(names.iter().copied()) {
+            return Err(format!(
+                "classifier {} was trained with other rules ({:?}); retrain it (data/injection/src/train.py)",
+                c.version, c.rules
+            ));
+        }
+        if c.extra
+            .iter()
+            .map(String::as_str)
+            .ne(EXTRA_FEATURES.iter().copied())
+        {
+            return Err(format!(
+                "classifier {}: unknown features {:?}",
+                c.version, c.extra
+            ));
+        }
+        let width = c.embedding_dim + c.rules.len() + c.extra.len() + 1;
+        if c.classes.len() != c.weights.len()
+            || c.weights.iter().any(|w| w.len() != width)
+            || !c.classes.iter().any(|k| k == "benign")
+        {
+            return Err(format!(
+                "classifier {}: expected {} classes (one `benign`) of {width} weights",
+                c.version,
+                c.classes.len()
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The built-in classifier.
+    pub fn builtin() -> Result<Self, String> {
+        Self::parse(BUILTIN_CLASSIFIER)
+    }
+
+    /// (likeliest attack class, probability of any attack) for an embedding, the rule hits on
+    /// the same text and its length in characters. None when the embedding's width differs.
+    pub fn score(
+        &self,
+        embedding: &[f32],
+        rule_hits: &[bool],
+        chars: usize,
+    ) -> Option<(&str, f32)> {
+        if embedding.len() != self.embedding_dim || rule_hits.len() != self.rules.len() {
+            return None;
+        }
+        let extra = [((1.0 + chars as f32).ln() / 8.0)];
+        let logits: Vec<f32> = self
+            .weights
+            .iter()
+            .map(|w| {
+                let (we, rest) = w.split_at(self.embedding_dim);
+                let (wr, rest) = rest.split_at(rule_hits.len());
+                let (wx, bias) = rest.split_at(extra.len());
+                dot(we, embedding)
+                    + wr.iter()
+                        .zip(rule_hits)
+                        .filter(|(_, h)| **h)
+                        .map(|(w, _)| w)
+                        .sum::<f32>()
+                    + wx.iter().zip(extra).map(|(w, x)| w * x).sum::<f32>()
+                    + bias[0]
+            })
+            .collect();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f32 = exp.iter().sum();
+        let mut attack = 0.0;
+        let mut best: Option<(&str, f32)> = None;
+        for (class, e) in self.classes.iter().zip(&exp) {
+            if class == "benign" {
+                continue;
+            }
+            attack += e / total;
+            if best.is_none_or(|(_, b)| *e > b) {
+                best = Some((class.as_str(), *e));
+            }
+        }
+        best.map(|(c, _)| (c, attack))
+    }
+}
 
 /// One corpus line: `{"text": ..., "label": "attack"|"benign", "category": ...}`; the first line
 /// may be `{"version": "..."}`.
@@ -212,17 +326,47 @@ const RULES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// How the embedding is judged.
+pub enum Method {
+    /// Rules only.
+    None,
+    /// The trained classifier, with its cutoff (`min_score`).
+    Classifier {
+        classifier: Arc<Classifier>,
+        min_score: f32,
+    },
+    /// Nearest neighbours in the corpus (v1).
+    Nearest {
+        corpus: Arc<Corpus>,
+        threshold: f32,
+        margin: f32,
+    },
+}
+
 pub struct Injection {
     name: String,
     action: Action,
+    /// Report rule findings (the rules are always evaluated: the classifier reads them).
+    report_rules: bool,
     rules: Vec<(&'static str, Arc<str>, Regex)>,
-    corpus: Option<Arc<Corpus>>,
-    threshold: f32,
-    margin: f32,
+    method: Method,
+}
+
+fn compiled_rules() -> Vec<(&'static str, Arc<str>, Regex)> {
+    RULES
+        .iter()
+        .map(|(cat, rule, p)| {
+            (
+                *cat,
+                Arc::from(*rule),
+                Regex::new(p).unwrap_or_else(|_| never()),
+            )
+        })
+        .collect()
 }
 
 impl Injection {
-    /// `corpus`: None = rules only.
+    /// Rules plus nearest-neighbour similarity (`corpus`: None = rules only).
     pub fn new(
         name: &str,
         action: Action,
@@ -231,40 +375,82 @@ impl Injection {
         threshold: f32,
         margin: f32,
     ) -> Self {
-        let rules = if rules {
-            RULES
-                .iter()
-                .map(|(cat, rule, p)| {
-                    (
-                        *cat,
-                        Arc::from(*rule),
-                        Regex::new(p).unwrap_or_else(|_| never()),
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let method = match corpus {
+            Some(corpus) => Method::Nearest {
+                corpus,
+                threshold,
+                margin,
+            },
+            None => Method::None,
         };
+        Self::with_method(name, action, rules, method)
+    }
+
+    /// Rules plus the given method.
+    pub fn with_method(name: &str, action: Action, rules: bool, method: Method) -> Self {
         Self {
             name: name.to_string(),
             action,
-            rules,
-            corpus,
-            threshold,
-            margin,
+            report_rules: rules,
+            rules: compiled_rules(),
+            method,
         }
     }
 
+    /// The version of what judges the embedding (corpus or classifier).
     pub fn corpus_version(&self) -> Option<&str> {
-        self.corpus.as_deref().map(|c| c.version.as_str())
+        match &self.method {
+            Method::None => None,
+            Method::Classifier { classifier, .. } => Some(classifier.version.as_str()),
+            Method::Nearest { corpus, .. } => Some(corpus.version.as_str()),
+        }
     }
 
-    /// The similarity decision alone: (attack category, score) when the embedding is an attack.
+    /// Which rules fire on `text` (in [`RULES`] order), and where; leetspeak is read as letters
+    /// too (the mapping is byte for byte, so a span in the normalised text is the same span in
+    /// the original).
+    pub fn rule_matches(&self, text: &str) -> Vec<Option<std::ops::Range<usize>>> {
+        let plain = unleet(text);
+        self.rules
+            .iter()
+            .map(|(_, _, re)| {
+                re.find(text)
+                    .or_else(|| plain.as_deref().and_then(|p| re.find(p)))
+                    .map(|m| m.range())
+            })
+            .collect()
+    }
+
+    /// The embedding decision alone: (attack category, score) when the text is an attack.
     pub fn similar_attack(&self, v: &[f32]) -> Option<(&'static str, f32)> {
-        let corpus = self.corpus.as_ref()?;
-        let (attack, benign) = corpus.nearest(v);
-        let (cat, s) = attack?;
-        (s >= self.threshold && s - benign >= self.margin).then_some((cat, s))
+        match &self.method {
+            Method::Nearest {
+                corpus,
+                threshold,
+                margin,
+            } => {
+                let (attack, benign) = corpus.nearest(v);
+                let (cat, s) = attack?;
+                (s >= *threshold && s - benign >= *margin).then_some((cat, s))
+            }
+            _ => None,
+        }
+    }
+
+    /// The classifier's (likeliest attack class, attack probability) for a text and its
+    /// embedding; None without a classifier.
+    pub fn classify(&self, text: &str, v: &[f32]) -> Option<(&'static str, f32)> {
+        let Method::Classifier { classifier, .. } = &self.method else {
+            return None;
+        };
+        let hits: Vec<bool> = self
+            .rule_matches(text)
+            .iter()
+            .map(Option::is_some)
+            .collect();
+        classifier
+            .score(v, &hits, text.chars().count())
+            .map(|(c, p)| (category(c), p))
     }
 }
 
@@ -282,38 +468,60 @@ impl Guardrail for Injection {
     }
 
     fn uses_embedding(&self) -> bool {
-        self.corpus.is_some()
+        !matches!(self.method, Method::None)
     }
 
     fn scan(&self, input: &ScanInput<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
-        // Leetspeak ("ign0re y0ur rul3s") is read as letters too; the mapping is byte for byte,
-        // so a span found in the normalised text is the same span in the original.
-        let plain = unleet(input.text);
-        for (cat, rule, re) in &self.rules {
-            let found = re
-                .find(input.text)
-                .or_else(|| plain.as_deref().and_then(|p| re.find(p)));
-            if let Some(m) = found {
-                out.push(Finding {
-                    kind: cat,
-                    span: Some(m.range()),
-                    score: None,
-                    rule: Some(rule.clone()),
-                });
+        let matches = self.rule_matches(input.text);
+        if self.report_rules {
+            for ((cat, rule, _), m) in self.rules.iter().zip(&matches) {
+                if let Some(span) = m {
+                    out.push(Finding {
+                        kind: cat,
+                        span: Some(span.clone()),
+                        score: None,
+                        rule: Some(rule.clone()),
+                    });
+                }
             }
         }
-        if let Some(v) = input.embedding {
-            if let Some((cat, s)) = self.similar_attack(v) {
-                out.push(Finding {
-                    kind: cat,
-                    span: None,
-                    score: Some(s),
-                    rule: Some(Arc::from(format!(
-                        "similar to known attacks, corpus {}",
-                        self.corpus_version().unwrap_or("?")
-                    ))),
-                });
+        let Some(v) = input.embedding else {
+            return out;
+        };
+        match &self.method {
+            Method::None => {}
+            Method::Nearest { .. } => {
+                if let Some((cat, s)) = self.similar_attack(v) {
+                    out.push(Finding {
+                        kind: cat,
+                        span: None,
+                        score: Some(s),
+                        rule: Some(Arc::from(format!(
+                            "similar to known attacks, corpus {}",
+                            self.corpus_version().unwrap_or("?")
+                        ))),
+                    });
+                }
+            }
+            Method::Classifier {
+                classifier,
+                min_score,
+            } => {
+                let hits: Vec<bool> = matches.iter().map(Option::is_some).collect();
+                if let Some((cat, p)) = classifier.score(v, &hits, input.text.chars().count()) {
+                    if p >= *min_score {
+                        out.push(Finding {
+                            kind: category(cat),
+                            span: None,
+                            score: Some(p),
+                            rule: Some(Arc::from(format!(
+                                "injection classifier {}",
+                                classifier.version
+                            ))),
+                        });
+                    }
+                }
             }
         }
         out
@@ -391,6 +599,51 @@ mod tests {
         ] {
             assert!(rule_hits(t).is_empty(), "{t}");
         }
+    }
+
+    #[test]
+    fn builtin_classifier_matches_this_builds_rules() {
+        let c = Classifier::builtin().unwrap();
+        assert_eq!(c.rules.len(), RULES.len());
+        assert_eq!(c.embedding_dim, 384);
+        assert!(c.version.starts_with("clf-"), "{}", c.version);
+        assert!((0.0..=1.0).contains(&c.threshold));
+        let (corpus_version, _) = parse_corpus(BUILTIN_CORPUS).unwrap();
+        assert_eq!(
+            c.corpus_version, corpus_version,
+            "retrain after changing the corpus"
+        );
+    }
+
+    #[test]
+    fn classifier_is_a_softmax_over_dot_products() {
+        let width = 2 + RULES.len() + EXTRA_FEATURES.len() + 1;
+        let mut attack = vec![0.0; width];
+        attack[0] = 4.0; // first embedding dimension says attack
+        attack[2] = 3.0; // so does the first rule
+        let json = serde_json::json!({
+            "version": "t", "corpus_version": "t",
+            "classes": ["benign", "prompt_leak"], "embedding_dim": 2,
+            "rules": RULES.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "extra": EXTRA_FEATURES, "threshold": 0.5,
+            "weights": [vec![0.0; width], attack],
+        });
+        let c = Classifier::parse(&json.to_string()).unwrap();
+        let mut hits = vec![false; RULES.len()];
+        let (cat, p) = c.score(&[0.0, 1.0], &hits, 0).unwrap();
+        assert_eq!(cat, "prompt_leak");
+        assert!((p - 0.5).abs() < 1e-6, "{p}");
+        assert!(c.score(&[1.0, 0.0], &hits, 0).unwrap().1 > 0.98);
+        hits[0] = true;
+        assert!(c.score(&[0.0, 0.0], &hits, 0).unwrap().1 > 0.95);
+        // another embedding width is not scored
+        assert!(c.score(&[0.0; 3], &hits, 0).is_none());
+        // weights for other rules are refused
+        let mut other = json.clone();
+        other["rules"] = serde_json::json!(["x"]);
+        assert!(Classifier::parse(&other.to_string())
+            .unwrap_err()
+            .contains("retrain"));
     }
 
     #[test]

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Score the built-in classifier (and rules only, and rules + nearest neighbour) on feature files
+written by `infergate semantic features` (the same Rust code the gateway runs for the embedding
+and the rule hits; the classifier's arithmetic below is the Rust `Classifier::score`: a softmax
+over one dot product per class). Writes Markdown to stdout.
+
+    for s in blind v1; do python3 - <<EOF ... EOF; done   # see docs/benchmarks/guardrails.md
+
+Arguments: corpus features, blind-set features, v1-set features (each eval file with a `label`).
+"""
+import json
+import sys
+
+import numpy as np
+
+ROOT = __file__.rsplit("/src/", 1)[0]
+clf = json.load(open(ROOT + "/classifier.json"))
+W = np.array(clf["weights"])
+DEFAULT = clf["threshold"]
+
+
+def load(fn):
+    rows = [json.loads(l) for l in open(fn) if l.strip()]
+    X = np.array([r["embedding"] + r["rules"] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
+    E = np.array([r["embedding"] for r in rows])
+    L = X @ W.T
+    L -= L.max(1, keepdims=True)
+    P = np.exp(L)
+    P /= P.sum(1, keepdims=True)
+    return dict(p=1 - P[:, 0], rules=np.array([sum(r["rules"]) > 0 for r in rows]),
+                att=np.array([r["label"] == "attack" for r in rows]),
+                cat=np.array([r["category"] for r in rows]), emb=E)
+
+
+corpus, blind, v1 = (load(f) for f in sys.argv[1:4])
+A, B = corpus["emb"][corpus["att"]], corpus["emb"][~corpus["att"]]
+
+
+def nearest(s, t=0.6, m=0.04):
+    sa, sb = (s["emb"] @ A.T).max(1), (s["emb"] @ B.T).max(1)
+    return (sa >= t) & (sa - sb >= m), sa
+
+
+def pct(x):
+    return f"{100 * x:.1f}%"
+
+
+def tables(s, flag, by_clf):
+    out = [f"**Overall: recall {pct(flag[s['att']].mean())}, false positives {pct(flag[~s['att']].mean())}.**", "",
+           "| attack category | prompts | detected | recall | by rules | by classifier |", "|---|---:|---:|---:|---:|---:|"]
+    for c in sorted(set(s["cat"][s["att"]])):
+        m = s["att"] & (s["cat"] == c)
+        out.append(f"| {c} | {m.sum()} | {flag[m].sum()} | {pct(flag[m].mean())} | {s['rules'][m].sum()} | {by_clf[m].sum()} |")
+    out += ["", "| benign category | prompts | flagged | false-positive rate |", "|---|---:|---:|---:|"]
+    for c in sorted(set(s["cat"][~s["att"]])):
+        m = ~s["att"] & (s["cat"] == c)
+        out.append(f"| {c} | {m.sum()} | {flag[m].sum()} | {pct(flag[m].mean())} |")
+    return out + [""]
+
+
+def sweep(s):
+    acats = sorted(set(s["cat"][s["att"]]))
+    bcats = sorted(set(s["cat"][~s["att"]]))
+    out = ["| minScore | recall | FP | " + " | ".join(acats + bcats) + " |",
+           "|---:|---:|---:|" + "---:|" * (len(acats) + len(bcats))]
+    for t in sorted({0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, DEFAULT, 0.999}):
+        f = s["rules"] | (s["p"] >= t)
+        row = [f"{t}{' (default)' if t == DEFAULT else ''}", pct(f[s["att"]].mean()), pct(f[~s["att"]].mean())]
+        row += [pct(f[s["att"] & (s["cat"] == c)].mean()) for c in acats]
+        row += [pct(f[~s["att"] & (s["cat"] == c)].mean()) for c in bcats]
+        out.append("| " + " | ".join(row) + " |")
+    return out + [""]
+
+
+out = []
+for name, s in (("blind", blind), ("v1", v1)):
+    by_clf = s["p"] >= DEFAULT
+    flag = s["rules"] | by_clf
+    near, sa = nearest(s)
+    out.append(f"<!-- {name} -->")
+    out += tables(s, flag, by_clf)
+    out.append(f"Sweep of `minScore` ({name} set; recall per attack category, false positives per benign category):")
+    out.append("")
+    out += sweep(s)
+    out += ["Other detectors on the same set:", "", "| detector | recall | false positives |", "|---|---:|---:|"]
+    out.append(f"| rules only | {pct(s['rules'][s['att']].mean())} | {pct(s['rules'][~s['att']].mean())} |")
+    for t, m in ((0.5, 0.04), (0.6, 0.04), (0.7, 0.04)):
+        f = s["rules"] | nearest(s, t, m)[0]
+        out.append(f"| rules + nearest neighbour over corpus {clf['corpus_version']} (v1 method), threshold {t}, margin {m} | "
+                   f"{pct(f[s['att']].mean())} | {pct(f[~s['att']].mean())} |")
+    out.append("")
+    out.append(f"Attacks with a training attack at cosine ≥ 0.95 (near-duplicates): {(sa[s['att']] >= 0.95).sum()}.")
+    out.append("")
+print("\n".join(out))
