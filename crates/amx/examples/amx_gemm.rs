@@ -1,0 +1,43 @@
+//! Throughput of [`Amx::matmul`] on the shapes of all-MiniLM-L6-v2's linear layers (64 tokens,
+//! and a batch of 16 such texts), in thread CPU time. Run pinned to one core:
+//! `taskset -c 1 target/release/examples/amx_gemm`.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use infergate_amx::{bf16, Amx, PackedWeights};
+
+fn thread_cpu_seconds() -> f64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+    t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9
+}
+
+fn main() {
+    let Some(amx) = Amx::detect() else {
+        println!("AMX-BF16 is not usable on this machine");
+        return;
+    };
+    for rows in [64, 1024] {
+        let mut total = 0.0;
+        for (k, n) in [(384, 1152), (384, 384), (384, 1536), (1536, 384)] {
+            let a: Vec<u16> = (0..rows * k)
+                .map(|i| bf16((i % 17) as f32 * 0.1 - 0.8))
+                .collect();
+            let w: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
+            let packed = PackedWeights::pack(&w, k, n).unwrap();
+            let mut c = vec![0f32; rows * n];
+            let reps = 20_000 / rows;
+            amx.matmul(&a, rows, &packed, &mut c);
+            let t = thread_cpu_seconds();
+            for _ in 0..reps {
+                amx.matmul(&a, rows, &packed, &mut c);
+            }
+            let s = (thread_cpu_seconds() - t) / reps as f64;
+            total += s * 6.0;
+            println!(
+                "{rows}×{k}×{n}: {:.4} ms, {:.0} GFLOPS",
+                s * 1e3,
+                (2 * rows * k * n) as f64 / s / 1e9
+            );
+        }
+        println!("{rows} rows, six layers: {:.3} ms", total * 1e3);
+    }
+}
