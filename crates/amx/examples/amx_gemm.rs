@@ -5,7 +5,7 @@
 //! `taskset -c 1 target/release/examples/amx_gemm`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use infergate_amx::{bf16, Amx, PackedWeights};
+use infergate_amx::{bf16, Aligned, Amx, PackedWeights};
 
 fn thread_cpu_seconds() -> f64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
@@ -17,6 +17,33 @@ fn main() {
         println!("AMX-BF16 is not usable on this machine");
         return;
     };
+    // Operands on cache lines vs. shifted off them by 32 bytes, interleaved (why `Aligned`).
+    {
+        let (k, n, rows) = (384, 1152, 64);
+        let w: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
+        let packed = PackedWeights::pack(&w, k, n).unwrap();
+        let mut a: Aligned<u16> = Aligned::zeroed(rows * k + 16);
+        let mut c: Aligned<f32> = Aligned::zeroed(rows * n + 8);
+        for (i, v) in a.iter_mut().enumerate() {
+            *v = bf16((i % 17) as f32 * 0.1 - 0.8);
+        }
+        let mut t = [Vec::new(), Vec::new()];
+        for _ in 0..300 {
+            for (v, off) in [0usize, 16].iter().enumerate() {
+                let s = thread_cpu_seconds();
+                amx.matmul(&a[*off..*off + rows * k], rows, &packed, &mut c[off / 2..]);
+                t[v].push(thread_cpu_seconds() - s);
+            }
+        }
+        for (v, t) in t.iter_mut().enumerate() {
+            t.sort_by(f64::total_cmp);
+            println!(
+                "{}: p50 {:.4} ms",
+                ["aligned", "misaligned"][v],
+                t[t.len() / 2] * 1e3
+            );
+        }
+    }
     for rows in [64, 1024] {
         let mut total = 0.0;
         for (k, n) in [(384, 1152), (384, 384), (384, 1536), (1536, 384)] {
@@ -25,7 +52,7 @@ fn main() {
                 .collect();
             let w: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
             let packed = PackedWeights::pack(&w, k, n).unwrap();
-            let mut c = vec![0f32; rows * n];
+            let mut c: Aligned<f32> = Aligned::zeroed(rows * n);
             let reps = 20_000 / rows;
             amx.matmul(&a, rows, &packed, &mut c);
             let t = thread_cpu_seconds();
