@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use infergate_semantic::embed::bert::BertEncoder;
+use infergate_semantic::embed::bert::{Backend, BertEncoder};
 use infergate_semantic::embed::SentenceEncoder;
 use infergate_semantic::eval;
 use infergate_semantic::guard::injection;
@@ -97,6 +97,78 @@ fn machine_cpus() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()))
 }
 
+/// The CPU's model name (`?` where /proc is absent).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Latency of `enc` on one text over `samples` runs after 10 warm-up runs: sorted wall and
+/// CPU (process) times.
+fn time_one(
+    enc: &BertEncoder,
+    text: &str,
+    samples: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    for _ in 0..10 {
+        enc.encode(&[text]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mut times = Vec::with_capacity(samples);
+    let mut cpu = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let c = eval::process_cpu_time();
+        let t = Instant::now();
+        enc.encode(&[text]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        times.push(t.elapsed());
+        cpu.push(eval::process_cpu_time().saturating_sub(c));
+    }
+    times.sort();
+    cpu.sort();
+    Ok((times, cpu))
+}
+
+/// Wall and CPU time per text of `rounds` batches of 16 copies of `text`.
+fn time_batch16(
+    enc: &BertEncoder,
+    text: &str,
+    rounds: u32,
+) -> anyhow::Result<(Duration, Duration)> {
+    let batch: Vec<&str> = std::iter::repeat_n(text, 16).collect();
+    enc.encode(&batch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = eval::process_cpu_time();
+    let t = Instant::now();
+    for _ in 0..rounds {
+        enc.encode(&batch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok((
+        t.elapsed() / (rounds * 16),
+        eval::process_cpu_time().saturating_sub(c) / (rounds * 16),
+    ))
+}
+
+fn latency_table(times: &[Duration], cpu: &[Duration]) -> String {
+    format!(
+        "| | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|\n\
+         | wall | {} ms | {} ms | {} ms | {} ms |\n\
+         | CPU | {} ms | {} ms | {} ms | {} ms |\n",
+        ms(pct(times, 0.5)),
+        ms(pct(times, 0.9)),
+        ms(pct(times, 0.99)),
+        ms(*times.last().unwrap_or(&Duration::ZERO)),
+        ms(pct(cpu, 0.5)),
+        ms(pct(cpu, 0.9)),
+        ms(pct(cpu, 0.99)),
+        ms(*cpu.last().unwrap_or(&Duration::ZERO))
+    )
+}
+
 /// The 1-minute load average (`?` where /proc is absent): printed beside every latency.
 fn load_avg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -136,11 +208,21 @@ fn bench(a: &Args) -> anyhow::Result<()> {
         md,
         "Produced by `{COMMAND} bench --model-dir {}` (release build; one core: \
          `RAYON_NUM_THREADS=1`, pinned with `taskset`). Machine: {} logical CPUs \
-         (shared with other work), `{}`.\n",
+         (shared with other work), `{}`, {}.\n",
         a.model_dir.display(),
         machine_cpus(),
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        cpu_model()
     );
+    // The fallback forward pass, measured beside the fast one when they differ.
+    let fallback = if enc.backend_name() == "candle-f32" {
+        None
+    } else {
+        Some(
+            BertEncoder::load_with(&a.model_dir, Backend::Candle)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    };
 
     // reference agreement
     let reference: Reference = serde_json::from_str(include_str!(
@@ -148,31 +230,59 @@ fn bench(a: &Args) -> anyhow::Result<()> {
     ))?;
     let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
     let ours = enc.encode(&texts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let theirs = match &fallback {
+        Some(f) => Some(f.encode(&texts).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
     let mut worst = 1.0f32;
+    let mut worst_fallback = 1.0f32;
     let _ = writeln!(md, "## Agreement with sentence-transformers\n");
     let _ = writeln!(
         md,
-        "{} sentences, reference vectors from {} (`crates/semantic/data/reference/`). Target: \
-         cosine ≥ 0.999 for each.\n",
+        "{} sentences, reference vectors from {} (`crates/semantic/data/reference/`), embedded \
+         as one batch with the `{}` forward pass{}. Target: cosine ≥ 0.999 for each.\n",
         reference.items.len(),
-        reference.generator
+        reference.generator,
+        enc.backend_name(),
+        if fallback.is_some() {
+            " (and, last column, with the `candle-f32` fallback)"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(md, "| tokens | cosine | text |\n|---:|---:|---|");
-    for (item, v) in reference.items.iter().zip(&ours) {
+    if fallback.is_some() {
+        let _ = writeln!(
+            md,
+            "| tokens | cosine | cosine (candle-f32) | text |\n|---:|---:|---:|---|"
+        );
+    } else {
+        let _ = writeln!(md, "| tokens | cosine | text |\n|---:|---:|---|");
+    }
+    for (i, (item, v)) in reference.items.iter().zip(&ours).enumerate() {
         let c = infergate_semantic::vector::cosine(v, &item.vector);
         worst = worst.min(c);
         let mut t: String = item.text.chars().take(60).collect();
         if item.text.chars().count() > 60 {
             t.push('…');
         }
+        let t = t.replace('|', "\\|");
+        if let Some(theirs) = &theirs {
+            let cf = infergate_semantic::vector::cosine(&theirs[i], &item.vector);
+            worst_fallback = worst_fallback.min(cf);
+            let _ = writeln!(md, "| {} | {c:.6} | {cf:.6} | {t} |", item.tokens);
+        } else {
+            let _ = writeln!(md, "| {} | {c:.6} | {t} |", item.tokens);
+        }
+    }
+    if fallback.is_some() {
         let _ = writeln!(
             md,
-            "| {} | {c:.6} | {} |",
-            item.tokens,
-            t.replace('|', "\\|")
+            "\n**Lowest cosine: {worst:.6}** ({}); {worst_fallback:.6} (candle-f32).\n",
+            enc.backend_name()
         );
+    } else {
+        let _ = writeln!(md, "\n**Lowest cosine: {worst:.6}.**\n");
     }
-    let _ = writeln!(md, "\n**Lowest cosine: {worst:.6}.**\n");
 
     // latency
     let text64 = reference
@@ -182,58 +292,55 @@ fn bench(a: &Args) -> anyhow::Result<()> {
         .map(|i| i.text.clone())
         .context("no ~64-token reference sentence")?;
     let tokens = enc.count_tokens(&text64).unwrap_or(0);
-    for _ in 0..10 {
-        enc.encode(&[&text64]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
     let load_before = load_avg();
-    let mut times = Vec::with_capacity(a.samples);
-    let mut cpu = Vec::with_capacity(a.samples);
-    for _ in 0..a.samples {
-        let c = eval::process_cpu_time();
-        let t = Instant::now();
-        enc.encode(&[&text64]).map_err(|e| anyhow::anyhow!("{e}"))?;
-        times.push(t.elapsed());
-        cpu.push(eval::process_cpu_time().saturating_sub(c));
-    }
-    times.sort();
-    cpu.sort();
+    let (times, cpu) = time_one(&enc, &text64, a.samples)?;
+    let load_after = load_avg();
     let _ = writeln!(md, "## Embedding latency (one text, one core)\n");
     let _ = writeln!(
         md,
-        "A {tokens}-token text (tokenization included), {} runs after 10 warm-up runs. Wall = \
-         elapsed time, including time preempted by other processes; CPU = the process's CPU \
-         time for the call. Load average (1 min) {load_before} before, {} after, on {} CPUs. \
-         Target: p50 ≤ 10 ms.\n",
+        "Forward pass `{}`{}. A {tokens}-token text (tokenization included), {} runs after 10 \
+         warm-up runs. Wall = elapsed time, including time preempted by other processes; CPU = \
+         the process's CPU time for the call. Load average (1 min) {load_before} before, \
+         {load_after} after, on {} CPUs. Target: p50 ≤ 10 ms.\n",
+        enc.backend_name(),
+        if enc.backend_name() == "amx-bf16" {
+            " (linear layers as bf16 AMX tile multiplies with f32 accumulation, the rest in f32 \
+             on AVX-512; chosen automatically where the CPU has AMX-BF16)"
+        } else {
+            " (candle, f32)"
+        },
         a.samples,
-        load_avg(),
         machine_cpus(),
     );
+    let _ = writeln!(md, "{}", latency_table(&times, &cpu));
+    let (wall16, cpu16) = time_batch16(&enc, &text64, 10)?;
     let _ = writeln!(
         md,
-        "| | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|\n\
-         | wall | {} ms | {} ms | {} ms | {} ms |\n\
-         | CPU | {} ms | {} ms | {} ms | {} ms |\n",
-        ms(pct(&times, 0.5)),
-        ms(pct(&times, 0.9)),
-        ms(pct(&times, 0.99)),
-        ms(*times.last().unwrap_or(&Duration::ZERO)),
+        "Coalesced batch of 16 such texts (one call, 1,024 tokens; 10 batches): {} ms wall, {} \
+         ms CPU per text — against {} ms CPU p50 alone.\n",
+        ms(wall16),
+        ms(cpu16),
         ms(pct(&cpu, 0.5)),
-        ms(pct(&cpu, 0.9)),
-        ms(pct(&cpu, 0.99)),
-        ms(*cpu.last().unwrap_or(&Duration::ZERO))
     );
-    let batch: Vec<&str> = std::iter::repeat_n(text64.as_str(), 16).collect();
-    let t = Instant::now();
-    let rounds = 10;
-    for _ in 0..rounds {
-        enc.encode(&batch).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(f) = &fallback {
+        let samples = (a.samples / 4).max(10);
+        let load_before = load_avg();
+        let (times, cpu) = time_one(f, &text64, samples)?;
+        let (wall16, cpu16) = time_batch16(f, &text64, 3)?;
+        let _ = writeln!(
+            md,
+            "The `candle-f32` fallback (what a CPU without AMX-BF16 runs), same text and \
+             machine, {samples} runs; load average {load_before} before, {} after:\n",
+            load_avg()
+        );
+        let _ = writeln!(md, "{}", latency_table(&times, &cpu));
+        let _ = writeln!(
+            md,
+            "Its batch of 16: {} ms wall, {} ms CPU per text.\n",
+            ms(wall16),
+            ms(cpu16)
+        );
     }
-    let per = t.elapsed() / (rounds * 16);
-    let _ = writeln!(
-        md,
-        "Coalesced batch of 16 such texts: {} ms per text.\n",
-        ms(per)
-    );
 
     // cache lookup latency
     let load_before = load_avg();

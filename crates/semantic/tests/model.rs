@@ -159,3 +159,62 @@ fn injection_nearest_method_uses_the_corpus_it_is_given() {
     assert!(!check("How do I ignore whitespace in a git diff?"));
     assert!(!check("What's a good recipe for banana bread?"));
 }
+
+fn cpu_lists_amx_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.contains(" amx_bf16") && l.contains(" amx_tile"))
+    })
+}
+
+/// The fast path (AMX-BF16 where the CPU has it) and candle's f32 forward pass give the same
+/// embeddings, to bf16 precision, on every reference sentence and in a batch.
+#[test]
+fn amx_and_candle_forward_passes_agree() {
+    use infergate_semantic::embed::bert::Backend;
+    let fast = encoder();
+    if cpu_lists_amx_bf16() {
+        assert_eq!(
+            fast.backend_name(),
+            "amx-bf16",
+            "this CPU has AMX-BF16 but the encoder did not use it (Linux < 5.16 refuses AMX)"
+        );
+    }
+    let candle = BertEncoder::load_with(&model_dir(), Backend::Candle).unwrap();
+    assert_eq!(candle.backend_name(), "candle-f32");
+    let reference: Reference =
+        serde_json::from_str(include_str!("../data/reference/minilm-l6-v2.json")).unwrap();
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+    let a = fast.encode(&texts).unwrap();
+    let b = candle.encode(&texts).unwrap();
+    for ((x, y), t) in a.iter().zip(&b).zip(&texts) {
+        let c = cosine(x, y);
+        assert!(
+            c >= 0.9999,
+            "cosine {c} between the two forward passes for {t:?}"
+        );
+    }
+}
+
+/// A batch longer than one forward pass (the fast path takes at most 512 tokens at a time) is
+/// split and put back in order: every text gets the vector it gets alone.
+#[test]
+fn long_batches_keep_each_text_its_own_vector() {
+    let reference: Reference =
+        serde_json::from_str(include_str!("../data/reference/minilm-l6-v2.json")).unwrap();
+    let enc = encoder();
+    let texts: Vec<&str> = (0..3)
+        .flat_map(|_| reference.items.iter().map(|i| i.text.as_str()))
+        .collect();
+    assert!(
+        reference.items.iter().map(|i| i.tokens).sum::<usize>() * 3 > 1024,
+        "the batch must span several passes"
+    );
+    let batched = enc.encode(&texts).unwrap();
+    for (t, v) in texts.iter().zip(&batched) {
+        let alone = enc.encode(&[t]).unwrap().remove(0);
+        let c = cosine(v, &alone);
+        assert!(c >= 0.99999, "cosine {c} batched vs alone for {t:?}");
+    }
+}

@@ -311,6 +311,7 @@ fn local_embedder(spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
     let dir = spec.model_dir.clone().unwrap_or_default();
     let started = std::time::Instant::now();
     let encoder = BertEncoder::load(std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
+    let backend = encoder.backend_name();
     let d = PoolOptions::default();
     let pool = EncoderPool::start(
         Arc::new(encoder),
@@ -322,7 +323,7 @@ fn local_embedder(spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
         },
     )
     .map_err(|e| format!("cannot start the embedding threads: {e}"))?;
-    tracing::info!(model_dir = %dir, ms = started.elapsed().as_millis() as u64, "embedding model loaded");
+    tracing::info!(model_dir = %dir, backend, ms = started.elapsed().as_millis() as u64, "embedding model loaded");
     Ok(Arc::new(pool))
 }
 

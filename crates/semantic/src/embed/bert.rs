@@ -5,10 +5,16 @@
 //! Loaded from a local directory holding `config.json`, `tokenizer.json` and
 //! `model.safetensors` (`scripts/fetch-model` puts them there). Nothing is fetched at run time.
 //!
-//! Performance choices: Q, K and V are one fused projection; weights are stored pre-transposed
-//! and contiguous so every matmul is a plain row-major GEMM; a batch is padded only to its own
-//! longest text. This type is synchronous and CPU-bound: it must run on the encoder pool's
-//! threads (`super::pool`), never on the async runtime.
+//! Two forward passes over the same weights ([`Backend`]):
+//! - on CPUs with AMX-BF16 (Xeon Sapphire Rapids and later, Linux ≥ 5.16) the linear layers run
+//!   as bf16 tile multiplies (`super::amx`): ~5 ms for a 64-token text on one core, embeddings
+//!   within cosine 0.9999 of the f32 model;
+//! - everywhere else candle in f32. Q, K and V are one fused projection; weights are stored
+//!   pre-transposed and contiguous so every matmul is a plain row-major GEMM; a batch is padded
+//!   only to its own longest text.
+//!
+//! This type is synchronous and CPU-bound: it must run on the encoder pool's threads
+//! (`super::pool`), never on the async runtime.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -134,9 +140,31 @@ fn take(
     Ok(t.to_dtype(DType::F32)?)
 }
 
+/// Which forward pass an encoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// AMX-BF16 where the CPU and kernel allow it, candle otherwise.
+    Auto,
+    /// candle, f32, on any CPU.
+    Candle,
+}
+
 /// all-MiniLM-L6-v2 (or any BERT sentence encoder with mean pooling) on the CPU.
 pub struct BertEncoder {
     tokenizer: tokenizers::Tokenizer,
+    hidden: usize,
+    max_tokens: usize,
+    model: Model,
+}
+
+enum Model {
+    Candle(CandleBert),
+    #[cfg(target_arch = "x86_64")]
+    Amx(super::amx::AmxBert),
+}
+
+/// The candle forward pass (f32).
+struct CandleBert {
     word: Tensor,
     position: Tensor,
     token_type0: Tensor,
@@ -145,7 +173,7 @@ pub struct BertEncoder {
     heads: usize,
     head_dim: usize,
     hidden: usize,
-    max_tokens: usize,
+    intermediate: usize,
     device: Device,
 }
 
@@ -154,8 +182,14 @@ pub struct BertEncoder {
 pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 impl BertEncoder {
-    /// Load from a directory with `config.json`, `tokenizer.json` and `model.safetensors`.
+    /// Load from a directory with `config.json`, `tokenizer.json` and `model.safetensors`; the
+    /// fastest forward pass this machine allows.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_with(dir, Backend::Auto)
+    }
+
+    /// Load with a chosen forward pass.
+    pub fn load_with(dir: &Path, backend: Backend) -> Result<Self, EmbedError> {
         let need = |f: &str| {
             let p = dir.join(f);
             if p.is_file() {
@@ -249,8 +283,7 @@ impl BertEncoder {
                 out_norm: Norm::load(&mut ts, &format!("{p}.output.LayerNorm"), h, eps)?,
             });
         }
-        Ok(Self {
-            tokenizer,
+        let candle = CandleBert {
             word,
             position,
             token_type0,
@@ -259,9 +292,28 @@ impl BertEncoder {
             heads: config.num_attention_heads,
             head_dim: h / config.num_attention_heads,
             hidden: h,
-            max_tokens,
+            intermediate: config.intermediate_size,
             device,
+        };
+        let model = match backend {
+            Backend::Candle => Model::Candle(candle),
+            Backend::Auto => candle.into_fastest()?,
+        };
+        Ok(Self {
+            tokenizer,
+            hidden: h,
+            max_tokens,
+            model,
         })
+    }
+
+    /// The forward pass in use: `amx-bf16` or `candle-f32`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.model {
+            Model::Candle(_) => "candle-f32",
+            #[cfg(target_arch = "x86_64")]
+            Model::Amx(_) => "amx-bf16",
+        }
     }
 
     /// Token ids of `text` (special tokens included, truncated to the model's limit).
@@ -276,6 +328,64 @@ impl BertEncoder {
     /// The longest input in tokens.
     pub fn max_tokens(&self) -> usize {
         self.max_tokens
+    }
+}
+
+impl CandleBert {
+    /// The AMX forward pass over these weights when the machine allows it, else this one.
+    fn into_fastest(self) -> Result<Model, EmbedError> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::amx;
+            if amx::AmxBert::available()
+                && self.hidden.is_multiple_of(infergate_amx::DIM_MULTIPLE)
+                && self
+                    .intermediate
+                    .is_multiple_of(infergate_amx::DIM_MULTIPLE)
+            {
+                let v = |t: &Tensor| -> Result<Vec<f32>, EmbedError> {
+                    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+                };
+                let (h, i) = (self.hidden, self.intermediate);
+                let linear = |d: &Dense, input: usize, out: usize| {
+                    amx::Linear::new(&v(&d.w)?, v(&d.b)?, input, out)
+                };
+                let norm = |n: &Norm| -> Result<amx::Norm, EmbedError> {
+                    Ok(amx::Norm {
+                        gamma: v(&n.gamma)?,
+                        beta: v(&n.beta)?,
+                        eps: n.eps,
+                    })
+                };
+                let layers = self
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        Ok(amx::Layer {
+                            qkv: linear(&l.qkv, h, 3 * h)?,
+                            attn_out: linear(&l.attn_out, h, h)?,
+                            attn_norm: norm(&l.attn_norm)?,
+                            up: linear(&l.up, h, i)?,
+                            down: linear(&l.down, i, h)?,
+                            out_norm: norm(&l.out_norm)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, EmbedError>>()?;
+                if let Some(m) = amx::AmxBert::new(
+                    v(&self.word)?,
+                    v(&self.position)?,
+                    v(&self.token_type0)?,
+                    norm(&self.emb_norm)?,
+                    layers,
+                    h,
+                    self.heads,
+                    i,
+                ) {
+                    return Ok(Model::Amx(m));
+                }
+            }
+        }
+        Ok(Model::Candle(self))
     }
 
     fn forward(&self, batch: &[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>> {
@@ -352,21 +462,8 @@ impl BertEncoder {
             .clamp(1e-12, f64::MAX)?;
         mean.broadcast_div(&norms)?.to_vec2::<f32>()
     }
-}
 
-impl SentenceEncoder for BertEncoder {
-    fn dim(&self) -> usize {
-        self.hidden
-    }
-
-    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = texts
-            .iter()
-            .map(|t| self.token_ids(t))
-            .collect::<Result<Vec<_>, _>>()?;
+    fn encode(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
         // Sort by length so a batch pads as little as possible, then restore the order.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
@@ -387,6 +484,45 @@ impl SentenceEncoder for BertEncoder {
             start = end;
         }
         Ok(out)
+    }
+}
+
+impl SentenceEncoder for BertEncoder {
+    fn dim(&self) -> usize {
+        self.hidden
+    }
+
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = texts
+            .iter()
+            .map(|t| self.token_ids(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        match &self.model {
+            Model::Candle(m) => m.encode(&ids),
+            #[cfg(target_arch = "x86_64")]
+            Model::Amx(m) => {
+                // No padding on this path: texts are laid end to end, up to MAX_ROWS tokens
+                // per pass.
+                let mut out = Vec::with_capacity(ids.len());
+                let mut start = 0;
+                while start < ids.len() {
+                    let mut end = start;
+                    let mut rows = 0;
+                    while end < ids.len()
+                        && (end == start || rows + ids[end].len() <= super::amx::MAX_ROWS)
+                    {
+                        rows += ids[end].len();
+                        end += 1;
+                    }
+                    out.extend(m.forward(&ids[start..end]));
+                    start = end;
+                }
+                Ok(out)
+            }
+        }
     }
 
     fn count_tokens(&self, text: &str) -> Option<usize> {

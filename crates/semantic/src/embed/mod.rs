@@ -15,6 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(all(feature = "embed-candle", target_arch = "x86_64"))]
+mod amx;
 #[cfg(feature = "embed-candle")]
 pub mod bert;
 mod cache;

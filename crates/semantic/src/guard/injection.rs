@@ -639,7 +639,7 @@ mod tests {
         // another embedding width is not scored
         assert!(c.score(&[0.0; 3], &hits, 0).is_none());
         // weights for other rules are refused
-        let mut other = json.clone();
+        let mut other = json;
         other["rules"] = serde_json::json!(["x"]);
         assert!(Classifier::parse(&other.to_string())
             .unwrap_err()
