@@ -12,9 +12,15 @@
 //! Cost is bounded: the first [`EXACT_BYTES`] of prompt text are tokenized exactly; beyond that
 //! the count is extrapolated from the prefix's tokens per byte, so a 220 KB prompt costs what a
 //! 16 KB one does.
+//!
+//! The counting is `bpe-openai` (GitHub's `bpe` crates): the same encodings and the same counts
+//! as `tiktoken` (a test compares them on varied text), but its pre-tokenizer runs on
+//! `regex-automata` without backtracking and it counts without building the token list —
+//! `tiktoken-rs`'s `fancy_regex` pre-tokenizer was the largest cost of a request with limits on
+//! (`perf` under `infergate bench overhead --policy local`).
 
+use bpe_openai::Tokenizer;
 use serde_json::Value;
-use tiktoken_rs::CoreBPE;
 
 /// Prompt text tokenized exactly; longer text is extrapolated from this prefix.
 pub const EXACT_BYTES: usize = 16 * 1024;
@@ -56,10 +62,10 @@ impl Encoding {
         }
     }
 
-    fn bpe(self) -> &'static CoreBPE {
+    fn bpe(self) -> &'static Tokenizer {
         match self {
-            Encoding::O200kBase => tiktoken_rs::o200k_base_singleton(),
-            Encoding::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+            Encoding::O200kBase => bpe_openai::o200k_base(),
+            Encoding::Cl100kBase => bpe_openai::cl100k_base(),
         }
     }
 
@@ -83,13 +89,13 @@ pub fn count_text(enc: Encoding, text: &str) -> u64 {
         return 0;
     }
     if text.len() <= EXACT_BYTES {
-        return enc.bpe().encode_ordinary(text).len() as u64;
+        return enc.bpe().count(text) as u64;
     }
     let mut cut = EXACT_BYTES;
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    let prefix_tokens = enc.bpe().encode_ordinary(&text[..cut]).len() as u64;
+    let prefix_tokens = enc.bpe().count(&text[..cut]) as u64;
     // Round up: an estimate that errs high is settled down; one that errs low lets a limit
     // overshoot.
     (prefix_tokens * text.len() as u64).div_ceil(cut as u64)
@@ -231,9 +237,46 @@ mod tests {
             .collect();
         assert!(text.len() > EXACT_BYTES * 4);
         let est = count_text(Encoding::Cl100kBase, &text);
-        let exact = Encoding::Cl100kBase.bpe().encode_ordinary(&text).len() as u64;
+        let exact = Encoding::Cl100kBase.bpe().count(text.as_str()) as u64;
         let err = (est as f64 - exact as f64).abs() / exact as f64;
         assert!(err < 0.02, "estimate {est} vs exact {exact}");
+    }
+
+    /// The counts are tiktoken's, for both encodings, on text that exercises the
+    /// pre-tokenizer's branches: contractions, digits, punctuation runs, newlines, trailing and
+    /// repeated whitespace, code, JSON, accents, CJK, emoji.
+    #[test]
+    fn counts_equal_tiktoken() {
+        let samples = [
+            "Hello, world! I'm here; you're there, we'll see.\n\n",
+            "    indented code:\n\tfn main() { println!(\"{}\", 42_000 + 3.14159); }\n   ",
+            "Numbers 1 12 123 1234 12345 and 2026-11-22T17:20:00Z, $9.99 (≈ €9,21).",
+            "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+            "Ünïcödé façade naïve — «quotes» ‘single’ “double”… ÀÉÎÕÜ",
+            "日本語のテキストと中文文本，还有한국어 텍스트。",
+            "emoji 🚀🔥👍🏽 and ZWJ 👨‍👩‍👧 sequences!!!???",
+            "trailing spaces   \n\n\n   \r\n\r\n  tabs\t\t\tend   ",
+            "",
+            "a",
+            "   ",
+            "https://example.com/a/b?c=d&e=f#g <tag attr='x'>text</tag> ///// ::: ---",
+            "ALLCAPS MixedCase camelCaseWord snake_case_word kebab-case-word O'Neil's",
+        ];
+        let long: String = samples.concat().repeat(40);
+        let tk = [
+            (Encoding::Cl100kBase, tiktoken_rs::cl100k_base_singleton()),
+            (Encoding::O200kBase, tiktoken_rs::o200k_base_singleton()),
+        ];
+        for (enc, reference) in tk {
+            for t in samples.iter().copied().chain([long.as_str()]) {
+                assert_eq!(
+                    enc.bpe().count(t),
+                    reference.encode_ordinary(t).len(),
+                    "{} on {t:?}",
+                    enc.name()
+                );
+            }
+        }
     }
 
     #[test]
