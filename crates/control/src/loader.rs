@@ -1382,6 +1382,14 @@ fn resolve_settings(
         if e.workers.is_some_and(|w| w == 0 || w > 64) {
             errors.push(at.err("spec.embeddings.workers", "use 1 to 64 workers"));
         }
+        if let Some(p) = e.forward_pass.as_deref() {
+            if !matches!(p, "auto" | "candle") {
+                errors.push(at.err(
+                    "spec.embeddings.forwardPass",
+                    format!("`{p}` is not a forward pass: use `auto` or `candle`"),
+                ));
+            }
+        }
         s.embeddings = Some(e.clone());
     }
     if spec.reload.enabled == Some(false) {

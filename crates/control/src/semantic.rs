@@ -68,6 +68,10 @@ pub struct EmbeddingsSpec {
     /// Embeddings kept in the LRU cache by text hash (default 10000).
     #[serde(default)]
     pub cache_entries: Option<usize>,
+    /// In-process forward pass: `auto` (AMX-BF16 where the CPU and kernel allow it, candle's
+    /// f32 otherwise; the default) or `candle` (always candle's f32).
+    #[serde(default)]
+    pub forward_pass: Option<String>,
     /// Where corpus vectors (injection corpus, topic and route examples) are kept between
     /// starts, keyed by the model and the texts; default `$TMPDIR/infergate-vectors`, `""` =
     /// off.

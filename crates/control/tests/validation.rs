@@ -279,3 +279,24 @@ fn injection_method_and_its_knobs_are_checked() {
         assert!(e.iter().any(|m| m.contains(want)), "{bad}: {e:?}");
     }
 }
+
+#[test]
+fn embedding_forward_pass_is_auto_or_candle() {
+    let settings = |pass: &str| {
+        format!(
+            "{POOL}---\napiVersion: infergate.dev/v1alpha1\nkind: GatewaySettings\nmetadata:\n  name: g\nspec:\n  embeddings: {{modelDir: /models/m, forwardPass: {pass}}}\n"
+        )
+    };
+    for ok in ["auto", "candle"] {
+        let set = load_str("cfg.yaml", &settings(ok)).unwrap();
+        let e = set.settings.embeddings.as_ref().unwrap();
+        assert_eq!(e.forward_pass.as_deref(), Some(ok));
+    }
+    let e = errors(&settings("gpu"));
+    assert!(
+        e.iter().any(|m| m.contains("cfg.yaml:")
+            && m.contains("spec.embeddings.forwardPass")
+            && m.contains("`gpu` is not a forward pass: use `auto` or `candle`")),
+        "{e:?}"
+    );
+}

@@ -307,10 +307,19 @@ fn start_embedder(spec: &EmbeddingsSpec) -> Result<Started, String> {
 
 #[cfg(feature = "embed-candle")]
 fn local_embedder(spec: &EmbeddingsSpec) -> Result<SharedEmbedder, String> {
-    use infergate_semantic::embed::{bert::BertEncoder, EncoderPool, PoolOptions};
+    use infergate_semantic::embed::{
+        bert::{Backend, BertEncoder},
+        EncoderPool, PoolOptions,
+    };
     let dir = spec.model_dir.clone().unwrap_or_default();
     let started = std::time::Instant::now();
-    let encoder = BertEncoder::load(std::path::Path::new(&dir)).map_err(|e| e.to_string())?;
+    // Validated by the loader: `auto` (default) or `candle`.
+    let pass = match spec.forward_pass.as_deref() {
+        Some("candle") => Backend::Candle,
+        _ => Backend::Auto,
+    };
+    let encoder =
+        BertEncoder::load_with(std::path::Path::new(&dir), pass).map_err(|e| e.to_string())?;
     let backend = encoder.backend_name();
     let d = PoolOptions::default();
     let pool = EncoderPool::start(
