@@ -42,6 +42,11 @@ pub struct FeaturesArgs {
     /// Where the features go (JSON lines).
     #[arg(long)]
     out: PathBuf,
+    /// Also cut long texts into windows, `CHARS:STRIDE:MAX` (e.g. `600:300:16`), and write each
+    /// window's features; default: the built-in classifier's windows, if it has any; `none`: no
+    /// windows.
+    #[arg(long)]
+    windows: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -78,7 +83,30 @@ fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&a.out).with_context(|| format!("{}", a.out.display()))?,
     );
-    let n = eval::injection_features(&enc, &text, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let windows = match a.windows.as_deref() {
+        Some("none") => None,
+        Some(spec) => {
+            let n: Vec<usize> = spec
+                .split(':')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()
+                .filter(|n: &Vec<usize>| n.len() == 3 && n.iter().all(|x| *x > 0))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--windows takes CHARS:STRIDE:MAX (e.g. 600:300:16) or none")
+                })?;
+            Some(injection::WindowSpec {
+                chars: n[0],
+                stride: n[1],
+                max: n[2],
+            })
+        }
+        None => injection::Classifier::builtin()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .windows,
+    };
+    let n = eval::injection_features(&enc, &text, &mut out, windows)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} feature rows written to {}", a.out.display());
     Ok(())
@@ -585,8 +613,10 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     eprintln!("embedding the corpus and the evaluation sets ...");
     let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(err)?);
     let blind =
-        eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN).map_err(err)?;
-    let v1 = eval::embed_set(&enc, "v1", eval::V1_ATTACKS, eval::V1_BENIGN).map_err(err)?;
+        eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN, classifier.windows)
+            .map_err(err)?;
+    let v1 = eval::embed_set(&enc, "v1", eval::V1_ATTACKS, eval::V1_BENIGN, classifier.windows)
+        .map_err(err)?;
     let min = classifier.threshold;
     let clf = |m: f32| {
         injection::Injection::with_method(

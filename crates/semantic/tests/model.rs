@@ -104,6 +104,7 @@ fn injection_classifier_flags_paraphrased_attacks_not_lookalikes() {
         let f = det.scan(&ScanInput {
             text: t,
             embedding: Some(&v),
+            windows: &[],
             direction: Direction::Request,
             whole: None,
         });
@@ -148,6 +149,7 @@ fn injection_nearest_method_uses_the_corpus_it_is_given() {
         !det.scan(&ScanInput {
             text: t,
             embedding: Some(&e),
+            windows: &[],
             direction: Direction::Request,
             whole: None,
         })
