@@ -62,7 +62,7 @@ FOLDS = 5
 SEED = 20261123
 L2S = (1e-4, 1e-3)
 ATTACK_WINDOWS = ("all", "none")
-AUGMENT = (True, False)
+AUGMENT = (True,)
 
 ROOT = os.path.dirname(OUT)
 corpus_lines = [json.loads(l) for l in open(os.path.join(ROOT, "corpus.jsonl")) if l.strip()]
@@ -143,12 +143,12 @@ benign_cats = sorted(set(cats[~is_attack]))
 def fit(X, y, l2, iters=600, lr=0.05):
     mu, sd = X.mean(0), X.std(0)
     sd[sd < 1e-8] = 1.0
-    Z = (X - mu) / sd
+    Z = ((X - mu) / sd).astype(np.float32)
     n, d = Z.shape
     k = len(CLASSES)
-    Y = np.eye(k)[y]
-    W = np.zeros((d, k))
-    b = np.zeros(k)
+    Y = np.eye(k, dtype=np.float32)[y]
+    W = np.zeros((d, k), dtype=np.float32)
+    b = np.zeros(k, dtype=np.float32)
     mW, vW, mb, vb = np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)
     for t in range(1, iters + 1):
         L = Z @ W + b
@@ -165,6 +165,7 @@ def fit(X, y, l2, iters=600, lr=0.05):
             v += 0.001 * g * g
             p -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
     # fold the standardisation into raw-feature weights
+    W, b = W.astype(np.float64), b.astype(np.float64)
     Wr = W / sd[:, None]
     br = b - (mu / sd) @ W
     return Wr, br
