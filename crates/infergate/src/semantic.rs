@@ -101,9 +101,11 @@ fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
                 max: n[2],
             })
         }
-        None => injection::Classifier::builtin()
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .windows,
+        None => {
+            injection::Classifier::builtin()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .windows
+        }
     };
     let n = eval::injection_features(&enc, &text, &mut out, windows)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -612,11 +614,22 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     let meta: serde_json::Value = serde_json::from_str(&weights)?;
     eprintln!("embedding the corpus and the evaluation sets ...");
     let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(err)?);
-    let blind =
-        eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN, classifier.windows)
-            .map_err(err)?;
-    let v1 = eval::embed_set(&enc, "v1", eval::V1_ATTACKS, eval::V1_BENIGN, classifier.windows)
-        .map_err(err)?;
+    let blind = eval::embed_set(
+        &enc,
+        "blind",
+        eval::BLIND_ATTACKS,
+        eval::BLIND_BENIGN,
+        classifier.windows,
+    )
+    .map_err(err)?;
+    let v1 = eval::embed_set(
+        &enc,
+        "v1",
+        eval::V1_ATTACKS,
+        eval::V1_BENIGN,
+        classifier.windows,
+    )
+    .map_err(err)?;
     let min = classifier.threshold;
     let clf = |m: f32| {
         injection::Injection::with_method(
@@ -858,10 +871,7 @@ fn window_cost(
         "| prompt (characters) | tokens read whole | windows | message alone p50 (ms) | with windows p50 (ms) | added (ms) |\n|---:|---:|---:|---:|---:|---:|"
     );
     for n in [800usize, 2_000, 4_000, 8_000, 16_000] {
-        let cut = docs
-            .char_indices()
-            .nth(n)
-            .map_or(docs.len(), |(i, _)| i);
+        let cut = docs.char_indices().nth(n).map_or(docs.len(), |(i, _)| i);
         let text = &docs[..cut];
         let parts: Vec<&str> = injection::windows(text, spec)
             .into_iter()

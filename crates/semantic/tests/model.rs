@@ -250,7 +250,10 @@ fn injection_windows_find_an_instruction_buried_in_a_long_document() {
     use infergate_semantic::guard::{Action, Direction, Guardrail, ScanInput};
     use infergate_semantic::vector::Vector;
     let classifier = Arc::new(Classifier::builtin().unwrap());
-    assert!(classifier.windows.is_some(), "the built-in classifier reads windows");
+    assert!(
+        classifier.windows.is_some(),
+        "the built-in classifier reads windows"
+    );
     // The classifier only (rule findings off; it still reads the rule hits as features), at a
     // low cutoff: at the default cutoff this buried instruction is NOT flagged (its window
     // scores about 0.1; see docs/benchmarks/guardrails.md), but the window lifts it from ~0
@@ -266,7 +269,10 @@ fn injection_windows_find_an_instruction_buried_in_a_long_document() {
         },
     );
     let enc = encoder();
-    assert!(enc.count_tokens(LONG_NOTES).unwrap_or(0) >= 256, "past the encoder's reach");
+    assert!(
+        enc.count_tokens(LONG_NOTES).unwrap_or(0) >= 256,
+        "past the encoder's reach"
+    );
     // (findings with windows, findings of the whole text alone)
     let scan = |text: &str| {
         let v = enc.encode(&[text]).unwrap().remove(0);
@@ -306,7 +312,10 @@ fn injection_windows_find_an_instruction_buried_in_a_long_document() {
             >= 256
     );
     let (with, whole) = scan(&buried);
-    assert!(!with.is_empty(), "the buried instruction is found: {with:?} {whole:?}");
+    assert!(
+        !with.is_empty(),
+        "the buried instruction is found: {with:?} {whole:?}"
+    );
     assert!(
         with[0].score > whole.first().and_then(|f| f.score),
         "the window saw more than the first 256 tokens: {with:?} vs {whole:?}"

@@ -286,7 +286,12 @@ pub async fn before_route(
         let ranges = plan.request.windows(q);
         let mut texts: Vec<String> = Vec::with_capacity(1 + ranges.len());
         texts.push(q.to_string());
-        texts.extend(ranges.into_iter().filter_map(|r| q.get(r)).map(str::to_string));
+        texts.extend(
+            ranges
+                .into_iter()
+                .filter_map(|r| q.get(r))
+                .map(str::to_string),
+        );
         let embedded = if texts.len() == 1 {
             embed_one(e.as_ref(), q).await.map(|v| vec![v])
         } else {

@@ -98,7 +98,8 @@ pub fn windows(text: &str, spec: WindowSpec) -> Vec<Range<usize>> {
         }
         let (s, e) = (byte(s), byte(e));
         let part = &text[s..e];
-        let r = s + (part.len() - part.trim_start().len())..e - (part.len() - part.trim_end().len());
+        let r =
+            s + (part.len() - part.trim_start().len())..e - (part.len() - part.trim_end().len());
         if out.last() != Some(&r) && !r.is_empty() {
             out.push(r);
         }
