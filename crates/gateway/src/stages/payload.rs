@@ -285,7 +285,7 @@ pub async fn before_route(
         let t = Instant::now();
         let ranges = plan.request.windows(q);
         let mut texts: Vec<String> = Vec::with_capacity(1 + ranges.len());
-        texts.push(q.to_string());
+        texts.push(q.clone());
         texts.extend(
             ranges
                 .into_iter()
