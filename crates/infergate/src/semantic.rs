@@ -42,6 +42,11 @@ pub struct FeaturesArgs {
     /// Where the features go (JSON lines).
     #[arg(long)]
     out: PathBuf,
+    /// Also cut long texts into windows, `CHARS:STRIDE:MAX` (e.g. `600:300:16`), and write each
+    /// window's features; default: the built-in classifier's windows, if it has any; `none`: no
+    /// windows.
+    #[arg(long)]
+    windows: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -78,7 +83,32 @@ fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&a.out).with_context(|| format!("{}", a.out.display()))?,
     );
-    let n = eval::injection_features(&enc, &text, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let windows = match a.windows.as_deref() {
+        Some("none") => None,
+        Some(spec) => {
+            let n: Vec<usize> = spec
+                .split(':')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()
+                .filter(|n: &Vec<usize>| n.len() == 3 && n.iter().all(|x| *x > 0))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--windows takes CHARS:STRIDE:MAX (e.g. 600:300:16) or none")
+                })?;
+            Some(injection::WindowSpec {
+                chars: n[0],
+                stride: n[1],
+                max: n[2],
+            })
+        }
+        None => {
+            injection::Classifier::builtin()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .windows
+        }
+    };
+    let n = eval::injection_features(&enc, &text, &mut out, windows)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} feature rows written to {}", a.out.display());
     Ok(())
@@ -584,9 +614,22 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     let meta: serde_json::Value = serde_json::from_str(&weights)?;
     eprintln!("embedding the corpus and the evaluation sets ...");
     let corpus = Arc::new(eval::builtin_corpus(&enc).map_err(err)?);
-    let blind =
-        eval::embed_set(&enc, "blind", eval::BLIND_ATTACKS, eval::BLIND_BENIGN).map_err(err)?;
-    let v1 = eval::embed_set(&enc, "v1", eval::V1_ATTACKS, eval::V1_BENIGN).map_err(err)?;
+    let blind = eval::embed_set(
+        &enc,
+        "blind",
+        eval::BLIND_ATTACKS,
+        eval::BLIND_BENIGN,
+        classifier.windows,
+    )
+    .map_err(err)?;
+    let v1 = eval::embed_set(
+        &enc,
+        "v1",
+        eval::V1_ATTACKS,
+        eval::V1_BENIGN,
+        classifier.windows,
+    )
+    .map_err(err)?;
     let min = classifier.threshold;
     let clf = |m: f32| {
         injection::Injection::with_method(
@@ -624,15 +667,32 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     let _ = writeln!(md, "## Prompt injection and jailbreaks\n");
+    let met = r.recall() >= 0.9 && r.fpr() <= 0.05;
+    let _ = writeln!(
+        md,
+        "**Blind set, default cutoff: recall {} at {} false positives — the target (recall ≥ 90% \
+         at ≤ 5% false positives) is {}.**\n",
+        pct1(r.recall()),
+        pct1(r.fpr()),
+        if met { "met overall" } else { "NOT met" }
+    );
     let _ = writeln!(
         md,
         "Detector (the default, `method: classifier`): the rules plus classifier `{}` — a \
          multinomial logistic regression over the all-MiniLM-L6-v2 embedding of the prompt, the \
-         rule hits on it and its length — trained by `crates/semantic/data/injection/src/train.py` \
+         rule hits on it and its length{} — trained by `crates/semantic/data/injection/src/train.py` \
          on corpus `{}` ({} attacks, {} benign), cutoff `minScore` {min} (the default, chosen on \
          held-out training data: {}). Targets: recall ≥ 90% at ≤ 5% false positives, overall and \
          per category.\n",
         classifier.version,
+        classifier
+            .windows
+            .map(|w| format!(
+                "; a prompt longer than {} characters is also scored in overlapping windows of {} \
+                 characters (stride {}, at most {}), and its score is the highest",
+                w.chars, w.chars, w.stride, w.max
+            ))
+            .unwrap_or_default(),
         corpus.version,
         corpus.attacks.len(),
         corpus.benign.len(),
@@ -722,22 +782,8 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     }
     let _ = writeln!(md);
 
-    if !r.false_positives.is_empty() {
-        let _ = writeln!(md, "False positives (blind set, default cutoff):\n");
-        for (c, text, why) in &r.false_positives {
-            let t: String = text.chars().take(160).collect();
-            let _ = writeln!(md, "- ({c}) {} — {why}", t.replace('\n', " "));
-        }
-        let _ = writeln!(md);
-    }
-    if !r.misses.is_empty() {
-        let _ = writeln!(md, "Missed attacks (blind set, default cutoff):\n");
-        for (c, text) in &r.misses {
-            let t: String = text.chars().take(140).collect();
-            let _ = writeln!(md, "- ({c}) {}", t.replace('\n', " "));
-        }
-        let _ = writeln!(md);
-    }
+    // The blind set's misses and false positives are deliberately not listed: reading them
+    // and changing the detector would make the set no longer blind.
 
     let _ = writeln!(md, "### The v1 evaluation set (not blind)\n");
     let _ = writeln!(
@@ -762,6 +808,10 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
         pct1(nv1.fpr())
     );
 
+    if let Some(spec) = classifier.windows {
+        window_cost(&mut md, &enc, spec)?;
+    }
+
     if let Some(sel) = meta.get("selection") {
         let _ = writeln!(md, "### Model selection (training data only)\n");
         let _ = writeln!(
@@ -784,5 +834,74 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
         pct1(rv1.fpr()),
         path.display()
     );
+    Ok(())
+}
+
+/// Embedding time of one long prompt with and without its windows (the gateway embeds the
+/// message and its windows in one batch), on documents of the training corpus joined.
+fn window_cost(
+    md: &mut String,
+    enc: &BertEncoder,
+    spec: injection::WindowSpec,
+) -> anyhow::Result<()> {
+    let (_, items) =
+        injection::parse_corpus(injection::BUILTIN_CORPUS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let docs: String = items
+        .iter()
+        .filter(|i| i.label == "benign" && i.category == "documents")
+        .map(|i| i.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let _ = writeln!(md, "### What windows cost\n");
+    let _ = writeln!(
+        md,
+        "Embedding time of one prompt (benign documents of the training corpus, cut to the \
+         length shown), in process on this machine ({}), p50 of 15 runs: the message alone (what \
+         the gateway embedded before windows) and the message plus its windows in one batch (what \
+         it embeds now). Window spec: {} characters, stride {}, at most {} windows. Load average \
+         at the start: {}.\n",
+        cpu_model(),
+        spec.chars,
+        spec.stride,
+        spec.max,
+        load_avg()
+    );
+    let _ = writeln!(
+        md,
+        "| prompt (characters) | tokens read whole | windows | message alone p50 (ms) | with windows p50 (ms) | added (ms) |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    for n in [800usize, 2_000, 4_000, 8_000, 16_000] {
+        let cut = docs.char_indices().nth(n).map_or(docs.len(), |(i, _)| i);
+        let text = &docs[..cut];
+        let parts: Vec<&str> = injection::windows(text, spec)
+            .into_iter()
+            .filter_map(|r| text.get(r))
+            .collect();
+        let mut batch = vec![text];
+        batch.extend(&parts);
+        let time = |texts: &[&str]| -> anyhow::Result<Duration> {
+            let mut t = Vec::new();
+            for _ in 0..15 {
+                let start = Instant::now();
+                enc.encode(texts).map_err(|e| anyhow::anyhow!("{e}"))?;
+                t.push(start.elapsed());
+            }
+            t.sort();
+            Ok(t[t.len() / 2])
+        };
+        let alone = time(&[text])?;
+        let with = time(&batch)?;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            text.chars().count(),
+            enc.count_tokens(text).unwrap_or(0),
+            parts.len(),
+            ms(alone),
+            ms(with),
+            ms(with.saturating_sub(alone))
+        );
+    }
+    let _ = writeln!(md);
     Ok(())
 }

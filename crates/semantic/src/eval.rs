@@ -83,10 +83,14 @@ pub fn builtin_corpus(enc: &dyn SentenceEncoder) -> Result<Corpus, EmbedError> {
 /// group, the embedding, the rule hits (0/1 in rule order) and the length in characters —
 /// exactly what [`Injection::classify`] computes at run time. `data/injection/src/train.py`
 /// reads it.
+///
+/// With `windows`, each row also lists the windows of a long text (as the gateway cuts them,
+/// [`injection::windows`]), each with its text, embedding, rule hits and length.
 pub fn injection_features(
     enc: &dyn SentenceEncoder,
     jsonl: &str,
     out: &mut dyn std::io::Write,
+    windows: Option<injection::WindowSpec>,
 ) -> Result<usize, EmbedError> {
     #[derive(Deserialize)]
     struct Row {
@@ -106,19 +110,40 @@ pub fn injection_features(
     let det = Injection::with_method("features", Action::Log, true, injection::Method::None);
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
     let vecs = embed(enc, &texts)?;
-    for (r, v) in rows.iter().zip(vecs) {
-        let hits: Vec<u8> = det
-            .rule_matches(&r.text)
+    let hits = |t: &str| -> Vec<u8> {
+        det.rule_matches(t)
             .iter()
             .map(|m| u8::from(m.is_some()))
+            .collect()
+    };
+    for (r, v) in rows.iter().zip(vecs) {
+        let parts: Vec<String> = windows
+            .map(|spec| injection::windows(&r.text, spec))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|w| r.text.get(w).map(str::to_string))
+            .collect();
+        let wvecs = embed(enc, &parts)?;
+        let wins: Vec<serde_json::Value> = parts
+            .iter()
+            .zip(&wvecs)
+            .map(|(t, wv)| {
+                serde_json::json!({
+                    "text": t,
+                    "chars": t.chars().count(),
+                    "rules": hits(t),
+                    "embedding": &wv[..],
+                })
+            })
             .collect();
         let line = serde_json::json!({
             "label": r.label,
             "category": r.category,
             "group": r.group,
             "chars": r.text.chars().count(),
-            "rules": hits,
+            "rules": hits(&r.text),
             "embedding": &v[..],
+            "windows": wins,
         });
         writeln!(out, "{line}").map_err(|e| EmbedError::Model(e.to_string()))?;
     }
@@ -130,6 +155,8 @@ pub struct EmbeddedSet {
     pub name: &'static str,
     /// (text, category, is attack, embedding)
     pub items: Vec<(String, String, bool, Vector)>,
+    /// Per item: its windows and their embeddings (empty for a text that fits in one window).
+    pub windows: Vec<Vec<(String, Vector)>>,
 }
 
 impl EmbeddedSet {
@@ -142,21 +169,36 @@ impl EmbeddedSet {
 }
 
 /// Embed an evaluation set given as attacks and benign JSON lines.
+/// With `windows`, long texts are also cut into windows (as the gateway does) and those embedded.
 pub fn embed_set(
     enc: &dyn SentenceEncoder,
     name: &'static str,
     attacks: &str,
     benign: &str,
+    windows: Option<injection::WindowSpec>,
 ) -> Result<EmbeddedSet, EmbedError> {
     let mut items = Vec::new();
+    let mut wins = Vec::new();
     for (text, is_attack) in [(attacks, true), (benign, false)] {
         let set: Vec<Labelled> = lines(text);
         let texts: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
         for (l, v) in set.into_iter().zip(embed(enc, &texts)?) {
+            let parts: Vec<String> = windows
+                .map(|spec| injection::windows(&l.text, spec))
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|w| l.text.get(w).map(str::to_string))
+                .collect();
+            let vecs = embed(enc, &parts)?;
+            wins.push(parts.into_iter().zip(vecs).collect());
             items.push((l.text, l.category, is_attack, v));
         }
     }
-    Ok(EmbeddedSet { name, items })
+    Ok(EmbeddedSet {
+        name,
+        items,
+        windows: wins,
+    })
 }
 
 /// Per-category counts.
@@ -211,10 +253,11 @@ pub fn evaluate_injection(
         false_positives: Vec::new(),
         misses: Vec::new(),
     };
-    for (text, category, is_attack, v) in &set.items {
+    for ((text, category, is_attack, v), windows) in set.items.iter().zip(&set.windows) {
         let findings = det.scan(&ScanInput {
             text,
             embedding: Some(v),
+            windows,
             direction: Direction::Request,
             whole: None,
         });

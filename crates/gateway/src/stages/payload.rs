@@ -278,10 +278,35 @@ pub async fn before_route(
     let needs_embedding =
         plan.request.uses_embedding() || semantic_cache || router.is_some() || has_collections;
     let mut embedding: Option<Vector> = None;
+    // Windows of a long last user message, for guardrails that read past the encoder's 256
+    // tokens (the injection classifier); embedded in one batch with the message itself.
+    let mut windows: Vec<(String, Vector)> = Vec::new();
     if let (true, Some(q), Some(e)) = (needs_embedding, &query, &rt.embedder) {
         let t = Instant::now();
-        match embed_one(e.as_ref(), q).await {
-            Ok(v) => embedding = Some(v),
+        let ranges = plan.request.windows(q);
+        let mut texts: Vec<String> = Vec::with_capacity(1 + ranges.len());
+        texts.push(q.clone());
+        texts.extend(
+            ranges
+                .into_iter()
+                .filter_map(|r| q.get(r))
+                .map(str::to_string),
+        );
+        let embedded = if texts.len() == 1 {
+            embed_one(e.as_ref(), q).await.map(|v| vec![v])
+        } else {
+            e.embed(&texts).await
+        };
+        match embedded {
+            Ok(vs) if vs.len() == texts.len() => {
+                let mut vs = vs.into_iter();
+                embedding = vs.next();
+                windows = texts.into_iter().skip(1).zip(vs).collect();
+            }
+            Ok(_) => {
+                gw.metrics.embedding_errors.inc();
+                tracing::warn!("the embedder returned the wrong number of vectors; semantic checks skipped for this request");
+            }
             Err(err) => {
                 gw.metrics.embedding_errors.inc();
                 tracing::warn!(error = %err, "embedding failed; semantic checks skipped for this request");
@@ -308,6 +333,7 @@ pub async fn before_route(
             let input = ScanInput {
                 text: &seg.text,
                 embedding: if is_query { embedding.as_deref() } else { None },
+                windows: if is_query { &windows } else { &[] },
                 direction: Direction::Request,
                 whole: (i == 0).then_some(&whole),
             };
@@ -323,6 +349,7 @@ pub async fn before_route(
             ev.merge_verdicts(plan.request.evaluate(&ScanInput {
                 text: "",
                 embedding: None,
+                windows: &[],
                 direction: Direction::Request,
                 whole: Some(&whole),
             }));

@@ -10,6 +10,12 @@
 //!   (`data/injection/classifier.json`, versioned with the corpus) are built into the binary and
 //!   inference is one dot product per class. A text is an attack when the probability of every
 //!   attack class together reaches `min_score`; the finding names the likeliest attack class.
+//! - **Windows**: the encoder reads only a text's first 256 tokens, so an instruction buried
+//!   deep in a long document would never be seen. A text longer than the classifier's window
+//!   ([`WindowSpec`], in `classifier.json`) is also cut into overlapping windows — at most
+//!   `max` of them, spread evenly over the text when more would be needed — and each window is
+//!   embedded and scored like a prompt of its own (its embedding, the rules that fire on it and
+//!   its length); the text's score is the highest. The rules always run over the whole text.
 //! - **Nearest** (`method: nearest`, the v1 detector, and the only one for a custom corpus): the
 //!   embedding is compared with the corpus; a text is an attack when its nearest attack is at
 //!   least `threshold` similar *and* at least `margin` more similar than its nearest benign
@@ -18,6 +24,7 @@
 //! The evaluation sets (`data/injection/eval/`) are kept apart from the corpus: the detector is
 //! never trained on, nor matches against, the prompts it is scored on (`infergate semantic eval`).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -42,6 +49,64 @@ pub const DEFAULT_MARGIN: f32 = 0.04;
 /// [`RULES`] order): the text's length as `ln(1 + chars) / 8`.
 pub const EXTRA_FEATURES: &[&str] = &["log_chars"];
 
+/// How a long text is cut into windows for the classifier: `chars` characters per window, a new
+/// window every `stride` characters, at most `max` windows (then spread evenly over the text, so
+/// the last window always ends at the end of the text; a text longer than `max x chars` has gaps
+/// between windows, which the rules still read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct WindowSpec {
+    pub chars: usize,
+    pub stride: usize,
+    pub max: usize,
+}
+
+/// The windows (byte ranges) of `text` under `spec`; empty when the text fits in one window
+/// (it is then scored whole). Window edges are moved to the nearest whitespace within 24
+/// characters, so windows start and end on word boundaries where the text has any.
+pub fn windows(text: &str, spec: WindowSpec) -> Vec<Range<usize>> {
+    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let n = starts.len();
+    if spec.chars == 0 || spec.max == 0 || n <= spec.chars {
+        return Vec::new();
+    }
+    let byte = |c: usize| if c >= n { text.len() } else { starts[c] };
+    let is_space = |c: usize| c < n && text[byte(c)..].starts_with(char::is_whitespace);
+    let span = n - spec.chars;
+    let stride = spec.stride.max(1);
+    let needed = span.div_ceil(stride) + 1;
+    let count = needed.min(spec.max.max(1));
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(count);
+    for k in 0..count {
+        let mut s = if count == needed {
+            (k * stride).min(span)
+        } else if count == 1 {
+            0
+        } else {
+            (k * span + (count - 1) / 2) / (count - 1)
+        };
+        let mut e = s + spec.chars;
+        // start just after a space, end just before one (when one is near)
+        if s > 0 {
+            if let Some(d) = (0..24).find(|d| s + d < e && is_space(s + d)) {
+                s += d + 1;
+            }
+        }
+        if e < n {
+            if let Some(d) = (0..24).find(|d| e - d > s && is_space(e - d)) {
+                e -= d;
+            }
+        }
+        let (s, e) = (byte(s), byte(e));
+        let part = &text[s..e];
+        let r =
+            s + (part.len() - part.trim_start().len())..e - (part.len() - part.trim_end().len());
+        if out.last() != Some(&r) && !r.is_empty() {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// A trained classifier: for each class a weight per feature (embedding, rules, extras) and a
 /// bias; classes are `benign` and the attack categories.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +121,9 @@ pub struct Classifier {
     pub weights: Vec<Vec<f32>>,
     /// The cutoff chosen on held-out training data (the default `min_score`).
     pub threshold: f32,
+    /// How long texts are cut into windows (None: only the text's first 256 tokens are read).
+    #[serde(default)]
+    pub windows: Option<WindowSpec>,
 }
 
 impl Classifier {
@@ -509,7 +577,20 @@ impl Guardrail for Injection {
                 min_score,
             } => {
                 let hits: Vec<bool> = matches.iter().map(Option::is_some).collect();
-                if let Some((cat, p)) = classifier.score(v, &hits, input.text.chars().count()) {
+                let mut best = classifier.score(v, &hits, input.text.chars().count());
+                for (part, wv) in input.windows {
+                    let hits: Vec<bool> = self
+                        .rule_matches(part)
+                        .iter()
+                        .map(Option::is_some)
+                        .collect();
+                    if let Some(s) = classifier.score(wv, &hits, part.chars().count()) {
+                        if best.is_none_or(|(_, b)| s.1 > b) {
+                            best = Some(s);
+                        }
+                    }
+                }
+                if let Some((cat, p)) = best {
                     if p >= *min_score {
                         out.push(Finding {
                             kind: category(cat),
@@ -525,6 +606,16 @@ impl Guardrail for Injection {
             }
         }
         out
+    }
+
+    fn windows(&self, text: &str) -> Vec<Range<usize>> {
+        match &self.method {
+            Method::Classifier { classifier, .. } => classifier
+                .windows
+                .map(|spec| windows(text, spec))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     fn stream_window(&self) -> Option<usize> {
@@ -644,6 +735,90 @@ mod tests {
         assert!(Classifier::parse(&other.to_string())
             .unwrap_err()
             .contains("retrain"));
+    }
+
+    #[test]
+    fn long_texts_are_cut_into_bounded_overlapping_windows_on_word_boundaries() {
+        let spec = WindowSpec {
+            chars: 100,
+            stride: 50,
+            max: 8,
+        };
+        // fits in one window: scored whole
+        assert!(windows(&"word ".repeat(20), spec).is_empty());
+        // 300 characters: windows every ~50, overlapping, covering the start and the end
+        let text = "abcd ".repeat(60);
+        let w = windows(&text, spec);
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert_eq!(w[0].start, 0);
+        assert!(w.last().unwrap().end >= text.trim_end().len());
+        for pair in w.windows(2) {
+            assert!(pair[1].start < pair[0].end, "overlap: {w:?}");
+        }
+        for r in &w {
+            assert!(r.len() <= 100);
+            let part = &text[r.clone()];
+            assert!(!part.starts_with(' ') && !part.ends_with(' '), "{part:?}");
+        }
+        // a long text: at most `max` windows, spread evenly, still from start to end
+        let long = "abcd ".repeat(2000);
+        let w = windows(&long, spec);
+        assert_eq!(w.len(), 8);
+        assert_eq!(w[0].start, 0);
+        assert!(w[7].end >= long.trim_end().len());
+        // multi-byte text and text without spaces: ranges stay on char boundaries
+        let cjk = "指令".repeat(200);
+        for r in windows(&cjk, spec) {
+            assert!(cjk.get(r.clone()).is_some(), "{r:?}");
+            assert_eq!(cjk[r].chars().count(), 100);
+        }
+    }
+
+    #[test]
+    fn a_window_can_flag_a_text_its_whole_embedding_does_not() {
+        // one embedding dimension says attack; the whole text's vector is benign, one window's
+        // vector is not
+        let width = 2 + RULES.len() + EXTRA_FEATURES.len() + 1;
+        let mut attack = vec![0.0; width];
+        attack[0] = 10.0;
+        let json = serde_json::json!({
+            "version": "t", "corpus_version": "t",
+            "classes": ["benign", "indirect_injection"], "embedding_dim": 2,
+            "rules": RULES.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "extra": EXTRA_FEATURES, "threshold": 0.9,
+            "windows": {"chars": 10, "stride": 5, "max": 4},
+            "weights": [vec![0.0; width], attack],
+        });
+        let c = Arc::new(Classifier::parse(&json.to_string()).unwrap());
+        let det = Injection::with_method(
+            "inj",
+            Action::Block,
+            true,
+            Method::Classifier {
+                min_score: 0.9,
+                classifier: c,
+            },
+        );
+        let text = "plain words here and then more plain words";
+        assert_eq!(det.windows(text).len(), 4);
+        assert!(det.windows("short").is_empty());
+        let whole = [0.0f32, 1.0];
+        let benign: Vector = Arc::from(vec![0.0f32, 1.0]);
+        let hostile: Vector = Arc::from(vec![1.0f32, 0.0]);
+        let scan = |windows: &[(String, Vector)]| {
+            det.scan(&ScanInput {
+                text,
+                embedding: Some(&whole),
+                windows,
+                direction: Direction::Request,
+                whole: None,
+            })
+        };
+        assert!(scan(&[("plain".into(), benign.clone())]).is_empty());
+        let f = scan(&[("plain".into(), benign), ("then".into(), hostile)]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, "indirect_injection");
+        assert!(f[0].score.unwrap() > 0.99);
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub struct ScanInput<'a> {
     /// The embedding of the text (the last user message for requests), when some guardrail of
     /// the set uses embeddings. Computed once per request and shared.
     pub embedding: Option<&'a [f32]>,
+    /// Windows of a long text and their embeddings (window text, vector), when a guardrail asked
+    /// for them ([`Guardrail::windows`]; for requests, windows of the last user message);
+    /// empty otherwise.
+    pub windows: &'a [(String, crate::vector::Vector)],
     pub direction: Direction,
     /// The whole prompt's size, given with the first text of a request only (size caps judge
     /// the prompt once, not each message).
@@ -116,6 +120,7 @@ impl<'a> ScanInput<'a> {
         Self {
             text,
             embedding: None,
+            windows: &[],
             direction,
             whole: None,
         }
@@ -139,6 +144,11 @@ pub trait Guardrail: Send + Sync {
     /// Whether [`ScanInput::embedding`] must be provided.
     fn uses_embedding(&self) -> bool {
         false
+    }
+    /// Windows (byte ranges) of a long `text` whose embeddings this guardrail also wants, in
+    /// [`ScanInput::windows`]; only asked of a text whose embedding is computed.
+    fn windows(&self, _text: &str) -> Vec<Range<usize>> {
+        Vec::new()
     }
     /// Scan one text.
     fn scan(&self, input: &ScanInput<'_>) -> Vec<Finding>;
@@ -299,6 +309,18 @@ impl GuardSet {
 
     pub fn uses_embedding(&self) -> bool {
         self.guardrails.iter().any(|g| g.uses_embedding())
+    }
+
+    /// The windows of `text` any guardrail wants embedded (sorted, without repeats).
+    pub fn windows(&self, text: &str) -> Vec<Range<usize>> {
+        let mut all: Vec<Range<usize>> = self
+            .guardrails
+            .iter()
+            .flat_map(|g| g.windows(text))
+            .collect();
+        all.sort_by_key(|r| (r.start, r.end));
+        all.dedup();
+        all
     }
 
     /// Whether any guardrail can change or stop the text (redact or block).

@@ -85,6 +85,7 @@ mod tests {
         let f = g.scan(&ScanInput {
             text: "x",
             embedding: None,
+            windows: &[],
             direction: Direction::Request,
             whole: Some(&whole),
         });
@@ -92,6 +93,7 @@ mod tests {
         let f = g.scan(&ScanInput {
             text: "x",
             embedding: None,
+            windows: &[],
             direction: Direction::Request,
             whole: None,
         });

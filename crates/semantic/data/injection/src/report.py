@@ -6,7 +6,9 @@ over one dot product per class). Writes Markdown to stdout.
 
     for s in blind v1; do python3 - <<EOF ... EOF; done   # see docs/benchmarks/guardrails.md
 
-Arguments: corpus features, blind-set features, v1-set features (each eval file with a `label`).
+Arguments: corpus features, blind-set features, v1-set features (each eval file with a `label`;
+written with `--windows` equal to the classifier's `windows`, a text's score is the highest over
+it and its windows, as in the gateway).
 """
 import json
 import sys
@@ -27,7 +29,16 @@ def load(fn):
     L -= L.max(1, keepdims=True)
     P = np.exp(L)
     P /= P.sum(1, keepdims=True)
-    return dict(p=1 - P[:, 0], rules=np.array([sum(r["rules"]) > 0 for r in rows]),
+    p = 1 - P[:, 0]
+    # windows of long texts (feature files written with --windows, as the classifier's spec)
+    for i, r in enumerate(rows):
+        for w in r.get("windows", []):
+            x = np.array(w["embedding"] + w["rules"] + [np.log1p(w["chars"]) / 8, 1.0])
+            lw = W @ x
+            lw -= lw.max()
+            pw = np.exp(lw)
+            p[i] = max(p[i], 1 - pw[0] / pw.sum())
+    return dict(p=p, rules=np.array([sum(r["rules"]) > 0 for r in rows]),
                 att=np.array([r["label"] == "attack" for r in rows]),
                 cat=np.array([r["category"] for r in rows]), emb=E)
 
