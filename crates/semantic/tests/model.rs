@@ -222,27 +222,7 @@ fn long_batches_keep_each_text_its_own_vector() {
 }
 
 /// About 420 tokens of an ordinary document (meeting notes), no instruction to any model.
-const LONG_NOTES: &str = "Minutes of the Riverside Community Garden committee, March meeting. \
-Present: the chair, the treasurer, the secretary and eleven members. The chair opened the meeting \
-at seven and thanked everyone for coming despite the rain. The minutes of the February meeting were \
-read and approved without changes. The treasurer reported that the spring plant sale raised a little \
-over nine hundred dollars, most of it from tomato and pepper seedlings, and that the water bill for \
-the winter quarter was lower than last year because the leaking tap near the tool shed was finally \
-repaired. Members asked whether the surplus could pay for a second compost bin; the treasurer agreed \
-to get two quotes before the next meeting. The secretary read a letter from the city parks office \
-confirming that the garden's lease is renewed for another three years on the same terms, and that \
-the city will deliver wood chips for the paths in April. A member raised the problem of rabbits \
-eating the lettuce beds along the fence; after some discussion the committee agreed to buy low wire \
-mesh and to ask volunteers to install it on the first Saturday of April. The children's planting day \
-will be held on the twelfth of May, with the local school bringing two classes; volunteers are needed \
-to prepare the beds, lend gloves and supervise the watering. The chair reminded everyone that plots \
-left untended for more than six weeks may be reassigned to people on the waiting list, which now has \
-fourteen names. The committee discussed the rota for opening and closing the gate on weekdays and \
-agreed that members may swap days as long as they update the shared calendar. A proposal to keep \
-bees on the north corner was postponed until the insurance question is answered. The harvest supper \
-will take place in September as usual, and the committee thanked the two members who offered to \
-organise it again. There being no other business, the meeting closed at half past eight. The next \
-meeting is on the second Tuesday of April in the library's community room.";
+const LONG_NOTES: &str = include_str!("data/long_notes.txt");
 
 #[test]
 fn injection_windows_find_an_instruction_buried_in_a_long_document() {
