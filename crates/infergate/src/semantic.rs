@@ -78,7 +78,7 @@ fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
     let enc = load(&a.model_dir)?;
     let text = match &a.input {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
-        None => injection::BUILTIN_CORPUS.to_string(),
+        None => injection::builtin_corpus().to_string(),
     };
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&a.out).with_context(|| format!("{}", a.out.display()))?,
@@ -845,7 +845,7 @@ fn window_cost(
     spec: injection::WindowSpec,
 ) -> anyhow::Result<()> {
     let (_, items) =
-        injection::parse_corpus(injection::BUILTIN_CORPUS).map_err(|e| anyhow::anyhow!("{e}"))?;
+        injection::parse_corpus(injection::builtin_corpus()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let docs: String = items
         .iter()
         .filter(|i| i.label == "benign" && i.category == "documents")

@@ -3,7 +3,7 @@
 //! (`infergate semantic eval` / `bench`) writes them to `docs/benchmarks/`.
 //!
 //! The injection detector is scored on `data/injection/eval/` only, and matches against
-//! `data/injection/corpus.jsonl` only: the two share no prompt (`data/injection/src/build.py`
+//! `data/injection/corpus.jsonl.gz` only: the two share no prompt (`data/injection/src/build.py`
 //! asserts it).
 
 use std::collections::BTreeMap;
@@ -60,7 +60,7 @@ fn embed(enc: &dyn SentenceEncoder, texts: &[String]) -> Result<Vec<Vector>, Emb
 /// Embed the built-in corpus.
 pub fn builtin_corpus(enc: &dyn SentenceEncoder) -> Result<Corpus, EmbedError> {
     let (version, items) =
-        injection::parse_corpus(injection::BUILTIN_CORPUS).map_err(EmbedError::Model)?;
+        injection::parse_corpus(injection::builtin_corpus()).map_err(EmbedError::Model)?;
     let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();
     let vecs = embed(enc, &texts)?;
     let mut c = Corpus {

@@ -490,7 +490,7 @@ pub async fn load_corpus(
         Some(p) => {
             std::fs::read_to_string(p).map_err(|err| format!("injection corpus {p}: {err}"))?
         }
-        None => injection::BUILTIN_CORPUS.to_string(),
+        None => injection::builtin_corpus().to_string(),
     };
     let (version, items) = injection::parse_corpus(&text)?;
     let texts: Vec<String> = items.iter().map(|i| i.text.clone()).collect();

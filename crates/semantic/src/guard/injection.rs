@@ -6,7 +6,7 @@
 //!   every text of the request, at regex cost.
 //! - **Classifier** (the default `method`): a multinomial logistic regression over the request's
 //!   embedding (its last user message), which rules fired on that text and its length, trained
-//!   offline on `data/injection/corpus.jsonl` by `data/injection/src/train.py`; the weights
+//!   offline on `data/injection/corpus.jsonl.gz` by `data/injection/src/train.py`; the weights
 //!   (`data/injection/classifier.json`, versioned with the corpus) are built into the binary and
 //!   inference is one dot product per class. A text is an attack when the probability of every
 //!   attack class together reaches `min_score`; the finding names the likeliest attack class.
@@ -34,8 +34,25 @@ use super::pii::never;
 use super::{Action, Finding, Guardrail, ScanInput};
 use crate::vector::{dot, Vector};
 
-/// The corpus shipped with infergate (version in the file's first record).
-pub const BUILTIN_CORPUS: &str = include_str!("../../data/injection/corpus.jsonl");
+/// The corpus shipped with infergate (version in the file's first record), JSON lines. Kept
+/// gzip-compressed in the repository and the binary (3.9 MB of text, 0.7 MB compressed) and
+/// decompressed once, on first use.
+pub fn builtin_corpus() -> &'static str {
+    static CORPUS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(|| {
+        use std::io::Read as _;
+        let gz: &[u8] = include_bytes!("../../data/injection/corpus.jsonl.gz");
+        let mut text = String::new();
+        // The file is part of the build: a corrupt copy is a broken build, found by the tests.
+        if flate2::read::GzDecoder::new(gz)
+            .read_to_string(&mut text)
+            .is_err()
+        {
+            text.clear();
+        }
+        text
+    })
+}
 
 /// The classifier trained on the built-in corpus (`data/injection/src/train.py`).
 pub const BUILTIN_CLASSIFIER: &str = include_str!("../../data/injection/classifier.json");
@@ -699,7 +716,7 @@ mod tests {
         assert_eq!(c.embedding_dim, 384);
         assert!(c.version.starts_with("clf-"), "{}", c.version);
         assert!((0.0..=1.0).contains(&c.threshold));
-        let (corpus_version, _) = parse_corpus(BUILTIN_CORPUS).unwrap();
+        let (corpus_version, _) = parse_corpus(builtin_corpus()).unwrap();
         assert_eq!(
             c.corpus_version, corpus_version,
             "retrain after changing the corpus"
@@ -823,7 +840,7 @@ mod tests {
 
     #[test]
     fn builtin_corpus_parses_and_has_both_labels() {
-        let (version, items) = parse_corpus(BUILTIN_CORPUS).unwrap();
+        let (version, items) = parse_corpus(builtin_corpus()).unwrap();
         assert!(version.starts_with('v'), "{version}");
         assert!(items.iter().filter(|i| i.label == "attack").count() >= 100);
         assert!(items.iter().filter(|i| i.label == "benign").count() >= 50);

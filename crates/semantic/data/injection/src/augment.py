@@ -19,6 +19,7 @@ Writes JSON lines (the corpus format plus `sources`, the groups each item was ma
 `train.py` uses an augmented item only in training folds that hold every group in `sources`, so
 cross-validation never trains on a test fold's document or attack. Deterministic (fixed seed).
 """
+import gzip
 import json
 import os
 import random
@@ -31,7 +32,7 @@ SEED = 20261124
 PER_DOC_ATTACK = 3
 PER_DOC_BENIGN = 1
 
-rows = [json.loads(l) for l in open(os.path.join(ROOT, "corpus.jsonl")) if l.strip()]
+rows = [json.loads(l) for l in gzip.open(os.path.join(ROOT, "corpus.jsonl.gz"), "rt", encoding="utf-8") if l.strip()]
 version = rows[0]["version"]
 rows = [r for r in rows[1:] if r.get("text")]
 docs = [r for r in rows if r["label"] == "benign" and r["category"] == "documents"]

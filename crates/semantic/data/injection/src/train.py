@@ -41,6 +41,7 @@ every benign category; the candidate with the best worst-category recall at its 
 false positives exceed the budget even at the highest cutoff come last.) The evaluation sets
 play no part.
 """
+import gzip
 import hashlib
 import json
 import os
@@ -65,7 +66,7 @@ ATTACK_WINDOWS = ("all", "none")
 AUGMENT = (True,)
 
 ROOT = os.path.dirname(OUT)
-corpus_lines = [json.loads(l) for l in open(os.path.join(ROOT, "corpus.jsonl")) if l.strip()]
+corpus_lines = [json.loads(l) for l in gzip.open(os.path.join(ROOT, "corpus.jsonl.gz"), "rt", encoding="utf-8") if l.strip()]
 corpus_version = corpus_lines[0]["version"]
 corpus_items = [r for r in corpus_lines[1:] if r.get("text")]
 aug_items = [r for r in (json.loads(l) for l in open(AUG_JSONL) if l.strip()) if r.get("text")]
