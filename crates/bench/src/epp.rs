@@ -632,17 +632,8 @@ pub async fn run(args: &EppBenchArgs) -> anyhow::Result<()> {
     // 1. Overhead: Envoy alone vs Envoy + picker, same zero-latency backend.
     let mut overhead = Vec::new();
     if wants("overhead") {
-        let latency0 = [
-            "--time-to-first-token",
-            "0",
-            "--inter-token-latency",
-            "0",
-            "--max-num-seqs",
-            "100000",
-            "--max-waiting-queue-length",
-            "100000",
-        ];
-        let (backend, bports) = bench.start_sims(1, &latency0, "overhead")?;
+        let (backend, bports) =
+            bench.start_sims(1, &crate::process::ZERO_LATENCY_SIM, "overhead")?;
         let (epp, epp_port) = bench.start_epp(&bports, "overhead").await?;
         let (plain, plain_addr) = bench.start_envoy(&bports, &[], "plain").await?;
         let (withepp, epp_addr) = bench.start_envoy(&bports, &[epp_port], "epp").await?;

@@ -476,20 +476,15 @@ impl Bench {
             "--served-model-name",
             TARGET_MODEL,
             PUBLIC_MODEL,
-            "--time-to-first-token",
-            "0",
-            "--inter-token-latency",
-            "0",
-            "--max-num-seqs",
-            "100000",
-            "--max-waiting-queue-length",
-            "100000",
+        ]
+        .iter()
+        .chain(&crate::process::ZERO_LATENCY_SIM)
+        .chain(&[
             "--enable-kvcache",
             "false",
             "--max-request-body-size-mb",
             "16",
-        ]
-        .iter()
+        ])
         .map(ToString::to_string)
         .collect();
         let p = Process::spawn(

@@ -460,6 +460,19 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// `infergate sim` flags for a backend that adds no latency and never queues: what the overhead
+/// benchmarks put behind the proxy under test.
+pub const ZERO_LATENCY_SIM: [&str; 8] = [
+    "--time-to-first-token",
+    "0",
+    "--inter-token-latency",
+    "0",
+    "--max-num-seqs",
+    "100000",
+    "--max-waiting-queue-length",
+    "100000",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,19 @@ metadata: {name: critical}
 spec: {priority: 10, poolRef: {name: pool}}
 ";
 
+/// Send request `n` as the `batch` objective (sheddable) in a task of its own.
+fn spawn_batch(url: &str, n: usize) -> tokio::task::JoinHandle<Reply> {
+    let url = url.to_string();
+    tokio::spawn(async move {
+        post_with(
+            &url,
+            request(n),
+            &[("x-gateway-inference-objective", "batch")],
+        )
+        .await
+    })
+}
+
 fn request(n: usize) -> String {
     serde_json::json!({
         "model": MODEL,
@@ -40,19 +53,7 @@ async fn sheddable_traffic_is_refused_with_429_while_critical_traffic_gets_throu
     let gw = gateway(&(config_yaml(&sims.addrs(), "") + OBJECTIVES)).await;
     let url = format!("{}/v1/chat/completions", gw.base);
 
-    let wave: Vec<_> = (0..40)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                post_with(
-                    &url,
-                    request(i),
-                    &[("x-gateway-inference-objective", "batch")],
-                )
-                .await
-            })
-        })
-        .collect();
+    let wave: Vec<_> = (0..40).map(|i| spawn_batch(&url, i)).collect();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // Critical requests arrive in the middle of it: never refused, they wait for capacity.
     let critical: Vec<_> = (0..4)
@@ -290,17 +291,7 @@ async fn critical_request_home(with_prefill_scorer: bool) -> (String, String, St
     .await;
 
     // A batch request goes to the other replica (emptier cache) and starts its prefill.
-    let batch_task = {
-        let url = url.clone();
-        tokio::spawn(async move {
-            post_with(
-                &url,
-                request(1),
-                &[("x-gateway-inference-objective", "batch")],
-            )
-            .await
-        })
-    };
+    let batch_task = spawn_batch(&url, 1);
     until(&admin, "the batch request prefilling", |m| {
         metric(m, &series("infergate_endpoint_awaiting_first_byte", &prefilling)) == Some(1.0)
             // scraped since it was sent: the queue scorer sees both replicas alike
@@ -373,19 +364,7 @@ async fn the_reserve_keeps_batch_traffic_off_a_replica_while_critical_traffic_is
         Some(1.0),
         "{m}"
     );
-    let wave: Vec<_> = (0..30)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                post_with(
-                    &url,
-                    request(i),
-                    &[("x-gateway-inference-objective", "batch")],
-                )
-                .await
-            })
-        })
-        .collect();
+    let wave: Vec<_> = (0..30).map(|i| spawn_batch(&url, i)).collect();
     let mut served_by = std::collections::BTreeSet::new();
     let mut refused = 0;
     for w in wave {
