@@ -14,12 +14,16 @@
 //! 16 KB one does.
 //!
 //! The counting is `bpe-openai` (GitHub's `bpe` crates): the same encodings and the same counts
-//! as `tiktoken` (a test compares them on varied text), but its pre-tokenizer runs on
-//! `regex-automata` without backtracking and it counts without building the token list —
-//! `tiktoken-rs`'s `fancy_regex` pre-tokenizer was the largest cost of a request with limits on
-//! (`perf` under `infergate bench overhead --policy local`).
+//! as `tiktoken` (a test compares them on varied text), but it counts without building the token
+//! list — `tiktoken-rs`'s `fancy_regex` pre-tokenizer was the largest cost of a request with
+//! limits on (`perf` under `infergate bench overhead --policy local`). Two shortcuts on top, both
+//! exact: ASCII text in `cl100k_base` is split by a hand-written scanner of the encoding's
+//! pattern ([`crate::pretokenize`], checked piece for piece against the library's regex), and
+//! each thread remembers the counts of the short pieces (words) it has seen, so a common word is
+//! one hash lookup instead of a byte-pair encoding (`docs/benchmarks/token-estimate.md`).
 
 use bpe_openai::Tokenizer;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 /// Prompt text tokenized exactly; longer text is extrapolated from this prefix.
@@ -32,8 +36,8 @@ pub const REPLY_PRIMING: u64 = 3;
 /// A tiktoken encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    O200kBase,
-    Cl100kBase,
+    O200kBase = 0,
+    Cl100kBase = 1,
 }
 
 impl Encoding {
@@ -89,16 +93,68 @@ pub fn count_text(enc: Encoding, text: &str) -> u64 {
         return 0;
     }
     if text.len() <= EXACT_BYTES {
-        return enc.bpe().count(text) as u64;
+        return count_exact(enc, text);
     }
     let mut cut = EXACT_BYTES;
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    let prefix_tokens = enc.bpe().count(&text[..cut]) as u64;
+    let prefix_tokens = count_exact(enc, &text[..cut]);
     // Round up: an estimate that errs high is settled down; one that errs low lets a limit
     // overshoot.
     (prefix_tokens * text.len() as u64).div_ceil(cut as u64)
+}
+
+/// Pieces longer than this are counted every time (they are rare and seldom repeat).
+const MEMO_PIECE_BYTES: usize = 24;
+/// Distinct pieces remembered per thread and encoding before the memo starts afresh (~1 MB).
+const MEMO_ENTRIES: usize = 16 * 1024;
+
+thread_local! {
+    /// Token counts of recently seen pieces (words, mostly), per encoding: byte-pair-encoding a
+    /// piece costs ~100 ns, looking it up a tenth of that, and prompts repeat their words.
+    static MEMO: std::cell::RefCell<[FxHashMap<Box<[u8]>, u32>; 2]> = Default::default();
+}
+
+/// Forget this thread's memo of piece counts (benchmarks measure the cold case with it).
+#[doc(hidden)]
+pub fn reset_memo() {
+    MEMO.with(|m| m.borrow_mut().iter_mut().for_each(FxHashMap::clear));
+}
+
+/// Exactly tiktoken's count: the text split by the encoding's pre-tokenizer (by hand for ASCII
+/// text in `cl100k_base`, see [`crate::pretokenize`]), each piece byte-pair-encoded.
+fn count_exact(enc: Encoding, text: &str) -> u64 {
+    let tokenizer = enc.bpe();
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let memo = &mut memo[enc as usize];
+        let mut total = 0u64;
+        let mut piece = |p: &[u8]| {
+            if p.len() > MEMO_PIECE_BYTES {
+                total += tokenizer.bpe.count(p) as u64;
+                return;
+            }
+            if let Some(&n) = memo.get(p) {
+                total += u64::from(n);
+                return;
+            }
+            let n = tokenizer.bpe.count(p);
+            if memo.len() >= MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(p.into(), u32::try_from(n).unwrap_or(u32::MAX));
+            total += n as u64;
+        };
+        if enc == Encoding::Cl100kBase && text.is_ascii() {
+            crate::pretokenize::cl100k_ascii_pieces(text.as_bytes(), piece);
+        } else {
+            // Neither encoding normalises (NFC is off for both), so the library's split of the
+            // raw text is what its `count` splits.
+            tokenizer.split(text).for_each(|p| piece(p.as_bytes()));
+        }
+        total
+    })
 }
 
 /// Prompt tokens of a request, from the raw JSON of its `messages`, `prompt` or `input`.
@@ -242,7 +298,8 @@ mod tests {
         assert!(err < 0.02, "estimate {est} vs exact {exact}");
     }
 
-    /// The counts are tiktoken's, for both encodings, on text that exercises the
+    /// The counts are tiktoken's, for both encodings (the ASCII samples through the hand-written
+    /// `cl100k_base` pre-tokenizer, twice so that the second pass reads the memo), on text that exercises the
     /// pre-tokenizer's branches: contractions, digits, punctuation runs, newlines, trailing and
     /// repeated whitespace, code, JSON, accents, CJK, emoji.
     #[test]
@@ -268,10 +325,15 @@ mod tests {
             (Encoding::O200kBase, tiktoken_rs::o200k_base_singleton()),
         ];
         for (enc, reference) in tk {
-            for t in samples.iter().copied().chain([long.as_str()]) {
+            for t in samples
+                .iter()
+                .chain(&samples)
+                .copied()
+                .chain([long.as_str()])
+            {
                 assert_eq!(
-                    enc.bpe().count(t),
-                    reference.encode_ordinary(t).len(),
+                    count_exact(enc, t),
+                    reference.encode_ordinary(t).len() as u64,
                     "{} on {t:?}",
                     enc.name()
                 );

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod jwt;
 pub mod key;
 pub mod limit;
+mod pretokenize;
 pub mod redis_script;
 
 pub use identity::Identity;

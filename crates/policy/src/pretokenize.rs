@@ -1,0 +1,144 @@
+//! `cl100k_base`'s pre-tokenizer for ASCII text, as a hand-written scanner.
+//!
+//! Counting tokens splits the text into pieces with the encoding's regular expression, then
+//! byte-pair-encodes each piece. On a 1 KB English prompt `bpe-openai`'s regex split took about
+//! 20 µs — a third of what a request with token limits paid for its estimate. Most prompts are
+//! ASCII, and for ASCII the pattern
+//!
+//! ```text
+//! (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//! ```
+//!
+//! reduces to byte classes (letter `[A-Za-z]`, digit `[0-9]`, space `[\t\n\x0B\x0C\r ]`, the
+//! rest), so it can be scanned directly, alternatives tried in the pattern's order as the regex
+//! does. Text with any non-ASCII byte goes through the library's splitter. The two agree piece
+//! for piece: a property test compares them on random text over the classes' edge cases.
+
+/// `\s` on ASCII: tab, line feed, vertical tab, form feed, carriage return, space.
+fn space(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ')
+}
+
+fn newline(b: u8) -> bool {
+    b == b'\r' || b == b'\n'
+}
+
+/// `[^\s\p{L}\p{N}]` on ASCII.
+fn other(b: u8) -> bool {
+    !space(b) && !b.is_ascii_alphanumeric()
+}
+
+fn run(t: &[u8], from: usize, class: impl Fn(u8) -> bool) -> usize {
+    t[from..]
+        .iter()
+        .position(|&b| !class(b))
+        .map_or(t.len(), |k| from + k)
+}
+
+/// Length of the piece that starts at `i` (`i < t.len()`, `t` ASCII).
+fn piece_len(t: &[u8], i: usize) -> usize {
+    let n = t.len();
+    let c = t[i];
+    let next = |k: usize| t.get(i + k).map(u8::to_ascii_lowercase);
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+    if c == b'\'' {
+        match next(1) {
+            Some(b's' | b't' | b'm' | b'd') => return 2,
+            Some(b'r' | b'v') if next(2) == Some(b'e') => return 3,
+            Some(b'l') if next(2) == Some(b'l') => return 3,
+            _ => {}
+        }
+    }
+    // [^\r\n\p{L}\p{N}]?\p{L}+
+    if c.is_ascii_alphabetic() {
+        return run(t, i, |b| b.is_ascii_alphabetic()) - i;
+    }
+    if !newline(c) && !c.is_ascii_digit() && t.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
+        return run(t, i + 1, |b| b.is_ascii_alphabetic()) - i;
+    }
+    // \p{N}{1,3}
+    if c.is_ascii_digit() {
+        return run(t, i, |b| b.is_ascii_digit()).min(i + 3) - i;
+    }
+    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+    let start = if c == b' ' && t.get(i + 1).is_some_and(|&b| other(b)) {
+        i + 1
+    } else {
+        i
+    };
+    if other(t[start]) {
+        let end = run(t, start, other);
+        return run(t, end, newline) - i;
+    }
+    // Whitespace from here on: `c` is neither a letter, a digit nor `other`.
+    let end = run(t, i, space);
+    // \s*[\r\n]+ : up to and including the run's last line break.
+    if let Some(k) = t[i..end].iter().rposition(|&b| newline(b)) {
+        return k + 1;
+    }
+    // \s+(?!\S) : the whole run at the end of the text, else all but its last character
+    // (which then starts the next piece); a single space is `\s+` alone.
+    if end == n || end - i == 1 {
+        end - i
+    } else {
+        end - i - 1
+    }
+}
+
+/// Call `f` with each piece of the ASCII text `t`, in order.
+pub fn cl100k_ascii_pieces<'a>(t: &'a [u8], mut f: impl FnMut(&'a [u8])) {
+    debug_assert!(t.is_ascii());
+    let mut i = 0;
+    while i < t.len() {
+        let len = piece_len(t, i);
+        f(&t[i..i + len]);
+        i += len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ours(t: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        cl100k_ascii_pieces(t.as_bytes(), |p| {
+            v.push(std::str::from_utf8(p).expect("ASCII pieces"));
+        });
+        v
+    }
+
+    fn library(t: &str) -> Vec<&str> {
+        bpe_openai::cl100k_base().split(t).collect()
+    }
+
+    #[test]
+    fn splits_like_the_regex_on_the_patterns_branches() {
+        for t in [
+            "Hello, world! I'm here; you're there, we'll see.\n\n",
+            "    indented code:\n\tfn main() { println!(\"{}\", 42_000 + 3.14159); }\n   ",
+            "'S 'T 'RE 'Ve 'LL 'd 'x 'sup don't O'Neil's ''s",
+            "12345 1 22 333 4444 a1b2 x99y",
+            "a\n  b  \n\n c \r\n\r\n\t\t d \x0b\x0c e\x00\x01\x7f f",
+            "trailing   ",
+            " ",
+            "\n",
+            "  ",
+            " (x) ?! ...\n\n\r ok",
+            "",
+        ] {
+            assert_eq!(ours(t), library(t), "{t:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// Random ASCII text over every class the pattern distinguishes, and the characters
+        /// it treats specially (apostrophes, contraction letters, each kind of whitespace).
+        #[test]
+        fn splits_like_the_regex_on_random_ascii(t in "[ a-zA-Z0-9'sStTrReEvVlLmMdD\\t\\n\\r\\x0b\\x0c .,;:!?()\\[\\]{}\"/\\\\_\\-+*=<>#@$%^&|~`\\x00-\\x08\\x0e-\\x1f\\x7f]{0,64}") {
+            prop_assert_eq!(ours(&t), library(&t));
+        }
+    }
+}
