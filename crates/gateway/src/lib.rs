@@ -322,12 +322,15 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
         )),
     ];
     background.extend(policy_tasks);
-    if gw.snapshot().policy.enabled {
-        // Build the tokenizers now, off the request path.
-        background.push(tokio::task::spawn_blocking(
-            infergate_policy::estimate::warm_up,
-        ));
+    let snap = gw.snapshot();
+    if snap.policy.enabled {
+        // Build the tokenizers the public models need now, off the request path.
+        let models = snap.model_names.clone();
+        background.push(tokio::task::spawn_blocking(move || {
+            infergate_policy::estimate::warm_up_for(models.iter().map(|m| &**m));
+        }));
     }
+    drop(snap);
     if let (Some(path), Some(interval)) = (opts.config_path, reload_interval) {
         let g = gw.clone();
         background.push(infergate_control::watch::spawn_watcher(

@@ -81,10 +81,24 @@ impl Encoding {
     }
 }
 
-/// Load the encodings now (they take a while to build), so the first request does not pay.
+/// Load both encodings now (they take a while to build), so the first request does not pay.
 pub fn warm_up() {
     let _ = Encoding::Cl100kBase.bpe();
     let _ = Encoding::O200kBase.bpe();
+}
+
+/// Load only the encodings these public models need: each costs tens of MB of memory, and most
+/// deployments serve one family. An encoding not loaded here is built on first use.
+pub fn warm_up_for<'a>(models: impl IntoIterator<Item = &'a str>) {
+    let mut needed = [false; 2];
+    for m in models {
+        needed[Encoding::for_model(m) as usize] = true;
+    }
+    for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
+        if needed[enc as usize] {
+            let _ = enc.bpe();
+        }
+    }
 }
 
 /// Tokens in `text`, exact up to [`EXACT_BYTES`], extrapolated beyond.
@@ -146,8 +160,10 @@ fn count_exact(enc: Encoding, text: &str) -> u64 {
             memo.insert(p.into(), u32::try_from(n).unwrap_or(u32::MAX));
             total += n as u64;
         };
-        if enc == Encoding::Cl100kBase && text.is_ascii() {
-            crate::pretokenize::cl100k_ascii_pieces(text.as_bytes(), piece);
+        if enc == Encoding::Cl100kBase {
+            crate::pretokenize::cl100k_pieces(text, piece, |segment, f| {
+                tokenizer.split(segment).for_each(|p| f(p.as_bytes()));
+            });
         } else {
             // Neither encoding normalises (NFC is off for both), so the library's split of the
             // raw text is what its `count` splits.

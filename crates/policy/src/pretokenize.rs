@@ -11,8 +11,9 @@
 //!
 //! reduces to byte classes (letter `[A-Za-z]`, digit `[0-9]`, space `[\t\n\x0B\x0C\r ]`, the
 //! rest), so it can be scanned directly, alternatives tried in the pattern's order as the regex
-//! does. Text with any non-ASCII byte goes through the library's splitter. The two agree piece
-//! for piece: a property test compares them on random text over the classes' edge cases.
+//! does. Lines with a non-ASCII byte go through the library's splitter ([`cl100k_pieces`] says
+//! why cutting at lines is exact). The two agree piece for piece: property tests compare them on
+//! random text over the classes' edge cases, ASCII and mixed.
 
 /// `\s` on ASCII: tab, line feed, vertical tab, form feed, carriage return, space.
 fn space(b: u8) -> bool {
@@ -86,13 +87,66 @@ fn piece_len(t: &[u8], i: usize) -> usize {
 }
 
 /// Call `f` with each piece of the ASCII text `t`, in order.
-pub fn cl100k_ascii_pieces<'a>(t: &'a [u8], mut f: impl FnMut(&'a [u8])) {
+pub fn cl100k_ascii_pieces<'a>(t: &'a [u8], f: &mut impl FnMut(&'a [u8])) {
     debug_assert!(t.is_ascii());
     let mut i = 0;
     while i < t.len() {
         let len = piece_len(t, i);
         f(&t[i..i + len]);
         i += len;
+    }
+}
+
+/// Call `f` with each piece of `text` as `cl100k_base` splits it: ASCII lines by the scanner
+/// above, the others by `fallback` (the library's regex).
+///
+/// The text is cut where a line starts with a non-space character: no alternative of the pattern
+/// matches across such a point (letters, digits and punctuation cannot follow a line break inside
+/// one piece, and whitespace pieces stop before a non-space), so pieces are the same whether a
+/// line is split alone or with the whole text, and one line with an accent or a dash does not
+/// send the rest of a prompt down the slow path.
+pub fn cl100k_pieces<'a>(
+    text: &'a str,
+    mut f: impl FnMut(&'a [u8]),
+    mut fallback: impl FnMut(&'a str, &mut dyn FnMut(&'a [u8])),
+) {
+    let t = text.as_bytes();
+    let mut start = 0;
+    while start < t.len() {
+        let mut end = start;
+        let mut ascii = true;
+        // The next cut: after a line feed, before a character that is not whitespace.
+        loop {
+            match t[end..].iter().position(|&b| b == b'\n' || !b.is_ascii()) {
+                None => {
+                    end = t.len();
+                    break;
+                }
+                Some(k) if t[end + k] != b'\n' => {
+                    ascii = false;
+                    end += k + 1;
+                }
+                Some(k) => {
+                    end += k + 1;
+                    // `\s` is Unicode's White_Space, as `char::is_whitespace`.
+                    if text[end..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !c.is_whitespace())
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // `end` is at a char boundary: just after a line feed, or at the end of the text.
+        let segment = &text[start..end];
+        if ascii {
+            cl100k_ascii_pieces(segment.as_bytes(), &mut f);
+        } else {
+            fallback(segment, &mut f);
+        }
+        start = end;
     }
 }
 
@@ -103,9 +157,11 @@ mod tests {
 
     fn ours(t: &str) -> Vec<&str> {
         let mut v = Vec::new();
-        cl100k_ascii_pieces(t.as_bytes(), |p| {
-            v.push(std::str::from_utf8(p).expect("ASCII pieces"));
-        });
+        cl100k_pieces(
+            t,
+            |p| v.push(std::str::from_utf8(p).expect("pieces end at char boundaries")),
+            |segment, f| library(segment).into_iter().for_each(|p| f(p.as_bytes())),
+        );
         v
     }
 
@@ -132,12 +188,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn lines_with_other_scripts_split_like_the_regex() {
+        for t in [
+            "plain line\nnaïve café — ok\nback to ASCII: don't\n\n  indented\n",
+            "日本語\n\nEnglish after\r\n\tTab € 1234567\n",
+            "end with accent é",
+            "\n\n\nx\u{00a0}y\n z",
+        ] {
+            assert_eq!(ours(t), library(t), "{t:?}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
         /// Random ASCII text over every class the pattern distinguishes, and the characters
         /// it treats specially (apostrophes, contraction letters, each kind of whitespace).
         #[test]
         fn splits_like_the_regex_on_random_ascii(t in "[ a-zA-Z0-9'sStTrReEvVlLmMdD\\t\\n\\r\\x0b\\x0c .,;:!?()\\[\\]{}\"/\\\\_\\-+*=<>#@$%^&|~`\\x00-\\x08\\x0e-\\x1f\\x7f]{0,64}") {
+            prop_assert_eq!(ours(&t), library(&t));
+        }
+
+        /// Lines mixing ASCII with letters, digits, spaces and punctuation of other scripts
+        /// (Unicode whitespace too), so that cuts fall next to both paths.
+        #[test]
+        fn splits_like_the_regex_on_mixed_lines(t in "[ a-z0-9'sT\\t\\n\\r.,!éÉ日ß٣—€\u{00a0}\u{2028}\u{0085}]{0,64}") {
             prop_assert_eq!(ours(&t), library(&t));
         }
     }
