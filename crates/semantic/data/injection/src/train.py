@@ -13,6 +13,11 @@
         600:300:8=/tmp/inj-c-600-300-8.jsonl,/tmp/inj-a-600-300-8.jsonl \
         1000:500:8=/tmp/inj-c-1000-500-8.jsonl,/tmp/inj-a-1000-500-8.jsonl
 
+With `POOLINGS=mean,max` and `--tokens` dumps as third and fourth files of a spec
+(`600:300:8=c.jsonl,a.jsonl,c.tok,a.tok`), the candidates also include classifiers that read the
+token maximum (the largest value of each final hidden dimension over the text's tokens) after the
+embedding; see ../README.md.
+
 The features are exactly what the gateway computes at run time (`infergate semantic features`
 calls the same code): the all-MiniLM-L6-v2 embedding of the text, which rules fire on it (0/1,
 in rule order) and ln(1 + chars) / 8 — for the whole text and for each window of a long text
@@ -49,6 +54,8 @@ import sys
 
 import numpy as np
 
+from train_tokens import read_tokens
+
 AUG_JSONL = sys.argv[1]
 # "600:300:8" -> "corpus.jsonl,augment.jsonl[,corpus.tokens,augment.tokens]"
 SPECS = dict(a.split("=", 1) for a in sys.argv[2:])
@@ -63,9 +70,11 @@ FP_BUDGET = 0.05
 FOLDS = 5
 SEED = 20261123
 L2S = (1e-4, 1e-3)
-POOLINGS = tuple(os.environ.get("POOLINGS", "mean,max").split(","))
+# token pooling candidates: "mean" = the embedding alone (the shipped classifier), "max" = also the
+# maximum of each hidden dimension over the tokens (needs the --tokens dumps)
+POOLINGS = tuple(os.environ.get("POOLINGS", "mean").split(","))
 KEYS = ("windows", "pooling", "attack_windows", "augment", "l2", "cutoff", "recall", "fp")
-ATTACK_WINDOWS = ("all", "none")
+ATTACK_WINDOWS = tuple(os.environ.get("ATTACK_WINDOWS", "all,none").split(","))
 AUGMENT = (True,)
 
 ROOT = os.path.dirname(OUT)
@@ -81,19 +90,6 @@ def fold_of(group):
 
 def xrow(f, pooled=()):
     return f["embedding"] + list(pooled) + f["rules"] + [np.log1p(f["chars"]) / 8.0]
-
-
-def read_tokens(path, dim=384):
-    """Each sequence's final hidden states, float32 (n, dim), from a `--tokens` dump: per
-    sequence a u32 count, then count x dim bf16."""
-    raw = np.fromfile(path, dtype=np.uint8)
-    pos = 0
-    while pos < len(raw):
-        n = int(raw[pos:pos + 4].view("<u4")[0])
-        pos += 4
-        u = raw[pos:pos + n * dim * 2].view("<u2").astype(np.uint32) << 16
-        pos += n * dim * 2
-        yield u.view(np.float32).reshape(n, dim)
 
 
 def token_pool(states, pooling):
@@ -345,20 +341,9 @@ X, y = d.train_set(np.ones(len(items), dtype=bool), best["augment"])
 W, b = fit(X, y, best["l2"])
 weights = [[float(f"{v:.6g}") for v in list(W[:, k]) + [b[k]]] for k in range(len(CLASSES))]
 
-# Cross-check items for the Rust inference (crates/semantic/tests/model.rs): corpus texts with the
-# score this script gives them (from the features `semantic features` wrote), which the Rust
-# classifier must reproduce from the text alone. A spread of scores, and long texts with windows.
-Wr = np.array(weights)
-p_all = d.score(np.ones(len(items), dtype=bool), Wr[:, :-1].T, Wr[:, -1])
-rng = np.random.default_rng(SEED)
-order = rng.permutation(len(items))
-picked = [i for i in order if d.n_windows[i] > 0][:3]
-for lo, hi in ((0.0, 0.05), (0.05, 0.5), (0.5, 0.95), (0.95, 1.01)):
-    picked += [i for i in order if lo <= p_all[i] < hi and d.n_windows[i] == 0 and i not in picked][:2]
-checks = [{"text": items[i]["text"], "score": round(float(p_all[i]), 5)} for i in picked]
 chars, stride, most = (int(v) for v in best["windows"].split(":"))
 out = {
-    "version": f"clf-{corpus_version}-3",
+    "version": f"clf-{corpus_version}-{3 if best['pooling'] == 'max' else 2}",
     "corpus_version": corpus_version,
     "model": "all-MiniLM-L6-v2",
     "classes": CLASSES,
@@ -371,7 +356,6 @@ out = {
     "threshold": best["cutoff"],
     "windows": {"chars": chars, "stride": stride, "max": most},
     "weights": weights,
-    "checks": checks,
     "selection": {
         "rule": f"5-fold group cross-validation on the training corpus; cutoff = lowest with out-of-fold "
                 f"false positives <= {FP_BUDGET:.1%} overall and <= {2 * FP_BUDGET:.1%} per benign category; "
