@@ -175,13 +175,20 @@ impl AmxBert {
         SCRATCH.with(|s| {
             let s = &mut s.borrow_mut();
             self.forward_in(s, batch);
-            self.pool(batch, &s.x[..batch.iter().map(Vec::len).sum::<usize>() * self.hidden])
+            self.pool(
+                batch,
+                &s.x[..batch.iter().map(Vec::len).sum::<usize>() * self.hidden],
+            )
         })
     }
 
     /// `f` applied to each text's final hidden states (`(tokens, hidden)` row-major, f32), from
     /// one forward pass over the batch (same limits as [`Self::forward`]).
-    pub(super) fn forward_map<T>(&self, batch: &[Vec<u32>], f: &mut dyn FnMut(&[f32]) -> T) -> Vec<T> {
+    pub(super) fn forward_map<T>(
+        &self,
+        batch: &[Vec<u32>],
+        f: &mut dyn FnMut(&[f32]) -> T,
+    ) -> Vec<T> {
         SCRATCH.with(|s| {
             let s = &mut s.borrow_mut();
             self.forward_in(s, batch);

@@ -136,7 +136,10 @@ pub fn mean_pool(rows: &[f32], dim: usize) -> Vec<f32> {
 /// The largest value of each dimension over `(tokens, dim)` rows (zeros for no rows).
 pub fn max_pool(rows: &[f32], dim: usize) -> Vec<f32> {
     let mut it = rows.chunks_exact(dim);
-    let mut max = it.next().map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0; dim]);
+    let mut max = it
+        .next()
+        .map(<[f32]>::to_vec)
+        .unwrap_or_else(|| vec![0.0; dim]);
     for row in it {
         for (m, &v) in max.iter_mut().zip(row) {
             *m = m.max(v);
@@ -185,3 +188,36 @@ impl SentenceEncoder for HashingEncoder {
 
 /// An [`Embedder`] shared by every feature of one configuration.
 pub type SharedEmbedder = Arc<dyn Embedder>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_pooling_is_the_normalised_mean_and_the_per_dimension_maximum() {
+        let rows = [1.0f32, -2.0, 3.0, 0.0, -1.0, 4.0];
+        assert_eq!(max_pool(&rows, 2), vec![3.0, 4.0]);
+        let m = mean_pool(&rows, 2);
+        let want = [1.0f32 / 3.0, 2.0 / 3.0];
+        let norm = (want[0] * want[0] + want[1] * want[1]).sqrt();
+        assert!((m[0] - want[0] / norm).abs() < 1e-6 && (m[1] - want[1] / norm).abs() < 1e-6);
+        assert_eq!(max_pool(&[], 3), vec![0.0; 3]);
+    }
+
+    #[tokio::test]
+    async fn an_encoder_without_token_states_gives_no_token_maximum() {
+        let pool = EncoderPool::start(
+            Arc::new(HashingEncoder { dim: 8 }),
+            "hash",
+            PoolOptions::default(),
+        )
+        .unwrap();
+        let cached = CachedEmbedder::new(Arc::new(pool), 16);
+        let texts = vec!["hello there".to_string()];
+        let plain = cached.embed(&texts).await.unwrap();
+        let with = cached.embed_with_token_max(&texts).await.unwrap();
+        assert_eq!(with.len(), 1);
+        assert!(with[0].token_max.is_none());
+        assert_eq!(with[0].vector, plain[0]);
+    }
+}

@@ -343,7 +343,7 @@ mod tests {
         let mut rxs = Vec::new();
         let mut refused = 0;
         for _ in 0..10 {
-            match pool.submit(texts.clone()) {
+            match pool.submit(texts.clone(), false) {
                 Ok(rx) => rxs.push(rx),
                 Err(EmbedError::Overloaded(_)) => refused += 1,
                 Err(e) => panic!("{e}"),

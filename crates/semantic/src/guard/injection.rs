@@ -175,7 +175,8 @@ impl Classifier {
                 c.version, c.token_pooling
             ));
         }
-        let width = c.embedding_dim * (1 + c.token_pooling.len()) + c.rules.len() + c.extra.len() + 1;
+        let width =
+            c.embedding_dim * (1 + c.token_pooling.len()) + c.rules.len() + c.extra.len() + 1;
         if c.classes.len() != c.weights.len()
             || c.weights.iter().any(|w| w.len() != width)
             || !c.classes.iter().any(|k| k == "benign")
@@ -789,6 +790,50 @@ mod tests {
         assert!(Classifier::parse(&other.to_string())
             .unwrap_err()
             .contains("retrain"));
+    }
+
+    #[test]
+    fn a_classifier_with_token_pooling_reads_the_token_maximum() {
+        // embedding_dim 2: weights are [mean 2, max 2, rules, extra, bias]
+        let width = 4 + RULES.len() + EXTRA_FEATURES.len() + 1;
+        let mut attack = vec![0.0; width];
+        attack[2] = 8.0; // the token maximum's first dimension says attack
+        let json = serde_json::json!({
+            "version": "t", "corpus_version": "t",
+            "classes": ["benign", "indirect_injection"], "embedding_dim": 2,
+            "token_pooling": ["max"],
+            "rules": RULES.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "extra": EXTRA_FEATURES, "threshold": 0.5,
+            "weights": [vec![0.0; width], attack],
+        });
+        let c = Classifier::parse(&json.to_string()).unwrap();
+        assert!(c.uses_token_max());
+        let hits = vec![false; RULES.len()];
+        let mean = [0.0f32, 1.0];
+        // same embedding, different token maxima
+        assert!(c.score(&mean, Some(&[1.0, 0.0]), &hits, 0).unwrap().1 > 0.99);
+        assert!(c.score(&mean, Some(&[0.0, 1.0]), &hits, 0).unwrap().1 < 0.51);
+        // without it (a remote embedder) or with the wrong width it does not score
+        assert!(c.score(&mean, None, &hits, 0).is_none());
+        assert!(c.score(&mean, Some(&[1.0]), &hits, 0).is_none());
+        // the guardrail asks the gateway for it
+        let det = Injection::with_method(
+            "inj",
+            Action::Block,
+            false,
+            Method::Classifier {
+                min_score: 0.5,
+                classifier: Arc::new(c),
+            },
+        );
+        assert!(det.uses_token_max());
+        // an unknown pooling, or weights of the wrong width, are refused
+        let mut other = json.clone();
+        other["token_pooling"] = serde_json::json!(["attention"]);
+        assert!(Classifier::parse(&other.to_string()).is_err());
+        let mut other = json;
+        other["token_pooling"] = serde_json::json!([]);
+        assert!(Classifier::parse(&other.to_string()).is_err());
     }
 
     #[test]
