@@ -86,7 +86,7 @@ fn paraphrases_are_closer_than_unrelated_text() {
 #[test]
 fn injection_classifier_flags_paraphrased_attacks_not_lookalikes() {
     use infergate_semantic::guard::injection::{Classifier, Injection, Method};
-    use infergate_semantic::guard::{Action, Direction, Guardrail, ScanInput};
+    use infergate_semantic::guard::Action;
     let classifier = Arc::new(Classifier::builtin().unwrap());
     // The classifier only (rule findings off; it still reads the rule hits as features).
     let det = Injection::with_method(

@@ -331,6 +331,9 @@ impl BertEncoder {
     }
 }
 
+/// One forward pass over a batch of token sequences, one result per sequence.
+type BatchFn<'a, T> = dyn FnMut(&[Vec<u32>]) -> Result<Vec<T>, EmbedError> + 'a;
+
 impl CandleBert {
     /// The AMX forward pass over these weights when the machine allows it, else this one.
     fn into_fastest(self) -> Result<Model, EmbedError> {
@@ -497,11 +500,7 @@ impl CandleBert {
 
     /// `run` over groups of texts of similar length (sorted, so a batch pads as little as
     /// possible); results in the order of `ids`.
-    fn grouped<T>(
-        &self,
-        ids: &[Vec<u32>],
-        run: &mut dyn FnMut(&[Vec<u32>]) -> Result<Vec<T>, EmbedError>,
-    ) -> Result<Vec<T>, EmbedError> {
+    fn grouped<T>(&self, ids: &[Vec<u32>], run: &mut BatchFn<'_, T>) -> Result<Vec<T>, EmbedError> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let mut out: Vec<Option<T>> = (0..ids.len()).map(|_| None).collect();
