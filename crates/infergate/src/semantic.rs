@@ -47,6 +47,10 @@ pub struct FeaturesArgs {
     /// windows.
     #[arg(long)]
     windows: Option<String>,
+    /// Also write every text's final hidden states (token-level training data) to this file:
+    /// per text and window, a u32 token count then count x 384 bf16 values.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -107,8 +111,23 @@ fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
                 .windows
         }
     };
-    let n = eval::injection_features(&enc, &text, &mut out, windows)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tokens = match &a.tokens {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        None => None,
+    };
+    let n = eval::injection_features(
+        &enc,
+        &text,
+        &mut out,
+        windows,
+        tokens.as_mut().map(|w| w as &mut dyn std::io::Write),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(w) = &mut tokens {
+        std::io::Write::flush(w)?;
+    }
     std::io::Write::flush(&mut out)?;
     eprintln!("{n} feature rows written to {}", a.out.display());
     Ok(())

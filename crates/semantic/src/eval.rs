@@ -86,11 +86,17 @@ pub fn builtin_corpus(enc: &dyn SentenceEncoder) -> Result<Corpus, EmbedError> {
 ///
 /// With `windows`, each row also lists the windows of a long text (as the gateway cuts them,
 /// [`injection::windows`]), each with its text, embedding, rule hits and length.
+///
+/// With `tokens`, each text's final hidden states go there too (binary, for token-level
+/// training): per text — the whole text, then its windows, row by row — a little-endian `u32`
+/// token count, then `count x dim` bf16 values (little-endian `u16`, the high half of an f32).
+/// The embeddings are then the L2-normalised mean of those rows (the same forward pass).
 pub fn injection_features(
     enc: &dyn SentenceEncoder,
     jsonl: &str,
     out: &mut dyn std::io::Write,
     windows: Option<injection::WindowSpec>,
+    mut tokens: Option<&mut dyn std::io::Write>,
 ) -> Result<usize, EmbedError> {
     #[derive(Deserialize)]
     struct Row {
@@ -108,8 +114,34 @@ pub fn injection_features(
         .filter(|r| !r.text.is_empty())
         .collect();
     let det = Injection::with_method("features", Action::Log, true, injection::Method::None);
+    let dim = enc.dim();
+    let io = |e: std::io::Error| EmbedError::Model(e.to_string());
+    // Embeddings, and the token states behind them when asked for.
+    let mut embed = |texts: &[String]| -> Result<Vec<Vector>, EmbedError> {
+        let Some(w) = tokens.as_deref_mut() else {
+            return embed(enc, texts);
+        };
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(16) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let states = enc.token_states(&refs).ok_or_else(|| {
+                EmbedError::Model("this encoder does not expose token states".into())
+            })??;
+            for rows in states {
+                let n = rows.len() / dim;
+                w.write_all(&(n as u32).to_le_bytes()).map_err(io)?;
+                let mut buf = Vec::with_capacity(rows.len() * 2);
+                for &x in &rows {
+                    buf.extend_from_slice(&bf16_bits(x).to_le_bytes());
+                }
+                w.write_all(&buf).map_err(io)?;
+                out.push(Vector::from(crate::embed::mean_pool(&rows, dim)));
+            }
+        }
+        Ok(out)
+    };
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
-    let vecs = embed(enc, &texts)?;
+    let vecs = embed(&texts)?;
     let hits = |t: &str| -> Vec<u8> {
         det.rule_matches(t)
             .iter()
@@ -123,7 +155,7 @@ pub fn injection_features(
             .into_iter()
             .filter_map(|w| r.text.get(w).map(str::to_string))
             .collect();
-        let wvecs = embed(enc, &parts)?;
+        let wvecs = embed(&parts)?;
         let wins: Vec<serde_json::Value> = parts
             .iter()
             .zip(&wvecs)
@@ -150,6 +182,12 @@ pub fn injection_features(
     Ok(rows.len())
 }
 
+/// bf16 (round to nearest even) as the high 16 bits of an f32.
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
 /// A labelled evaluation set, embedded once and scored with several detectors.
 pub struct EmbeddedSet {
     pub name: &'static str,
@@ -157,6 +195,8 @@ pub struct EmbeddedSet {
     pub items: Vec<(String, String, bool, Vector)>,
     /// Per item: its windows and their embeddings (empty for a text that fits in one window).
     pub windows: Vec<Vec<(String, Vector)>>,
+    /// Per item: its token maximum, then its windows' (empty when the encoder cannot give them).
+    pub token_max: Vec<Vec<Vector>>,
 }
 
 impl EmbeddedSet {
@@ -179,18 +219,35 @@ pub fn embed_set(
 ) -> Result<EmbeddedSet, EmbedError> {
     let mut items = Vec::new();
     let mut wins = Vec::new();
+    let mut maxes = Vec::new();
     for (text, is_attack) in [(attacks, true), (benign, false)] {
         let set: Vec<Labelled> = lines(text);
-        let texts: Vec<String> = set.iter().map(|l| l.text.clone()).collect();
-        for (l, v) in set.into_iter().zip(embed(enc, &texts)?) {
+        for l in set {
             let parts: Vec<String> = windows
                 .map(|spec| injection::windows(&l.text, spec))
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|w| l.text.get(w).map(str::to_string))
                 .collect();
-            let vecs = embed(enc, &parts)?;
+            // the text and its windows in one batch, as the gateway embeds them
+            let mut batch: Vec<&str> = vec![l.text.as_str()];
+            batch.extend(parts.iter().map(String::as_str));
+            let (vecs, max): (Vec<Vector>, Vec<Vector>) = match enc.encode_with_token_max(&batch) {
+                Some(r) => r?
+                    .into_iter()
+                    .map(|(v, m)| (Vector::from(v), Vector::from(m)))
+                    .unzip(),
+                None => (
+                    enc.encode(&batch)?.into_iter().map(Vector::from).collect(),
+                    Vec::new(),
+                ),
+            };
+            let mut vecs = vecs.into_iter();
+            let v = vecs
+                .next()
+                .ok_or_else(|| EmbedError::Model("the encoder returned no vector".into()))?;
             wins.push(parts.into_iter().zip(vecs).collect());
+            maxes.push(max);
             items.push((l.text, l.category, is_attack, v));
         }
     }
@@ -198,6 +255,7 @@ pub fn embed_set(
         name,
         items,
         windows: wins,
+        token_max: maxes,
     })
 }
 
@@ -253,11 +311,15 @@ pub fn evaluate_injection(
         false_positives: Vec::new(),
         misses: Vec::new(),
     };
-    for ((text, category, is_attack, v), windows) in set.items.iter().zip(&set.windows) {
+    for (((text, category, is_attack, v), windows), max) in
+        set.items.iter().zip(&set.windows).zip(&set.token_max)
+    {
         let findings = det.scan(&ScanInput {
             text,
             embedding: Some(v),
             windows,
+            token_max: max.first().map(|m| &m[..]),
+            window_token_max: max.get(1..).unwrap_or(&[]),
             direction: Direction::Request,
             whole: None,
         });

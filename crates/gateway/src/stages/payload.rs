@@ -17,7 +17,7 @@ use http::{Response, StatusCode};
 use infergate_protocol::body::{json_string, splice};
 use infergate_protocol::{Operation, RequestBody};
 use infergate_semantic::cache::{CachedAnswer, Hit, PartitionKey, SemanticCache};
-use infergate_semantic::embed::embed_one;
+use infergate_semantic::embed::{embed_one, Embedded};
 use infergate_semantic::guard::stream::StreamScanner;
 use infergate_semantic::guard::{
     Action, Block, Direction, Evaluation, GuardSet, ScanInput, Verdict, WholePrompt,
@@ -281,6 +281,10 @@ pub async fn before_route(
     // Windows of a long last user message, for guardrails that read past the encoder's 256
     // tokens (the injection classifier); embedded in one batch with the message itself.
     let mut windows: Vec<(String, Vector)> = Vec::new();
+    // Token maxima of the message and its windows, for guardrails that read them (the injection
+    // classifier): from the same forward pass, not a second one.
+    let mut token_max: Option<Vector> = None;
+    let mut window_token_max: Vec<Vector> = Vec::new();
     if let (true, Some(q), Some(e)) = (needs_embedding, &query, &rt.embedder) {
         let t = Instant::now();
         let ranges = plan.request.windows(q);
@@ -292,16 +296,35 @@ pub async fn before_route(
                 .filter_map(|r| q.get(r))
                 .map(str::to_string),
         );
-        let embedded = if texts.len() == 1 {
-            embed_one(e.as_ref(), q).await.map(|v| vec![v])
+        let plain = |vs: Vec<Vector>| -> Vec<Embedded> {
+            vs.into_iter()
+                .map(|vector| Embedded {
+                    vector,
+                    token_max: None,
+                })
+                .collect()
+        };
+        let embedded = if plan.request.uses_token_max() {
+            e.embed_with_token_max(&texts).await
+        } else if texts.len() == 1 {
+            embed_one(e.as_ref(), q).await.map(|v| plain(vec![v]))
         } else {
-            e.embed(&texts).await
+            e.embed(&texts).await.map(plain)
         };
         match embedded {
             Ok(vs) if vs.len() == texts.len() => {
                 let mut vs = vs.into_iter();
-                embedding = vs.next();
-                windows = texts.into_iter().skip(1).zip(vs).collect();
+                if let Some(first) = vs.next() {
+                    embedding = Some(first.vector);
+                    token_max = first.token_max;
+                }
+                for (text, e) in texts.into_iter().skip(1).zip(vs) {
+                    windows.push((text, e.vector));
+                    window_token_max.extend(e.token_max);
+                }
+                if window_token_max.len() != windows.len() {
+                    window_token_max.clear();
+                }
             }
             Ok(_) => {
                 gw.metrics.embedding_errors.inc();
@@ -334,6 +357,8 @@ pub async fn before_route(
                 text: &seg.text,
                 embedding: if is_query { embedding.as_deref() } else { None },
                 windows: if is_query { &windows } else { &[] },
+                token_max: if is_query { token_max.as_deref() } else { None },
+                window_token_max: if is_query { &window_token_max } else { &[] },
                 direction: Direction::Request,
                 whole: (i == 0).then_some(&whole),
             };
@@ -350,6 +375,8 @@ pub async fn before_route(
                 text: "",
                 embedding: None,
                 windows: &[],
+                token_max: None,
+                window_token_max: &[],
                 direction: Direction::Request,
                 whole: Some(&whole),
             }));

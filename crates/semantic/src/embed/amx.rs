@@ -172,10 +172,41 @@ impl AmxBert {
     /// One L2-normalised mean-pooled vector per token sequence. Sequences must be non-empty and
     /// at most the model's position count; together at most [`MAX_ROWS`] tokens.
     pub(super) fn forward(&self, batch: &[Vec<u32>]) -> Vec<Vec<f32>> {
-        SCRATCH.with(|s| self.forward_in(&mut s.borrow_mut(), batch))
+        SCRATCH.with(|s| {
+            let s = &mut s.borrow_mut();
+            self.forward_in(s, batch);
+            self.pool(
+                batch,
+                &s.x[..batch.iter().map(Vec::len).sum::<usize>() * self.hidden],
+            )
+        })
     }
 
-    fn forward_in(&self, s: &mut Scratch, batch: &[Vec<u32>]) -> Vec<Vec<f32>> {
+    /// `f` applied to each text's final hidden states (`(tokens, hidden)` row-major, f32), from
+    /// one forward pass over the batch (same limits as [`Self::forward`]).
+    pub(super) fn forward_map<T>(
+        &self,
+        batch: &[Vec<u32>],
+        f: &mut dyn FnMut(&[f32]) -> T,
+    ) -> Vec<T> {
+        SCRATCH.with(|s| {
+            let s = &mut s.borrow_mut();
+            self.forward_in(s, batch);
+            let h = self.hidden;
+            let mut start = 0;
+            batch
+                .iter()
+                .map(|seq| {
+                    let rows = &s.x[start * h..(start + seq.len()) * h];
+                    start += seq.len();
+                    f(rows)
+                })
+                .collect()
+        })
+    }
+
+    /// The forward pass; leaves the final hidden states in `s.x[..tokens · hidden]`.
+    fn forward_in(&self, s: &mut Scratch, batch: &[Vec<u32>]) {
         let h = self.hidden;
         let tokens: usize = batch.iter().map(Vec::len).sum();
         // Padding rows (zero) only round the matrix up to whole tiles.
@@ -197,7 +228,6 @@ impl AmxBert {
         for layer in &self.layers {
             self.layer(layer, s, batch, tokens, rows);
         }
-        self.pool(batch, &s.x[..tokens * h])
     }
 
     fn layer(&self, l: &Layer, s: &mut Scratch, batch: &[Vec<u32>], tokens: usize, rows: usize) {

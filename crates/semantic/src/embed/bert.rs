@@ -331,6 +331,9 @@ impl BertEncoder {
     }
 }
 
+/// One forward pass over a batch of token sequences, one result per sequence.
+type BatchFn<'a, T> = dyn FnMut(&[Vec<u32>]) -> Result<Vec<T>, EmbedError> + 'a;
+
 impl CandleBert {
     /// The AMX forward pass over these weights when the machine allows it, else this one.
     fn into_fastest(self) -> Result<Model, EmbedError> {
@@ -389,6 +392,38 @@ impl CandleBert {
     }
 
     fn forward(&self, batch: &[Vec<u32>]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let (x, mask) = self.hidden_states(batch)?;
+        // mean pooling over real tokens, then L2 normalisation
+        let m = mask.unsqueeze(2)?; // (b, s, 1)
+        let summed = x.broadcast_mul(&m)?.sum(1)?; // (b, h)
+        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?; // (b, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
+        mean.broadcast_div(&norms)?.to_vec2::<f32>()
+    }
+
+    /// `f` applied to each text's final hidden states (`(tokens, hidden)` row-major).
+    fn forward_map<T>(
+        &self,
+        batch: &[Vec<u32>],
+        f: &mut dyn FnMut(&[f32]) -> T,
+    ) -> candle_core::Result<Vec<T>> {
+        let (x, _) = self.hidden_states(batch)?;
+        let (_, s, h) = x.dims3()?;
+        let all = x.flatten_all()?.to_vec1::<f32>()?;
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(i, seq)| f(&all[i * s * h..(i * s + seq.len()) * h]))
+            .collect())
+    }
+
+    /// The final hidden states `(b, s, h)` of a padded batch, and its mask `(b, s)`.
+    fn hidden_states(&self, batch: &[Vec<u32>]) -> candle_core::Result<(Tensor, Tensor)> {
         let b = batch.len();
         let s = batch.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let mut ids = Vec::with_capacity(b * s);
@@ -448,26 +483,27 @@ impl CandleBert {
             let down = layer.down.forward(&up)?;
             x = layer.out_norm.forward(&(down + &x)?)?;
         }
-
-        // mean pooling over real tokens, then L2 normalisation
-        let x = x.reshape((b, s, h))?;
-        let m = mask.unsqueeze(2)?; // (b, s, 1)
-        let summed = x.broadcast_mul(&m)?.sum(1)?; // (b, h)
-        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?; // (b, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f64::MAX)?;
-        mean.broadcast_div(&norms)?.to_vec2::<f32>()
+        Ok((x.reshape((b, s, h))?, mask))
     }
 
     fn encode(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        // Sort by length so a batch pads as little as possible, then restore the order.
+        self.grouped(ids, &mut |group| Ok(self.forward(group)?))
+    }
+
+    fn encode_map<T>(
+        &self,
+        ids: &[Vec<u32>],
+        f: &mut dyn FnMut(&[f32]) -> T,
+    ) -> Result<Vec<T>, EmbedError> {
+        self.grouped(ids, &mut |group| Ok(self.forward_map(group, f)?))
+    }
+
+    /// `run` over groups of texts of similar length (sorted, so a batch pads as little as
+    /// possible); results in the order of `ids`.
+    fn grouped<T>(&self, ids: &[Vec<u32>], run: &mut BatchFn<'_, T>) -> Result<Vec<T>, EmbedError> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); ids.len()];
+        let mut out: Vec<Option<T>> = (0..ids.len()).map(|_| None).collect();
         // Groups of similar length: padding a 10-token text to 250 would cost 25x.
         let mut start = 0;
         while start < order.len() {
@@ -477,14 +513,69 @@ impl CandleBert {
                 end += 1;
             }
             let group: Vec<Vec<u32>> = order[start..end].iter().map(|&i| ids[i].clone()).collect();
-            let vecs = self.forward(&group)?;
+            let vecs = run(&group)?;
             for (slot, v) in order[start..end].iter().zip(vecs) {
-                out[*slot] = v;
+                out[*slot] = Some(v);
             }
             start = end;
         }
-        Ok(out)
+        out.into_iter()
+            .map(|v| v.ok_or_else(|| EmbedError::Model("a batch returned too few results".into())))
+            .collect()
     }
+}
+
+impl BertEncoder {
+    /// `f` applied to each text's final hidden states — one row of `hidden` f32 per token
+    /// (special tokens included, after truncation), `(tokens, hidden)` row-major — from the same
+    /// forward pass (and batching) as [`SentenceEncoder::encode`]; the mean of the rows,
+    /// L2-normalised, is the text's embedding. Both backends give the same rows to bf16
+    /// precision.
+    pub fn encode_map<T>(
+        &self,
+        texts: &[&str],
+        f: &mut dyn FnMut(&[f32]) -> T,
+    ) -> Result<Vec<T>, EmbedError> {
+        let ids = texts
+            .iter()
+            .map(|t| self.token_ids(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        match &self.model {
+            Model::Candle(m) => m.encode_map(&ids, f),
+            #[cfg(target_arch = "x86_64")]
+            Model::Amx(m) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for range in amx_batches(&ids) {
+                    out.extend(m.forward_map(&ids[range], f));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Each text's final hidden states, `(tokens, hidden)` row-major ([`Self::encode_map`]).
+    pub fn token_states(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.encode_map(texts, &mut |rows| rows.to_vec())
+    }
+}
+
+/// Consecutive runs of texts laid end to end in one AMX pass (at most `MAX_ROWS` tokens, or one
+/// text).
+#[cfg(target_arch = "x86_64")]
+fn amx_batches(ids: &[Vec<u32>]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < ids.len() {
+        let mut end = start;
+        let mut rows = 0;
+        while end < ids.len() && (end == start || rows + ids[end].len() <= super::amx::MAX_ROWS) {
+            rows += ids[end].len();
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 impl SentenceEncoder for BertEncoder {
@@ -507,22 +598,23 @@ impl SentenceEncoder for BertEncoder {
                 // No padding on this path: texts are laid end to end, up to MAX_ROWS tokens
                 // per pass.
                 let mut out = Vec::with_capacity(ids.len());
-                let mut start = 0;
-                while start < ids.len() {
-                    let mut end = start;
-                    let mut rows = 0;
-                    while end < ids.len()
-                        && (end == start || rows + ids[end].len() <= super::amx::MAX_ROWS)
-                    {
-                        rows += ids[end].len();
-                        end += 1;
-                    }
-                    out.extend(m.forward(&ids[start..end]));
-                    start = end;
+                for range in amx_batches(&ids) {
+                    out.extend(m.forward(&ids[range]));
                 }
                 Ok(out)
             }
         }
+    }
+
+    fn token_states(&self, texts: &[&str]) -> Option<Result<Vec<Vec<f32>>, EmbedError>> {
+        Some(BertEncoder::token_states(self, texts))
+    }
+
+    fn encode_with_token_max(&self, texts: &[&str]) -> Option<super::EncodedWithMax> {
+        let h = self.hidden;
+        Some(self.encode_map(texts, &mut |rows| {
+            (super::mean_pool(rows, h), super::max_pool(rows, h))
+        }))
     }
 
     fn count_tokens(&self, text: &str) -> Option<usize> {

@@ -8,12 +8,13 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{BoxFuture, EmbedError, Embedder, SharedEmbedder};
+use super::{BoxFuture, EmbedError, Embedded, Embedder, SharedEmbedder};
 use crate::vector::Vector;
 
 pub struct CachedEmbedder {
     inner: SharedEmbedder,
-    cache: Mutex<LruCache<u64, (usize, Vector)>>,
+    /// text hash → (text length, embedding with its token maximum if it was computed)
+    cache: Mutex<LruCache<u64, (usize, Embedded)>>,
 }
 
 impl CachedEmbedder {
@@ -37,6 +38,53 @@ impl CachedEmbedder {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Cached embeddings, the missing ones computed in one call; with `token_max`, an entry
+    /// without its token maximum counts as missing (and is replaced by one with it).
+    async fn lookup(&self, texts: &[String], token_max: bool) -> Result<Vec<Embedded>, EmbedError> {
+        let mut out: Vec<Option<Embedded>> = Vec::with_capacity(texts.len());
+        let mut missing: Vec<String> = Vec::new();
+        {
+            let mut c = self.cache.lock();
+            for t in texts {
+                let hit = c
+                    .get(&Self::key(t))
+                    .filter(|(len, e)| *len == t.len() && (!token_max || e.token_max.is_some()))
+                    .map(|(_, e)| e.clone());
+                if hit.is_none() {
+                    missing.push(t.clone());
+                }
+                out.push(hit);
+            }
+        }
+        if !missing.is_empty() {
+            let fresh = if token_max {
+                self.inner.embed_with_token_max(&missing).await?
+            } else {
+                self.inner
+                    .embed(&missing)
+                    .await?
+                    .into_iter()
+                    .map(|vector| Embedded {
+                        vector,
+                        token_max: None,
+                    })
+                    .collect()
+            };
+            let mut c = self.cache.lock();
+            let mut it = fresh.into_iter();
+            for (slot, t) in out.iter_mut().zip(texts) {
+                if slot.is_none() {
+                    let e = it
+                        .next()
+                        .ok_or_else(|| EmbedError::Model("too few vectors returned".into()))?;
+                    c.put(Self::key(t), (t.len(), e.clone()));
+                    *slot = Some(e);
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
 }
 
 impl Embedder for CachedEmbedder {
@@ -46,37 +94,16 @@ impl Embedder for CachedEmbedder {
 
     fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vector>, EmbedError>> {
         Box::pin(async move {
-            let mut out: Vec<Option<Vector>> = Vec::with_capacity(texts.len());
-            let mut missing: Vec<String> = Vec::new();
-            {
-                let mut c = self.cache.lock();
-                for t in texts {
-                    let hit = c
-                        .get(&Self::key(t))
-                        .filter(|(len, _)| *len == t.len())
-                        .map(|(_, v)| v.clone());
-                    if hit.is_none() {
-                        missing.push(t.clone());
-                    }
-                    out.push(hit);
-                }
-            }
-            if !missing.is_empty() {
-                let fresh = self.inner.embed(&missing).await?;
-                let mut c = self.cache.lock();
-                let mut it = fresh.into_iter();
-                for (slot, t) in out.iter_mut().zip(texts) {
-                    if slot.is_none() {
-                        let v = it
-                            .next()
-                            .ok_or_else(|| EmbedError::Model("too few vectors returned".into()))?;
-                        c.put(Self::key(t), (t.len(), v.clone()));
-                        *slot = Some(v);
-                    }
-                }
-            }
-            Ok(out.into_iter().flatten().collect())
+            let out = self.lookup(texts, false).await?;
+            Ok(out.into_iter().map(|e| e.vector).collect())
         })
+    }
+
+    fn embed_with_token_max<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Embedded>, EmbedError>> {
+        Box::pin(self.lookup(texts, true))
     }
 
     fn name(&self) -> &str {

@@ -46,12 +46,40 @@ pub enum EmbedError {
     Remote(String),
 }
 
+/// A text's embedding and, when asked for and the encoder can give it, its token maximum: the
+/// largest value of each hidden dimension over the text's tokens (final layer, the same forward
+/// pass). A one-sentence instruction inside a long document moves the mean (the embedding)
+/// little but can set the maximum of some dimensions.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub vector: Vector,
+    pub token_max: Option<Vector>,
+}
+
 /// Something that turns texts into unit-length vectors, asynchronously.
 pub trait Embedder: Send + Sync {
     /// Vector length.
     fn dim(&self) -> usize;
     /// One vector per text, in order.
     fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vector>, EmbedError>>;
+    /// One embedding per text with its token maximum when the encoder can give it (the
+    /// in-process encoder can; a remote embeddings endpoint cannot: `token_max` is None).
+    fn embed_with_token_max<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Embedded>, EmbedError>> {
+        Box::pin(async move {
+            Ok(self
+                .embed(texts)
+                .await?
+                .into_iter()
+                .map(|vector| Embedded {
+                    vector,
+                    token_max: None,
+                })
+                .collect())
+        })
+    }
     /// A name for logs and metrics (the model).
     fn name(&self) -> &str;
 }
@@ -61,10 +89,63 @@ pub trait SentenceEncoder: Send + Sync {
     fn dim(&self) -> usize;
     /// L2-normalised vectors, one per text, in order.
     fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Each text's final hidden states, `(tokens, dim)` row-major, from the forward pass that
+    /// gives its embedding (the L2-normalised mean of the rows); None when the encoder cannot
+    /// expose them.
+    fn token_states(&self, _texts: &[&str]) -> Option<Result<Vec<Vec<f32>>, EmbedError>> {
+        None
+    }
+    /// Per text (embedding, token maximum) from one forward pass ([`Embedded`]); None when the
+    /// encoder cannot expose token states.
+    fn encode_with_token_max(&self, texts: &[&str]) -> Option<EncodedWithMax> {
+        let states = self.token_states(texts)?;
+        let dim = self.dim();
+        Some(states.map(|all| {
+            all.iter()
+                .map(|rows| (mean_pool(rows, dim), max_pool(rows, dim)))
+                .collect()
+        }))
+    }
     /// Tokens the encoder would read for `text` (after truncation), when it can tell.
     fn count_tokens(&self, _text: &str) -> Option<usize> {
         None
     }
+}
+
+/// Per text (embedding, token maximum).
+pub type EncodedWithMax = Result<Vec<(Vec<f32>, Vec<f32>)>, EmbedError>;
+
+/// The L2-normalised mean of `(tokens, dim)` rows: the encoder's pooling.
+pub fn mean_pool(rows: &[f32], dim: usize) -> Vec<f32> {
+    let mut mean = vec![0f32; dim];
+    let mut n = 0usize;
+    for row in rows.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v;
+        }
+        n += 1;
+    }
+    let inv = 1.0 / n.max(1) as f32;
+    for m in &mut mean {
+        *m *= inv;
+    }
+    crate::vector::normalize(&mut mean);
+    mean
+}
+
+/// The largest value of each dimension over `(tokens, dim)` rows (zeros for no rows).
+pub fn max_pool(rows: &[f32], dim: usize) -> Vec<f32> {
+    let mut it = rows.chunks_exact(dim);
+    let mut max = it
+        .next()
+        .map(<[f32]>::to_vec)
+        .unwrap_or_else(|| vec![0.0; dim]);
+    for row in it {
+        for (m, &v) in max.iter_mut().zip(row) {
+            *m = m.max(v);
+        }
+    }
+    max
 }
 
 /// Embed one text.
@@ -107,3 +188,36 @@ impl SentenceEncoder for HashingEncoder {
 
 /// An [`Embedder`] shared by every feature of one configuration.
 pub type SharedEmbedder = Arc<dyn Embedder>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_pooling_is_the_normalised_mean_and_the_per_dimension_maximum() {
+        let rows = [1.0f32, -2.0, 3.0, 0.0, -1.0, 4.0];
+        assert_eq!(max_pool(&rows, 2), vec![3.0, 4.0]);
+        let m = mean_pool(&rows, 2);
+        let want = [1.0f32, 2.0 / 3.0];
+        let norm = (want[0] * want[0] + want[1] * want[1]).sqrt();
+        assert!((m[0] - want[0] / norm).abs() < 1e-6 && (m[1] - want[1] / norm).abs() < 1e-6);
+        assert_eq!(max_pool(&[], 3), vec![0.0; 3]);
+    }
+
+    #[tokio::test]
+    async fn an_encoder_without_token_states_gives_no_token_maximum() {
+        let pool = EncoderPool::start(
+            Arc::new(HashingEncoder { dim: 8 }),
+            "hash",
+            PoolOptions::default(),
+        )
+        .unwrap();
+        let cached = CachedEmbedder::new(Arc::new(pool), 16);
+        let texts = vec!["hello there".to_string()];
+        let plain = cached.embed(&texts).await.unwrap();
+        let with = cached.embed_with_token_max(&texts).await.unwrap();
+        assert_eq!(with.len(), 1);
+        assert!(with[0].token_max.is_none());
+        assert_eq!(with[0].vector, plain[0]);
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use super::{BoxFuture, EmbedError, Embedder, SentenceEncoder};
+use super::{BoxFuture, EmbedError, Embedded, Embedder, SentenceEncoder};
 use crate::vector::Vector;
 
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,9 @@ impl Default for PoolOptions {
 
 struct Job {
     texts: Vec<String>,
-    reply: oneshot::Sender<Result<Vec<Vector>, EmbedError>>,
+    /// Whether the caller wants token maxima too ([`Embedded`]).
+    token_max: bool,
+    reply: oneshot::Sender<Result<Vec<Embedded>, EmbedError>>,
 }
 
 struct Queue {
@@ -106,7 +108,8 @@ impl EncoderPool {
     fn submit(
         &self,
         texts: Vec<String>,
-    ) -> Result<oneshot::Receiver<Result<Vec<Vector>, EmbedError>>, EmbedError> {
+        token_max: bool,
+    ) -> Result<oneshot::Receiver<Result<Vec<Embedded>, EmbedError>>, EmbedError> {
         let (tx, rx) = oneshot::channel();
         let mut q = self.shared.queue.lock();
         if q.stopped {
@@ -116,7 +119,11 @@ impl EncoderPool {
             return Err(EmbedError::Overloaded(q.texts));
         }
         q.texts += texts.len();
-        q.jobs.push_back(Job { texts, reply: tx });
+        q.jobs.push_back(Job {
+            texts,
+            token_max,
+            reply: tx,
+        });
         drop(q);
         self.shared.wake.notify_one();
         Ok(rx)
@@ -166,11 +173,40 @@ fn work(shared: &Shared, encoder: &dyn SentenceEncoder, max_batch: usize) {
             .iter()
             .flat_map(|j| j.texts.iter().map(String::as_str))
             .collect();
-        match encoder.encode(&texts) {
+        // Token maxima come from the same forward pass, when any caller of the batch wants them.
+        let with_max = batch
+            .iter()
+            .any(|j| j.token_max)
+            .then(|| encoder.encode_with_token_max(&texts))
+            .flatten();
+        let encoded: Result<Vec<Embedded>, EmbedError> = match with_max {
+            Some(r) => r.map(|v| {
+                v.into_iter()
+                    .map(|(e, m)| Embedded {
+                        vector: Vector::from(e),
+                        token_max: Some(Vector::from(m)),
+                    })
+                    .collect()
+            }),
+            None => encoder.encode(&texts).map(|v| {
+                v.into_iter()
+                    .map(|e| Embedded {
+                        vector: Vector::from(e),
+                        token_max: None,
+                    })
+                    .collect()
+            }),
+        };
+        match encoded {
             Ok(vecs) => {
-                let mut it = vecs.into_iter().map(Vector::from);
+                let mut it = vecs.into_iter();
                 for job in batch {
-                    let mine: Vec<Vector> = it.by_ref().take(job.texts.len()).collect();
+                    let mut mine: Vec<Embedded> = it.by_ref().take(job.texts.len()).collect();
+                    if !job.token_max {
+                        for e in &mut mine {
+                            e.token_max = None;
+                        }
+                    }
                     let _ = job.reply.send(Ok(mine));
                 }
             }
@@ -193,7 +229,21 @@ impl Embedder for EncoderPool {
             if texts.is_empty() {
                 return Ok(Vec::new());
             }
-            let rx = self.submit(texts.to_vec())?;
+            let rx = self.submit(texts.to_vec(), false)?;
+            let out = rx.await.map_err(|_| EmbedError::Stopped)??;
+            Ok(out.into_iter().map(|e| e.vector).collect())
+        })
+    }
+
+    fn embed_with_token_max<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Embedded>, EmbedError>> {
+        Box::pin(async move {
+            if texts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rx = self.submit(texts.to_vec(), true)?;
             rx.await.map_err(|_| EmbedError::Stopped)?
         })
     }
@@ -293,7 +343,7 @@ mod tests {
         let mut rxs = Vec::new();
         let mut refused = 0;
         for _ in 0..10 {
-            match pool.submit(texts.clone()) {
+            match pool.submit(texts.clone(), false) {
                 Ok(rx) => rxs.push(rx),
                 Err(EmbedError::Overloaded(_)) => refused += 1,
                 Err(e) => panic!("{e}"),

@@ -134,7 +134,12 @@ pub struct Classifier {
     pub embedding_dim: usize,
     pub rules: Vec<String>,
     pub extra: Vec<String>,
-    /// One row per class: `embedding_dim + rules.len() + extra.len()` weights, then the bias.
+    /// Token-level features after the embedding, each `embedding_dim` wide: `max`, the text's
+    /// token maximum ([`crate::embed::Embedded`]). Empty: the embedding alone.
+    #[serde(default)]
+    pub token_pooling: Vec<String>,
+    /// One row per class: `embedding_dim x (1 + token_pooling.len()) + rules.len() +
+    /// extra.len()` weights, then the bias.
     pub weights: Vec<Vec<f32>>,
     /// The cutoff chosen on held-out training data (the default `min_score`).
     pub threshold: f32,
@@ -164,7 +169,14 @@ impl Classifier {
                 c.version, c.extra
             ));
         }
-        let width = c.embedding_dim + c.rules.len() + c.extra.len() + 1;
+        if c.token_pooling.iter().any(|p| p != "max") || c.token_pooling.len() > 1 {
+            return Err(format!(
+                "classifier {}: unknown token pooling {:?} (this build reads `max`)",
+                c.version, c.token_pooling
+            ));
+        }
+        let width =
+            c.embedding_dim * (1 + c.token_pooling.len()) + c.rules.len() + c.extra.len() + 1;
         if c.classes.len() != c.weights.len()
             || c.weights.iter().any(|w| w.len() != width)
             || !c.classes.iter().any(|k| k == "benign")
@@ -183,26 +195,41 @@ impl Classifier {
         Self::parse(BUILTIN_CLASSIFIER)
     }
 
-    /// (likeliest attack class, probability of any attack) for an embedding, the rule hits on
-    /// the same text and its length in characters. None when the embedding's width differs.
+    /// Whether the classifier reads the token maximum besides the embedding.
+    pub fn uses_token_max(&self) -> bool {
+        !self.token_pooling.is_empty()
+    }
+
+    /// (likeliest attack class, probability of any attack) for an embedding, the text's token
+    /// maximum (when [`Self::uses_token_max`]), the rule hits on the same text and its length in
+    /// characters. None when a width differs or the token maximum is needed and missing (an
+    /// embedder that cannot give it).
     pub fn score(
         &self,
         embedding: &[f32],
+        token_max: Option<&[f32]>,
         rule_hits: &[bool],
         chars: usize,
     ) -> Option<(&str, f32)> {
         if embedding.len() != self.embedding_dim || rule_hits.len() != self.rules.len() {
             return None;
         }
+        let token_max: &[f32] = if self.uses_token_max() {
+            token_max.filter(|m| m.len() == self.embedding_dim)?
+        } else {
+            &[]
+        };
         let extra = [((1.0 + chars as f32).ln() / 8.0)];
         let logits: Vec<f32> = self
             .weights
             .iter()
             .map(|w| {
                 let (we, rest) = w.split_at(self.embedding_dim);
+                let (wm, rest) = rest.split_at(token_max.len());
                 let (wr, rest) = rest.split_at(rule_hits.len());
                 let (wx, bias) = rest.split_at(extra.len());
                 dot(we, embedding)
+                    + dot(wm, token_max)
                     + wr.iter()
                         .zip(rule_hits)
                         .filter(|(_, h)| **h)
@@ -522,9 +549,14 @@ impl Injection {
         }
     }
 
-    /// The classifier's (likeliest attack class, attack probability) for a text and its
-    /// embedding; None without a classifier.
-    pub fn classify(&self, text: &str, v: &[f32]) -> Option<(&'static str, f32)> {
+    /// The classifier's (likeliest attack class, attack probability) for a text, its embedding
+    /// and token maximum; None without a classifier.
+    pub fn classify(
+        &self,
+        text: &str,
+        v: &[f32],
+        token_max: Option<&[f32]>,
+    ) -> Option<(&'static str, f32)> {
         let Method::Classifier { classifier, .. } = &self.method else {
             return None;
         };
@@ -534,7 +566,7 @@ impl Injection {
             .map(Option::is_some)
             .collect();
         classifier
-            .score(v, &hits, text.chars().count())
+            .score(v, token_max, &hits, text.chars().count())
             .map(|(c, p)| (category(c), p))
     }
 }
@@ -554,6 +586,10 @@ impl Guardrail for Injection {
 
     fn uses_embedding(&self) -> bool {
         !matches!(self.method, Method::None)
+    }
+
+    fn uses_token_max(&self) -> bool {
+        matches!(&self.method, Method::Classifier { classifier, .. } if classifier.uses_token_max())
     }
 
     fn scan(&self, input: &ScanInput<'_>) -> Vec<Finding> {
@@ -594,14 +630,16 @@ impl Guardrail for Injection {
                 min_score,
             } => {
                 let hits: Vec<bool> = matches.iter().map(Option::is_some).collect();
-                let mut best = classifier.score(v, &hits, input.text.chars().count());
-                for (part, wv) in input.windows {
+                let mut best =
+                    classifier.score(v, input.token_max, &hits, input.text.chars().count());
+                for (i, (part, wv)) in input.windows.iter().enumerate() {
+                    let wmax = input.window_token_max.get(i).map(|m| &m[..]);
                     let hits: Vec<bool> = self
                         .rule_matches(part)
                         .iter()
                         .map(Option::is_some)
                         .collect();
-                    if let Some(s) = classifier.score(wv, &hits, part.chars().count()) {
+                    if let Some(s) = classifier.score(wv, wmax, &hits, part.chars().count()) {
                         if best.is_none_or(|(_, b)| s.1 > b) {
                             best = Some(s);
                         }
@@ -738,20 +776,64 @@ mod tests {
         });
         let c = Classifier::parse(&json.to_string()).unwrap();
         let mut hits = vec![false; RULES.len()];
-        let (cat, p) = c.score(&[0.0, 1.0], &hits, 0).unwrap();
+        let (cat, p) = c.score(&[0.0, 1.0], None, &hits, 0).unwrap();
         assert_eq!(cat, "prompt_leak");
         assert!((p - 0.5).abs() < 1e-6, "{p}");
-        assert!(c.score(&[1.0, 0.0], &hits, 0).unwrap().1 > 0.98);
+        assert!(c.score(&[1.0, 0.0], None, &hits, 0).unwrap().1 > 0.98);
         hits[0] = true;
-        assert!(c.score(&[0.0, 0.0], &hits, 0).unwrap().1 > 0.95);
+        assert!(c.score(&[0.0, 0.0], None, &hits, 0).unwrap().1 > 0.95);
         // another embedding width is not scored
-        assert!(c.score(&[0.0; 3], &hits, 0).is_none());
+        assert!(c.score(&[0.0; 3], None, &hits, 0).is_none());
         // weights for other rules are refused
         let mut other = json;
         other["rules"] = serde_json::json!(["x"]);
         assert!(Classifier::parse(&other.to_string())
             .unwrap_err()
             .contains("retrain"));
+    }
+
+    #[test]
+    fn a_classifier_with_token_pooling_reads_the_token_maximum() {
+        // embedding_dim 2: weights are [mean 2, max 2, rules, extra, bias]
+        let width = 4 + RULES.len() + EXTRA_FEATURES.len() + 1;
+        let mut attack = vec![0.0; width];
+        attack[2] = 8.0; // the token maximum's first dimension says attack
+        let json = serde_json::json!({
+            "version": "t", "corpus_version": "t",
+            "classes": ["benign", "indirect_injection"], "embedding_dim": 2,
+            "token_pooling": ["max"],
+            "rules": RULES.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "extra": EXTRA_FEATURES, "threshold": 0.5,
+            "weights": [vec![0.0; width], attack],
+        });
+        let c = Classifier::parse(&json.to_string()).unwrap();
+        assert!(c.uses_token_max());
+        let hits = vec![false; RULES.len()];
+        let mean = [0.0f32, 1.0];
+        // same embedding, different token maxima
+        assert!(c.score(&mean, Some(&[1.0, 0.0]), &hits, 0).unwrap().1 > 0.99);
+        assert!(c.score(&mean, Some(&[0.0, 1.0]), &hits, 0).unwrap().1 < 0.51);
+        // without it (a remote embedder) or with the wrong width it does not score
+        assert!(c.score(&mean, None, &hits, 0).is_none());
+        assert!(c.score(&mean, Some(&[1.0]), &hits, 0).is_none());
+        // the guardrail asks the gateway for it
+        let det = Injection::with_method(
+            "inj",
+            Action::Block,
+            false,
+            Method::Classifier {
+                min_score: 0.5,
+                classifier: Arc::new(c),
+            },
+        );
+        assert!(det.uses_token_max());
+        // an unknown pooling, or weights of the wrong width, are refused
+        let mut other = json.clone();
+        other["token_pooling"] = serde_json::json!(["attention"]);
+        assert!(Classifier::parse(&other.to_string()).is_err());
+        let mut other = json;
+        other["token_pooling"] = serde_json::json!([]);
+        assert!(Classifier::parse(&other.to_string()).is_err());
     }
 
     #[test]
@@ -827,6 +909,8 @@ mod tests {
                 text,
                 embedding: Some(&whole),
                 windows,
+                token_max: None,
+                window_token_max: &[],
                 direction: Direction::Request,
                 whole: None,
             })

@@ -109,6 +109,11 @@ pub struct ScanInput<'a> {
     /// for them ([`Guardrail::windows`]; for requests, windows of the last user message);
     /// empty otherwise.
     pub windows: &'a [(String, crate::vector::Vector)],
+    /// The text's token maximum ([`crate::embed::Embedded`]), when a guardrail uses it
+    /// ([`Guardrail::uses_token_max`]) and the embedder could give it.
+    pub token_max: Option<&'a [f32]>,
+    /// The token maximum of each window, in the order of `windows` (empty when not computed).
+    pub window_token_max: &'a [crate::vector::Vector],
     pub direction: Direction,
     /// The whole prompt's size, given with the first text of a request only (size caps judge
     /// the prompt once, not each message).
@@ -121,6 +126,8 @@ impl<'a> ScanInput<'a> {
             text,
             embedding: None,
             windows: &[],
+            token_max: None,
+            window_token_max: &[],
             direction,
             whole: None,
         }
@@ -143,6 +150,10 @@ pub trait Guardrail: Send + Sync {
     fn action(&self) -> Action;
     /// Whether [`ScanInput::embedding`] must be provided.
     fn uses_embedding(&self) -> bool {
+        false
+    }
+    /// Whether [`ScanInput::token_max`] is wanted with the embedding.
+    fn uses_token_max(&self) -> bool {
         false
     }
     /// Windows (byte ranges) of a long `text` whose embeddings this guardrail also wants, in
@@ -309,6 +320,10 @@ impl GuardSet {
 
     pub fn uses_embedding(&self) -> bool {
         self.guardrails.iter().any(|g| g.uses_embedding())
+    }
+
+    pub fn uses_token_max(&self) -> bool {
+        self.guardrails.iter().any(|g| g.uses_token_max())
     }
 
     /// The windows of `text` any guardrail wants embedded (sorted, without repeats).

@@ -86,6 +86,8 @@ mod tests {
             text: "x",
             embedding: None,
             windows: &[],
+            token_max: None,
+            window_token_max: &[],
             direction: Direction::Request,
             whole: Some(&whole),
         });
@@ -94,6 +96,8 @@ mod tests {
             text: "x",
             embedding: None,
             windows: &[],
+            token_max: None,
+            window_token_max: &[],
             direction: Direction::Request,
             whole: None,
         });

@@ -7,6 +7,7 @@ over one dot product per class). Writes Markdown to stdout.
     for s in blind v1; do python3 - <<EOF ... EOF; done   # see docs/benchmarks/guardrails.md
 
 Arguments: corpus features, blind-set features, v1-set features (each eval file with a `label`;
+for a classifier with `token_pooling`, then their three `--tokens` dumps;
 written with `--windows` equal to the classifier's `windows`, a text's score is the highest over
 it and its windows, as in the gateway).
 """
@@ -21,10 +22,27 @@ W = np.array(clf["weights"])
 DEFAULT = clf["threshold"]
 
 
-def load(fn):
+POOLING = clf.get("token_pooling", [])
+
+
+def attach_max(rows, path):
+    """Token maxima from a `--tokens` dump (every whole text, then each text's windows)."""
+    sys.path.insert(0, ROOT + "/src")
+    from train_tokens import read_tokens  # noqa: E402
+    seqs = read_tokens(path)
+    for r in rows:
+        r["embedding"] = r["embedding"] + list(next(seqs).max(0))
+    for r in rows:
+        for w in r.get("windows", []):
+            w["embedding"] = w["embedding"] + list(next(seqs).max(0))
+
+
+def load(fn, tokens=None):
     rows = [json.loads(l) for l in open(fn) if l.strip()]
-    X = np.array([r["embedding"] + r["rules"] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
     E = np.array([r["embedding"] for r in rows])
+    if POOLING:
+        attach_max(rows, tokens)
+    X = np.array([r["embedding"] + r["rules"] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
     L = X @ W.T
     L -= L.max(1, keepdims=True)
     P = np.exp(L)
@@ -43,7 +61,9 @@ def load(fn):
                 cat=np.array([r["category"] for r in rows]), emb=E)
 
 
-corpus, blind, v1 = (load(f) for f in sys.argv[1:4])
+# with a classifier that reads token maxima: the three `--tokens` dumps after the feature files
+toks = sys.argv[4:7] if POOLING else [None] * 3
+corpus, blind, v1 = (load(f, t) for f, t in zip(sys.argv[1:4], toks))
 A, B = corpus["emb"][corpus["att"]], corpus["emb"][~corpus["att"]]
 
 

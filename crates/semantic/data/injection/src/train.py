@@ -13,6 +13,11 @@
         600:300:8=/tmp/inj-c-600-300-8.jsonl,/tmp/inj-a-600-300-8.jsonl \
         1000:500:8=/tmp/inj-c-1000-500-8.jsonl,/tmp/inj-a-1000-500-8.jsonl
 
+With `POOLINGS=mean,max` and `--tokens` dumps as third and fourth files of a spec
+(`600:300:8=c.jsonl,a.jsonl,c.tok,a.tok`), the candidates also include classifiers that read the
+token maximum (the largest value of each final hidden dimension over the text's tokens) after the
+embedding; see ../README.md.
+
 The features are exactly what the gateway computes at run time (`infergate semantic features`
 calls the same code): the all-MiniLM-L6-v2 embedding of the text, which rules fire on it (0/1,
 in rule order) and ln(1 + chars) / 8 — for the whole text and for each window of a long text
@@ -49,8 +54,11 @@ import sys
 
 import numpy as np
 
+from train_tokens import read_tokens
+
 AUG_JSONL = sys.argv[1]
-SPECS = dict(a.split("=", 1) for a in sys.argv[2:])  # "600:300:8" -> "corpus.jsonl,augment.jsonl"
+# "600:300:8" -> "corpus.jsonl,augment.jsonl[,corpus.tokens,augment.tokens]"
+SPECS = dict(a.split("=", 1) for a in sys.argv[2:])
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classifier.json")
 CLASSES = ["benign", "indirect_injection", "instruction_override", "obfuscation", "prompt_leak",
            "roleplay_jailbreak"]
@@ -62,7 +70,11 @@ FP_BUDGET = 0.05
 FOLDS = 5
 SEED = 20261123
 L2S = (1e-4, 1e-3)
-ATTACK_WINDOWS = ("all", "none")
+# token pooling candidates: "mean" = the embedding alone (the shipped classifier), "max" = also the
+# maximum of each hidden dimension over the tokens (needs the --tokens dumps)
+POOLINGS = tuple(os.environ.get("POOLINGS", "mean").split(","))
+KEYS = ("windows", "pooling", "attack_windows", "augment", "l2", "cutoff", "recall", "fp")
+ATTACK_WINDOWS = tuple(os.environ.get("ATTACK_WINDOWS", "all,none").split(","))
 AUGMENT = (True,)
 
 ROOT = os.path.dirname(OUT)
@@ -76,14 +88,34 @@ def fold_of(group):
     return int(hashlib.sha256(f"{SEED}:{group}".encode()).hexdigest(), 16) % FOLDS
 
 
-def xrow(f):
-    return f["embedding"] + f["rules"] + [np.log1p(f["chars"]) / 8.0]
+def xrow(f, pooled=()):
+    return f["embedding"] + list(pooled) + f["rules"] + [np.log1p(f["chars"]) / 8.0]
+
+
+def token_pool(states, pooling):
+    """The token-level features of one text (the Rust encoder computes the same)."""
+    if pooling == "max":
+        return states.max(0)
+    return ()
+
+
+def attach_pooled(feats, path, pooling):
+    """Set f["pooled"] (and each window's) from a token dump, in the order `semantic features`
+    writes it: every whole text, then each text's windows."""
+    seqs = read_tokens(path)
+    for f in feats:
+        f["pooled"] = token_pool(next(seqs), pooling)
+    for f in feats:
+        for w in f["windows"]:
+            w["pooled"] = token_pool(next(seqs), pooling)
+    assert next(seqs, None) is None, path
 
 
 def label(item):
     return CLASSES.index(item["category"]) if item["label"] == "attack" else 0
 
 
+XROW = xrow
 clean_by_group = {}
 for it in corpus_items:
     if it["label"] == "benign":
@@ -122,10 +154,15 @@ def window_labels(item, wins, attack_windows):
     return out
 
 
-def load(spec):
-    cf, af = SPECS[spec].split(",")
+def load(spec, pooling):
+    files = SPECS[spec].split(",")
+    cf, af = files[:2]
     feats = [json.loads(l) for l in open(cf) if l.strip()]
     afeats = [json.loads(l) for l in open(af) if l.strip()]
+    if pooling != "mean":
+        ct, at = files[2:4]
+        attach_pooled(feats, ct, pooling)
+        attach_pooled(afeats, at, pooling)
     assert len(feats) == len(corpus_items) and len(afeats) == len(aug_items), (len(feats), len(afeats))
     for f, it in zip(feats, corpus_items):
         assert f["category"] == it["category"] and f["group"] == it["group"]
@@ -203,8 +240,9 @@ def cutoff(p, any_rule):
 class Data:
     """Feature matrices of one window spec: whole texts, windows (with owner and label)."""
 
-    def __init__(self, spec, attack_windows):
-        feats, afeats = load(spec)
+    def __init__(self, spec, attack_windows, pooling):
+        feats, afeats = load(spec, pooling)
+        xrow = lambda f: XROW(f, f.get("pooled", ()))  # noqa: E731
         self.X = np.array([xrow(f) for f in feats])
         self.any_rule = np.array([sum(f["rules"]) > 0 for f in feats])
         rows, owner, ys = [], [], []
@@ -254,9 +292,9 @@ print(f"{len(items)} corpus rows, {is_attack.sum()} attacks, {(~is_attack).sum()
       f"{len(aug_items)} augmented items")
 candidates = []
 data_cache = {}
-for spec in SPECS:
+for spec, pooling in ((s, p) for s in SPECS for p in POOLINGS if p == "mean" or len(SPECS[s].split(",")) == 4):
     for attack_windows in ATTACK_WINDOWS:
-        d = data_cache[(spec, attack_windows)] = Data(spec, attack_windows)
+        d = data_cache[(spec, attack_windows, pooling)] = Data(spec, attack_windows, pooling)
         for augment in AUGMENT:
             for l2 in L2S:
                 p = np.zeros(len(items))
@@ -268,10 +306,10 @@ for spec in SPECS:
                     p[te] = d.score(te, W, b)[te]
                 t = cutoff(p, d.any_rule)
                 fig = figures(d.any_rule | (p >= t))
-                cand = dict(windows=spec, attack_windows=attack_windows, augment=augment, l2=l2,
-                            cutoff=t, **fig)
-                print(json.dumps({k: cand[k] for k in ("windows", "attack_windows", "augment", "l2", "cutoff",
-                                                       "recall", "fp")}),
+                cand = dict(windows=spec, pooling=pooling, attack_windows=attack_windows, augment=augment,
+                            l2=l2, cutoff=t, **fig)
+                print(json.dumps({k: cand[k] for k in KEYS}),
+                      json.dumps(fig["recall_by_category"]), json.dumps(fig["fp_by_category"]),
                       "worst", min(fig["recall_by_category"].values()),
                       "indirect", fig["recall_by_category"]["indirect_injection"], flush=True)
                 candidates.append(cand)
@@ -295,19 +333,24 @@ def within(c):
 
 
 best = max(candidates, key=lambda c: (within(c), min(c["recall_by_category"].values()), c["recall"], -c["fp"]))
-print("chosen", {k: best[k] for k in ("windows", "attack_windows", "augment", "l2", "cutoff")})
-d = data_cache[(best["windows"], best["attack_windows"])]
+CHOSEN = ("windows", "pooling", "attack_windows", "augment", "l2", "cutoff")
+print("chosen", {k: best[k] for k in CHOSEN}, "out of fold", json.dumps(
+    {k: best[k] for k in ("recall", "fp", "recall_by_category", "fp_by_category")}))
+d = data_cache[(best["windows"], best["attack_windows"], best["pooling"])]
 X, y = d.train_set(np.ones(len(items), dtype=bool), best["augment"])
 W, b = fit(X, y, best["l2"])
 weights = [[float(f"{v:.6g}") for v in list(W[:, k]) + [b[k]]] for k in range(len(CLASSES))]
+
 chars, stride, most = (int(v) for v in best["windows"].split(":"))
-keys = ("windows", "attack_windows", "augment", "l2", "cutoff", "recall", "fp")
 out = {
-    "version": f"clf-{corpus_version}-2",
+    "version": f"clf-{corpus_version}-{3 if best['pooling'] == 'max' else 2}",
     "corpus_version": corpus_version,
     "model": "all-MiniLM-L6-v2",
     "classes": CLASSES,
     "embedding_dim": emb.shape[1],
+    # token-level features after the embedding: "max" = the maximum of each hidden dimension over
+    # the text's tokens (same width as the embedding), from the same forward pass
+    "token_pooling": [] if best["pooling"] == "mean" else [best["pooling"]],
     "rules": RULES,
     "extra": ["log_chars"],
     "threshold": best["cutoff"],
@@ -320,9 +363,9 @@ out = {
         "rows": len(items),
         "augmented_items": len(aug_items),
         "training_rows_final": int(len(y)),
-        "chosen": {k: best[k] for k in ("windows", "attack_windows", "augment", "l2", "cutoff")},
+        "chosen": {k: best[k] for k in CHOSEN},
         "out_of_fold": {k: best[k] for k in ("recall", "fp", "recall_by_category", "fp_by_category")},
-        "candidates": [{k: c[k] for k in keys} for c in candidates],
+        "candidates": [{k: c[k] for k in KEYS} for c in candidates],
         "baselines_out_of_fold": {k: {"recall": round(v["recall"], 4), "fp": round(v["fp"], 4)}
                                   for k, v in baselines.items()},
     },
