@@ -290,7 +290,6 @@ pub fn context_block(hits: &[(&Chunk, f32)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::{EncoderPool, HashingEncoder, PoolOptions};
 
     #[test]
     fn chunks_respect_size_and_keep_all_text() {
@@ -321,12 +320,7 @@ mod tests {
             "Our office is in Lisbon and opens at 9am.",
         )
         .unwrap();
-        let pool = EncoderPool::start(
-            Arc::new(HashingEncoder { dim: 128 }),
-            "hash",
-            PoolOptions::default(),
-        )
-        .unwrap();
+        let pool = crate::embed::hashing_pool(128);
         let src = CollectionSource {
             name: "docs".into(),
             paths: vec![dir.path().to_path_buf()],

@@ -114,17 +114,11 @@ impl Embedder for CachedEmbedder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::{EncoderPool, HashingEncoder, PoolOptions};
     use std::sync::Arc;
 
     #[tokio::test]
     async fn second_lookup_is_served_from_the_cache() {
-        let pool = EncoderPool::start(
-            Arc::new(HashingEncoder { dim: 16 }),
-            "h",
-            PoolOptions::default(),
-        )
-        .unwrap();
+        let pool = crate::embed::hashing_pool(16);
         let c = CachedEmbedder::new(Arc::new(pool), 2);
         let a = c.embed(&["hello".into(), "world".into()]).await.unwrap();
         assert_eq!(c.len(), 2);

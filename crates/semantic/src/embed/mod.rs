@@ -189,6 +189,17 @@ impl SentenceEncoder for HashingEncoder {
 /// An [`Embedder`] shared by every feature of one configuration.
 pub type SharedEmbedder = Arc<dyn Embedder>;
 
+/// An encoder pool over [`HashingEncoder`] with default options, for tests.
+#[cfg(test)]
+pub(crate) fn hashing_pool(dim: usize) -> EncoderPool {
+    EncoderPool::start(
+        std::sync::Arc::new(HashingEncoder { dim }),
+        "hash",
+        PoolOptions::default(),
+    )
+    .expect("a hashing encoder pool starts")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,12 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_encoder_without_token_states_gives_no_token_maximum() {
-        let pool = EncoderPool::start(
-            Arc::new(HashingEncoder { dim: 8 }),
-            "hash",
-            PoolOptions::default(),
-        )
-        .unwrap();
+        let pool = super::hashing_pool(8);
         let cached = CachedEmbedder::new(Arc::new(pool), 16);
         let texts = vec!["hello there".to_string()];
         let plain = cached.embed(&texts).await.unwrap();
