@@ -22,30 +22,34 @@ use std::sync::Arc;
 
 use infergate_protocol::kv_events::{KvEventBatch, KvWireEvent};
 use parking_lot::RwLock;
-use xxhash_rust::xxh64::{xxh64, Xxh64};
+use xxhash_rust::xxh64::xxh64;
 
 /// The root key of a model's (or adapter's) block chain.
 pub fn root_key(model: &str) -> u64 {
     xxh64(model.as_bytes(), 0)
 }
 
-fn block_key(parent: u64, tokens: &[u32]) -> u64 {
-    let mut h = Xxh64::new(0);
-    h.update(&parent.to_le_bytes());
+/// xxh64 of the parent key then the block's token ids, all little-endian, hashed in one call
+/// over `buf` (reused between blocks): feeding the hasher four bytes at a time cost a fifth of a
+/// precise-prefix decision.
+fn block_key(buf: &mut Vec<u8>, parent: u64, tokens: &[u32]) -> u64 {
+    buf.clear();
+    buf.extend_from_slice(&parent.to_le_bytes());
     for t in tokens {
-        h.update(&t.to_le_bytes());
+        buf.extend_from_slice(&t.to_le_bytes());
     }
-    h.digest()
+    xxh64(buf, 0)
 }
 
 /// The keys of the full blocks of a prompt's token ids.
 pub fn request_keys(model: &str, tokens: &[u32], block_size: usize, max_blocks: usize) -> Vec<u64> {
     let mut parent = root_key(model);
+    let mut buf = Vec::with_capacity(8 + 4 * block_size);
     tokens
         .chunks_exact(block_size.max(1))
         .take(max_blocks)
         .map(|b| {
-            parent = block_key(parent, b);
+            parent = block_key(&mut buf, parent, b);
             parent
         })
         .collect()
@@ -153,8 +157,9 @@ impl KvBlockIndex {
                             None => continue,
                         },
                     };
+                    let mut buf = Vec::with_capacity(8 + 4 * bs);
                     for (hash, tokens) in block_hashes.iter().zip(token_ids.chunks_exact(bs)) {
-                        let key = block_key(parent, tokens);
+                        let key = block_key(&mut buf, parent, tokens);
                         ep.engine_to_key.insert(*hash, key);
                         let holders = by_key.entry(key).or_default();
                         if !holders.contains(&id) {
@@ -380,5 +385,25 @@ mod tests {
         idx.speculate("b:1", &keys[..1], 4000, 5000); // purges a:1's expired entries
         idx.matched_blocks(&keys, &["a:1", "b:1"], 4500, &mut out);
         assert_eq!(out, [0, 1]);
+    }
+
+    /// A block's key is xxh64 over the parent key and the token ids as one little-endian
+    /// stream: hashing a buffer at once gives what feeding a streaming hasher piece by piece
+    /// gives (the keys of earlier versions).
+    #[test]
+    fn block_keys_hash_parent_and_tokens_as_one_stream() {
+        let tokens: Vec<u32> = (0..40u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let keys = request_keys("m", &tokens, 16, 8);
+        assert_eq!(keys.len(), 2);
+        let mut parent = root_key("m");
+        for (block, key) in tokens.chunks_exact(16).zip(&keys) {
+            let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+            h.update(&parent.to_le_bytes());
+            for t in block {
+                h.update(&t.to_le_bytes());
+            }
+            assert_eq!(h.digest(), *key);
+            parent = *key;
+        }
     }
 }
