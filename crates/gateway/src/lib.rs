@@ -330,6 +330,7 @@ pub async fn start(config: ConfigSet, opts: ServeOptions) -> std::io::Result<Run
             infergate_policy::estimate::warm_up_for(models.iter().map(|m| &**m));
         }));
     }
+    // Not kept: a reload must be able to free this snapshot.
     drop(snap);
     if let (Some(path), Some(interval)) = (opts.config_path, reload_interval) {
         let g = gw.clone();

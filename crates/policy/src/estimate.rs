@@ -90,14 +90,9 @@ pub fn warm_up() {
 /// Load only the encodings these public models need: each costs tens of MB of memory, and most
 /// deployments serve one family. An encoding not loaded here is built on first use.
 pub fn warm_up_for<'a>(models: impl IntoIterator<Item = &'a str>) {
-    let mut needed = [false; 2];
+    // Each encoding is built once (a `LazyLock`); later models of the same family cost nothing.
     for m in models {
-        needed[Encoding::for_model(m) as usize] = true;
-    }
-    for enc in [Encoding::O200kBase, Encoding::Cl100kBase] {
-        if needed[enc as usize] {
-            let _ = enc.bpe();
-        }
+        let _ = Encoding::for_model(m).bpe();
     }
 }
 
