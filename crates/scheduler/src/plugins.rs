@@ -559,6 +559,54 @@ mod tests {
     }
 
     #[test]
+    fn one_candidate_skips_the_scorers() {
+        let e = eps(2);
+        let index = Arc::new(ApproxPrefixIndex::default());
+        let p = SchedulingProfile {
+            name: "t".into(),
+            filters: vec![Box::new(HealthyFilter)],
+            scorers: vec![(
+                Box::new(ApproxPrefixScorer {
+                    name: "prefix-cache-scorer".into(),
+                    params: PrefixCacheParams::default(),
+                    index,
+                }),
+                1.0,
+            )],
+            picker: Box::new(MaxScorePicker { max_endpoints: 1 }),
+        };
+        let prompt = vec![b'x'; 64 * 10];
+        let req = SchedulingRequest::new("m", &prompt);
+        let mut rng = rand::rng();
+        // Two candidates: the prefix scorer hashes the prompt.
+        let cx = CycleState::new(&req, now_ms());
+        assert_eq!(p.run(&cx, e.clone(), &mut rng).len(), 1);
+        assert!(cx.approx_hashes.get().is_some());
+        // One: it is the answer, and no scorer runs.
+        let cx = CycleState::new(&req, now_ms());
+        let picked = p.run(&cx, vec![e[1].clone()], &mut rng);
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].spec.port, e[1].spec.port);
+        assert!(cx.approx_hashes.get().is_none());
+        // Filters still apply to a lone candidate.
+        struct DropAll;
+        impl Filter for DropAll {
+            fn name(&self) -> &str {
+                "drop-all"
+            }
+            fn filter(&self, _cx: &CycleState<'_>, candidates: &mut Vec<Endpoint>) {
+                candidates.clear();
+            }
+        }
+        let p = SchedulingProfile {
+            filters: vec![Box::new(DropAll)],
+            ..p
+        };
+        let cx = CycleState::new(&req, now_ms());
+        assert!(p.run(&cx, vec![e[0].clone()], &mut rng).is_empty());
+    }
+
+    #[test]
     fn lora_affinity_table() {
         let e = eps(4);
         let lora = |running: &[&str], waiting: &[&str], max| LoraInfo {

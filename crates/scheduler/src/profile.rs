@@ -178,7 +178,10 @@ impl SchedulingProfile {
             }
             f.filter(cx, &mut candidates);
         }
-        if candidates.is_empty() {
+        // Scorers only order the candidates: with one left there is nothing to order, and the
+        // request skips their work (prompt hashing for the prefix scorers included; a pool that
+        // grows from one endpoint starts recording prefixes when it has two).
+        if candidates.len() <= 1 {
             return candidates;
         }
         let mut total = vec![0.0; candidates.len()];
