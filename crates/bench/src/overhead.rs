@@ -1189,7 +1189,7 @@ pub fn render_markdown(r: &OverheadResults, infergate_yaml: &str) -> String {
                 s,
                 "> **`--policy redis`**: as `--policy local`, but the limits live in a redis-server \
                  started by this run (pinned beside the proxy): one atomic Lua script per request at \
-                 admission and one at settle.\n"
+                 admission; settlements queued and written in batches.\n"
             );
         }
     }

@@ -40,6 +40,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Gatewa
             refresh_endpoint_gauges(&gw);
             if let Some(r) = &gw.policy.redis {
                 gw.metrics.limiter_redis_up.set(i64::from(r.is_up()));
+                let dropped = r.dropped.load(std::sync::atomic::Ordering::Relaxed);
+                gw.metrics
+                    .limiter_redis_settles_dropped
+                    .set(i64::try_from(dropped).unwrap_or(i64::MAX));
             }
             let mut resp = Response::new(GatewayBody::full(gw.metrics.encode()));
             resp.headers_mut().insert(

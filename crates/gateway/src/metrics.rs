@@ -258,6 +258,7 @@ pub struct Metrics {
     pub admissions: Family<AdmissionLabels, Counter>,
     pub spend_usd: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     pub limiter_redis_up: Gauge,
+    pub limiter_redis_settles_dropped: Gauge,
 }
 
 impl Metrics {
@@ -307,6 +308,7 @@ impl Metrics {
             admissions: Family::default(),
             spend_usd: Family::default(),
             limiter_redis_up: Gauge::default(),
+            limiter_redis_settles_dropped: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register_with_unit(
@@ -519,6 +521,12 @@ impl Metrics {
             "infergate_limiter_redis_up",
             "1 while the shared limiter (Redis) answers, 0 while the fail mode applies",
             m.limiter_redis_up.clone(),
+        );
+        registry.register(
+            "infergate_limiter_redis_settles_dropped",
+            "Settlements not written to Redis since start: the outage backlog was full, or Redis \
+             refused the call",
+            m.limiter_redis_settles_dropped.clone(),
         );
         Self { registry, ..m }
     }

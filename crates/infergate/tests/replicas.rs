@@ -397,3 +397,75 @@ fn redis_admissions(m: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// The gateway batches queued settlements into one call of the settle script: each job's
+/// changes land on its own buckets, with its own lease, against a real redis-server.
+#[tokio::test]
+async fn one_settle_call_applies_several_requests() {
+    use infergate_policy::redis_script::{settle_args, SettleEntry, SETTLE_LUA};
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), None).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let far = 4_000_000_000_000u64;
+    let _: () = redis::cmd("HSET")
+        .arg("{t}:rate")
+        .arg("5")
+        .arg(100)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for lease in ["L1", "L2", "L3"] {
+        let _: () = redis::cmd("ZADD")
+            .arg("{t}:conc")
+            .arg(far)
+            .arg(lease)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let e = |key: &str, kind: &'static str, delta: i64, window: &str| SettleEntry {
+        key: key.into(),
+        kind,
+        delta,
+        window: window.into(),
+        expire_at_ms: 0,
+    };
+    // Request 1 used 30 tokens fewer than it reserved; request 2 spent 7 of a budget.
+    let one = [e("{t}:rate", "s", -30, "5"), e("{t}:conc", "c", 0, "-")];
+    let two = [e("{t}:conc", "c", 0, "-"), e("{t}:budget", "b", 7, "d1")];
+    let (keys, argv) = settle_args([(&one[..], "L1"), (&two[..], "L2")]);
+    let script = redis::Script::new(SETTLE_LUA);
+    let mut inv = script.prepare_invoke();
+    for k in &keys {
+        inv.key(k);
+    }
+    for a in &argv {
+        inv.arg(a);
+    }
+    let jobs: i64 = inv.invoke_async(&mut conn).await.unwrap();
+    assert_eq!(jobs, 2);
+    let rate: i64 = redis::cmd("HGET")
+        .arg("{t}:rate")
+        .arg("5")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rate, 70);
+    let budget: i64 = redis::cmd("HGET")
+        .arg("{t}:budget")
+        .arg("d1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(budget, 7);
+    // Each request released its own lease; the third, not settled, still holds its place.
+    let leases: Vec<String> = redis::cmd("ZRANGE")
+        .arg("{t}:conc")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(leases, ["L3"]);
+}

@@ -130,43 +130,54 @@ end
 return out
 "#;
 
-/// True up reservations. `KEYS` = bucket keys; `ARGV` = n, lease id, then four values per
-/// bucket: kind (`s` rate, `r` rate use replayed from the local fallback, `b` budget, `c`
-/// concurrency), delta (signed), window index (`s`, `r`) or id (`b`), expire-at ms (`b`, 0 =
-/// never) or the key's time to live should this call create it (`r`).
+/// True up reservations, several requests' at once (the gateway batches what queued while the
+/// previous call was out). `KEYS` = every job's bucket keys, in order; `ARGV` = the number of
+/// jobs, then per job: its bucket count n, its lease id, then four values per bucket: kind (`s`
+/// rate, `r` rate use replayed from the local fallback, `b` budget, `c` concurrency), delta
+/// (signed), window index (`s`, `r`) or id (`b`), expire-at ms (`b`, 0 = never) or the key's time
+/// to live should this call create it (`r`). Redis runs the script with no other command in
+/// between.
 /// Counts never go below zero; a change to a rate window Redis no longer (or never) held is left
 /// alone, except that replayed use (`r`) is added to it.
 pub const SETTLE_LUA: &str = r#"
-local n = tonumber(ARGV[1])
-local lease = ARGV[2]
-for i = 1, n do
-  local b = 2 + (i - 1) * 4
-  local kind = ARGV[b + 1]
-  local delta = tonumber(ARGV[b + 2])
-  local p = ARGV[b + 3]
-  if kind == 'c' then
-    redis.call('ZREM', KEYS[i], lease)
-  elseif delta ~= 0 then
-    if kind == 's' or kind == 'r' then
-      if redis.call('HEXISTS', KEYS[i], p) == 1 then
-        local v = redis.call('HINCRBY', KEYS[i], p, delta)
-        if v < 0 then redis.call('HSET', KEYS[i], p, 0) end
-      elseif kind == 'r' and delta > 0 then
-        -- Use admitted elsewhere (the local fallback during an outage) into a window Redis
-        -- has not seen: add it, and give a key this creates the rate buckets' expiry.
-        redis.call('HINCRBY', KEYS[i], p, delta)
-        local ttl = tonumber(ARGV[b + 4])
-        if ttl > 0 and redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ttl) end
+local jobs = tonumber(ARGV[1])
+local a = 1
+local k = 0
+for j = 1, jobs do
+  local n = tonumber(ARGV[a + 1])
+  local lease = ARGV[a + 2]
+  a = a + 2
+  for i = 1, n do
+    local key = KEYS[k + i]
+    local kind = ARGV[a + 1]
+    local delta = tonumber(ARGV[a + 2])
+    local p = ARGV[a + 3]
+    if kind == 'c' then
+      redis.call('ZREM', key, lease)
+    elseif delta ~= 0 then
+      if kind == 's' or kind == 'r' then
+        if redis.call('HEXISTS', key, p) == 1 then
+          local v = redis.call('HINCRBY', key, p, delta)
+          if v < 0 then redis.call('HSET', key, p, 0) end
+        elseif kind == 'r' and delta > 0 then
+          -- Use admitted elsewhere (the local fallback during an outage) into a window Redis
+          -- has not seen: add it, and give a key this creates the rate buckets' expiry.
+          redis.call('HINCRBY', key, p, delta)
+          local ttl = tonumber(ARGV[a + 4])
+          if ttl > 0 and redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ttl) end
+        end
+      else
+        local v = redis.call('HINCRBY', key, p, delta)
+        if v < 0 then redis.call('HSET', key, p, 0) end
+        local exp = tonumber(ARGV[a + 4])
+        if exp > 0 then redis.call('PEXPIREAT', key, exp) end
       end
-    else
-      local v = redis.call('HINCRBY', KEYS[i], p, delta)
-      if v < 0 then redis.call('HSET', KEYS[i], p, 0) end
-      local exp = tonumber(ARGV[b + 4])
-      if exp > 0 then redis.call('PEXPIREAT', KEYS[i], exp) end
     end
+    a = a + 4
   end
+  k = k + n
 end
-return n
+return jobs
 "#;
 
 /// Budget keys live a day past their window so a late settle still finds them.
@@ -365,19 +376,26 @@ pub fn settle_entries(
         .collect()
 }
 
-/// `KEYS` and `ARGV` of a settle call.
-pub fn settle_args(entries: &[SettleEntry], lease: &str) -> (Vec<String>, Vec<String>) {
-    let mut keys = Vec::with_capacity(entries.len());
-    let mut argv = Vec::with_capacity(2 + entries.len() * 4);
-    argv.push(entries.len().to_string());
-    argv.push(lease.to_string());
-    for e in entries {
-        keys.push(e.key.clone());
-        argv.push(e.kind.to_string());
-        argv.push(e.delta.to_string());
-        argv.push(e.window.clone());
-        argv.push(e.expire_at_ms.to_string());
+/// `KEYS` and `ARGV` of one settle call for several jobs: each job's entries and its lease.
+pub fn settle_args<'a>(
+    jobs: impl IntoIterator<Item = (&'a [SettleEntry], &'a str)>,
+) -> (Vec<String>, Vec<String>) {
+    let mut keys = Vec::new();
+    let mut argv = vec![String::new()];
+    let mut count = 0usize;
+    for (entries, lease) in jobs {
+        count += 1;
+        argv.push(entries.len().to_string());
+        argv.push(lease.to_string());
+        for e in entries {
+            keys.push(e.key.clone());
+            argv.push(e.kind.to_string());
+            argv.push(e.delta.to_string());
+            argv.push(e.window.clone());
+            argv.push(e.expire_at_ms.to_string());
+        }
     }
+    argv[0] = count.to_string();
     (keys, argv)
 }
 
@@ -409,6 +427,28 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn settle_args_carry_each_job_with_its_lease() {
+        let e = |key: &str, kind: &'static str, delta: i64| SettleEntry {
+            key: key.into(),
+            kind,
+            delta,
+            window: "7".into(),
+            expire_at_ms: 0,
+        };
+        let a = [e("{ig}:x", "s", -3), e("{ig}:c", "c", 0)];
+        let b = [e("{ig}:y", "b", 5)];
+        let (keys, argv) = settle_args([(&a[..], "L1"), (&b[..], "L2")]);
+        assert_eq!(keys, ["{ig}:x", "{ig}:c", "{ig}:y"]);
+        assert_eq!(
+            argv,
+            [
+                "2", "2", "L1", "s", "-3", "7", "0", "c", "0", "7", "0", "1", "L2", "b", "5", "7",
+                "0"
+            ]
+        );
     }
 
     #[test]

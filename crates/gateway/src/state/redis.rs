@@ -23,17 +23,33 @@ use tokio::sync::{mpsc, Notify};
 
 /// Settlements kept while Redis is down; beyond this the oldest are dropped (and counted).
 const BACKLOG: usize = 100_000;
+/// At most this many settlements go in one script call.
+const SETTLE_BATCH: usize = 64;
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// A timeout marks Redis down only when nothing has succeeded for this long (a connection error
 /// does at once): slow answers on a busy machine are not an outage, and many calls time out
 /// together when they do.
 const DOWN_AFTER_MS: u64 = 1000;
 
-/// One settle call.
+/// One request's settlement.
 #[derive(Debug, Clone)]
 pub struct SettleJob {
     pub entries: Vec<SettleEntry>,
     pub lease: String,
+}
+
+/// Redis answered the call with an error about the call itself (not a lost connection, a
+/// timeout or a server that is loading): the same call would fail again.
+fn rejected(e: &RedisError) -> bool {
+    use redis::ErrorKind as K;
+    match e {
+        RedisError::Down | RedisError::Timeout => false,
+        RedisError::Protocol(_) => true,
+        RedisError::Redis(r) => matches!(
+            r.kind(),
+            K::ResponseError | K::TypeError | K::ExtensionError | K::CrossSlot | K::ExecAbortError
+        ),
+    }
 }
 
 pub struct RedisState {
@@ -50,7 +66,7 @@ pub struct RedisState {
     settle_script: Script,
     settle_tx: mpsc::UnboundedSender<SettleJob>,
     settle_rx: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<SettleJob>>>,
-    /// Settlements dropped because the backlog was full.
+    /// Settlements dropped: the backlog was full, or Redis refused their call.
     pub dropped: AtomicU64,
     /// Transitions to down.
     pub outages: AtomicU64,
@@ -252,9 +268,12 @@ impl RedisState {
         let _ = self.settle_tx.send(job);
     }
 
-    async fn run_settle(self: &Arc<Self>, job: &SettleJob) -> Result<(), RedisError> {
+    /// Write these settlements in one script call (Redis runs it with no other command in
+    /// between).
+    async fn run_settle(self: &Arc<Self>, jobs: &[SettleJob]) -> Result<(), RedisError> {
         let mut conn = self.conn()?;
-        let (keys, argv) = redis_script::settle_args(&job.entries, &job.lease);
+        let (keys, argv) =
+            redis_script::settle_args(jobs.iter().map(|j| (&j.entries[..], &j.lease[..])));
         let mut inv = self.settle_script.prepare_invoke();
         for k in &keys {
             inv.key(k);
@@ -266,16 +285,39 @@ impl RedisState {
         Ok(())
     }
 
+    /// Redis answered a settle call with an error: sending it again cannot succeed, and keeping
+    /// it would hold up every settlement behind it.
+    fn drop_refused(&self, e: &RedisError, settlements: usize) {
+        tracing::warn!(
+            error = %e,
+            settlements,
+            "Redis refused a settle call; its settlements are dropped"
+        );
+        self.dropped
+            .fetch_add(settlements as u64, Ordering::Relaxed);
+    }
+
+    /// Writes queued settlements, batching what queued while the previous call was out (one
+    /// script call per batch instead of one per request); keeps them, bounded, while Redis is
+    /// down and replays them when it returns.
     async fn settle_worker(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<SettleJob>) {
         let mut backlog: VecDeque<SettleJob> = VecDeque::new();
+        let mut batch: Vec<SettleJob> = Vec::with_capacity(SETTLE_BATCH);
         loop {
-            if !backlog.is_empty() && self.is_up() {
-                while let Some(job) = backlog.pop_front() {
-                    if self.run_settle(&job).await.is_err() {
-                        backlog.push_front(job);
+            while !backlog.is_empty() && self.is_up() {
+                let n = backlog.len().min(SETTLE_BATCH);
+                batch.extend(backlog.drain(..n));
+                match self.run_settle(&batch).await {
+                    Ok(()) => {}
+                    Err(e) if rejected(&e) => self.drop_refused(&e, batch.len()),
+                    Err(_) => {
+                        for job in batch.drain(..).rev() {
+                            backlog.push_front(job);
+                        }
                         break;
                     }
                 }
+                batch.clear();
             }
             let job = if backlog.is_empty() || self.is_up() {
                 rx.recv().await
@@ -286,7 +328,28 @@ impl RedisState {
                 }
             };
             let Some(job) = job else { return };
-            if !backlog.is_empty() || self.run_settle(&job).await.is_err() {
+            batch.push(job);
+            while batch.len() < SETTLE_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if backlog.is_empty() {
+                match self.run_settle(&batch).await {
+                    Ok(()) => {
+                        batch.clear();
+                        continue;
+                    }
+                    Err(e) if rejected(&e) => {
+                        self.drop_refused(&e, batch.len());
+                        batch.clear();
+                        continue;
+                    }
+                    Err(_) => {}
+                }
+            }
+            for job in batch.drain(..) {
                 if backlog.len() >= BACKLOG {
                     backlog.pop_front();
                     self.dropped.fetch_add(1, Ordering::Relaxed);
