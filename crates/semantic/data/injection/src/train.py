@@ -66,6 +66,9 @@ RULES = ["ignore-previous-instructions", "ignore-instructions-other-languages", 
          "new-instructions", "disable-safety", "reveal-system-prompt", "system-prompt-request",
          "dan-persona", "no-restrictions-persona", "jailbreak-template-markers", "encoded-instructions",
          "embedded-assistant-directive", "note-to-the-model"]
+# Rules the classifier reads, the first of the Rust RULES. Rules added after it was trained
+# (ignore-the-data, control-markup, forged-system-turn, message-to-the-model) come after these in
+# the feature files' `rules`; they count for `any_rule` (they flag) but are not features.
 FP_BUDGET = 0.05
 FOLDS = 5
 SEED = 20261123
@@ -89,7 +92,7 @@ def fold_of(group):
 
 
 def xrow(f, pooled=()):
-    return f["embedding"] + list(pooled) + f["rules"] + [np.log1p(f["chars"]) / 8.0]
+    return f["embedding"] + list(pooled) + f["rules"][:len(RULES)] + [np.log1p(f["chars"]) / 8.0]
 
 
 def token_pool(states, pooling):
@@ -288,89 +291,92 @@ class Data:
         return p
 
 
-print(f"{len(items)} corpus rows, {is_attack.sum()} attacks, {(~is_attack).sum()} benign; "
-      f"{len(aug_items)} augmented items")
-candidates = []
-data_cache = {}
-for spec, pooling in ((s, p) for s in SPECS for p in POOLINGS if p == "mean" or len(SPECS[s].split(",")) == 4):
-    for attack_windows in ATTACK_WINDOWS:
-        d = data_cache[(spec, attack_windows, pooling)] = Data(spec, attack_windows, pooling)
-        for augment in AUGMENT:
-            for l2 in L2S:
-                p = np.zeros(len(items))
-                for f in range(FOLDS):
-                    tr, te = fold != f, fold == f
-                    aug_ok = np.array([f not in s for s in aug_folds])
-                    X, y = d.train_set(tr, augment, aug_ok)
-                    W, b = fit(X, y, l2)
-                    p[te] = d.score(te, W, b)[te]
-                t = cutoff(p, d.any_rule)
-                fig = figures(d.any_rule | (p >= t))
-                cand = dict(windows=spec, pooling=pooling, attack_windows=attack_windows, augment=augment,
-                            l2=l2, cutoff=t, **fig)
-                print(json.dumps({k: cand[k] for k in KEYS}),
-                      json.dumps(fig["recall_by_category"]), json.dumps(fig["fp_by_category"]),
-                      "worst", min(fig["recall_by_category"].values()),
-                      "indirect", fig["recall_by_category"]["indirect_injection"], flush=True)
-                candidates.append(cand)
+def main():
+    print(f"{len(items)} corpus rows, {is_attack.sum()} attacks, {(~is_attack).sum()} benign; "
+          f"{len(aug_items)} augmented items")
+    candidates = []
+    data_cache = {}
+    for spec, pooling in ((s, p) for s in SPECS for p in POOLINGS if p == "mean" or len(SPECS[s].split(",")) == 4):
+        for attack_windows in ATTACK_WINDOWS:
+            d = data_cache[(spec, attack_windows, pooling)] = Data(spec, attack_windows, pooling)
+            for augment in AUGMENT:
+                for l2 in L2S:
+                    p = np.zeros(len(items))
+                    for f in range(FOLDS):
+                        tr, te = fold != f, fold == f
+                        aug_ok = np.array([f not in s for s in aug_folds])
+                        X, y = d.train_set(tr, augment, aug_ok)
+                        W, b = fit(X, y, l2)
+                        p[te] = d.score(te, W, b)[te]
+                    t = cutoff(p, d.any_rule)
+                    fig = figures(d.any_rule | (p >= t))
+                    cand = dict(windows=spec, pooling=pooling, attack_windows=attack_windows, augment=augment,
+                                l2=l2, cutoff=t, **fig)
+                    print(json.dumps({k: cand[k] for k in KEYS}),
+                          json.dumps(fig["recall_by_category"]), json.dumps(fig["fp_by_category"]),
+                          "worst", min(fig["recall_by_category"].values()),
+                          "indirect", fig["recall_by_category"]["indirect_injection"], flush=True)
+                    candidates.append(cand)
 
-# Baseline on the same folds: rules + nearest neighbour (the v1 method), threshold 0.6, margin 0.04.
-d0 = next(iter(data_cache.values()))
-emb = d0.X[:, :384]
-near = np.zeros(len(items), dtype=bool)
-for f in range(FOLDS):
-    tr, te = fold != f, fold == f
-    A, B = emb[tr & is_attack], emb[tr & ~is_attack]
-    sa, sb = (emb[te] @ A.T).max(1), (emb[te] @ B.T).max(1)
-    near[te] = (sa >= 0.6) & (sa - sb >= 0.04)
-baselines = {"rules only": figures(d0.any_rule), "rules + nearest neighbour (0.6, 0.04)": figures(d0.any_rule | near)}
-for k, v in baselines.items():
-    print(k, round(v["recall"], 4), round(v["fp"], 4))
+    # Baseline on the same folds: rules + nearest neighbour (the v1 method), threshold 0.6, margin 0.04.
+    d0 = next(iter(data_cache.values()))
+    emb = d0.X[:, :384]
+    near = np.zeros(len(items), dtype=bool)
+    for f in range(FOLDS):
+        tr, te = fold != f, fold == f
+        A, B = emb[tr & is_attack], emb[tr & ~is_attack]
+        sa, sb = (emb[te] @ A.T).max(1), (emb[te] @ B.T).max(1)
+        near[te] = (sa >= 0.6) & (sa - sb >= 0.04)
+    baselines = {"rules only": figures(d0.any_rule), "rules + nearest neighbour (0.6, 0.04)": figures(d0.any_rule | near)}
+    for k, v in baselines.items():
+        print(k, round(v["recall"], 4), round(v["fp"], 4))
+
+    def within(c):
+        return c["fp"] <= FP_BUDGET and max(c["fp_by_category"].values()) <= 2 * FP_BUDGET
+
+    best = max(candidates, key=lambda c: (within(c), min(c["recall_by_category"].values()), c["recall"], -c["fp"]))
+    CHOSEN = ("windows", "pooling", "attack_windows", "augment", "l2", "cutoff")
+    print("chosen", {k: best[k] for k in CHOSEN}, "out of fold", json.dumps(
+        {k: best[k] for k in ("recall", "fp", "recall_by_category", "fp_by_category")}))
+    d = data_cache[(best["windows"], best["attack_windows"], best["pooling"])]
+    X, y = d.train_set(np.ones(len(items), dtype=bool), best["augment"])
+    W, b = fit(X, y, best["l2"])
+    weights = [[float(f"{v:.6g}") for v in list(W[:, k]) + [b[k]]] for k in range(len(CLASSES))]
+
+    chars, stride, most = (int(v) for v in best["windows"].split(":"))
+    out = {
+        "version": f"clf-{corpus_version}-{3 if best['pooling'] == 'max' else 2}",
+        "corpus_version": corpus_version,
+        "model": "all-MiniLM-L6-v2",
+        "classes": CLASSES,
+        "embedding_dim": emb.shape[1],
+        # token-level features after the embedding: "max" = the maximum of each hidden dimension over
+        # the text's tokens (same width as the embedding), from the same forward pass
+        "token_pooling": [] if best["pooling"] == "mean" else [best["pooling"]],
+        "rules": RULES,
+        "extra": ["log_chars"],
+        "threshold": best["cutoff"],
+        "windows": {"chars": chars, "stride": stride, "max": most},
+        "weights": weights,
+        "selection": {
+            "rule": f"5-fold group cross-validation on the training corpus; cutoff = lowest with out-of-fold "
+                    f"false positives <= {FP_BUDGET:.1%} overall and <= {2 * FP_BUDGET:.1%} per benign category; "
+                    f"among candidates within that budget, the best worst-category recall",
+            "rows": len(items),
+            "augmented_items": len(aug_items),
+            "training_rows_final": int(len(y)),
+            "chosen": {k: best[k] for k in CHOSEN},
+            "out_of_fold": {k: best[k] for k in ("recall", "fp", "recall_by_category", "fp_by_category")},
+            "candidates": [{k: c[k] for k in KEYS} for c in candidates],
+            "baselines_out_of_fold": {k: {"recall": round(v["recall"], 4), "fp": round(v["fp"], 4)}
+                                      for k, v in baselines.items()},
+        },
+    }
+    with open(OUT, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+    print("wrote", OUT)
 
 
-def within(c):
-    return c["fp"] <= FP_BUDGET and max(c["fp_by_category"].values()) <= 2 * FP_BUDGET
-
-
-best = max(candidates, key=lambda c: (within(c), min(c["recall_by_category"].values()), c["recall"], -c["fp"]))
-CHOSEN = ("windows", "pooling", "attack_windows", "augment", "l2", "cutoff")
-print("chosen", {k: best[k] for k in CHOSEN}, "out of fold", json.dumps(
-    {k: best[k] for k in ("recall", "fp", "recall_by_category", "fp_by_category")}))
-d = data_cache[(best["windows"], best["attack_windows"], best["pooling"])]
-X, y = d.train_set(np.ones(len(items), dtype=bool), best["augment"])
-W, b = fit(X, y, best["l2"])
-weights = [[float(f"{v:.6g}") for v in list(W[:, k]) + [b[k]]] for k in range(len(CLASSES))]
-
-chars, stride, most = (int(v) for v in best["windows"].split(":"))
-out = {
-    "version": f"clf-{corpus_version}-{3 if best['pooling'] == 'max' else 2}",
-    "corpus_version": corpus_version,
-    "model": "all-MiniLM-L6-v2",
-    "classes": CLASSES,
-    "embedding_dim": emb.shape[1],
-    # token-level features after the embedding: "max" = the maximum of each hidden dimension over
-    # the text's tokens (same width as the embedding), from the same forward pass
-    "token_pooling": [] if best["pooling"] == "mean" else [best["pooling"]],
-    "rules": RULES,
-    "extra": ["log_chars"],
-    "threshold": best["cutoff"],
-    "windows": {"chars": chars, "stride": stride, "max": most},
-    "weights": weights,
-    "selection": {
-        "rule": f"5-fold group cross-validation on the training corpus; cutoff = lowest with out-of-fold "
-                f"false positives <= {FP_BUDGET:.1%} overall and <= {2 * FP_BUDGET:.1%} per benign category; "
-                f"among candidates within that budget, the best worst-category recall",
-        "rows": len(items),
-        "augmented_items": len(aug_items),
-        "training_rows_final": int(len(y)),
-        "chosen": {k: best[k] for k in CHOSEN},
-        "out_of_fold": {k: best[k] for k in ("recall", "fp", "recall_by_category", "fp_by_category")},
-        "candidates": [{k: c[k] for k in KEYS} for c in candidates],
-        "baselines_out_of_fold": {k: {"recall": round(v["recall"], 4), "fp": round(v["fp"], 4)}
-                                  for k, v in baselines.items()},
-    },
-}
-with open(OUT, "w") as f:
-    json.dump(out, f, separators=(",", ":"))
-    f.write("\n")
-print("wrote", OUT)
+if __name__ == "__main__":
+    main()
