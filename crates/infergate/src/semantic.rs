@@ -699,11 +699,12 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
         md,
         "Detector (the default, `method: classifier`): the rules plus classifier `{}` — a \
          multinomial logistic regression over the all-MiniLM-L6-v2 embedding of the prompt, the \
-         rule hits on it and its length{} — trained by `crates/semantic/data/injection/src/train.py` \
-         on corpus `{}` ({} attacks, {} benign), cutoff `minScore` {min} (the default, chosen on \
-         held-out training data: {}). Targets: recall ≥ 90% at ≤ 5% false positives, overall and \
-         per category.\n",
+         hits of the {} rules it was trained with on it and its length{} — trained by \
+         `crates/semantic/data/injection/src/train.py` on corpus `{}` ({} attacks, {} benign), \
+         cutoff `minScore` {min} (the default, chosen on held-out training data: {}){}. Targets: \
+         recall ≥ 90% at ≤ 5% false positives, overall and per category.\n",
         classifier.version,
+        classifier.rules.len(),
         classifier
             .windows
             .map(|w| format!(
@@ -719,6 +720,23 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
             .and_then(|s| s.get("rule"))
             .and_then(|s| s.as_str())
             .unwrap_or("see classifier.json"),
+        {
+            let later: Vec<&str> = injection::rule_names()
+                .filter(|n| !classifier.rules.iter().any(|r| r == n))
+                .collect();
+            if later.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; the rules added after it was trained ({}) flag on their own",
+                    later
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        },
     );
     let _ = writeln!(md, "### Blind evaluation set\n");
     let _ = writeln!(

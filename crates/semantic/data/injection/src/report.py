@@ -42,7 +42,9 @@ def load(fn, tokens=None):
     E = np.array([r["embedding"] for r in rows])
     if POOLING:
         attach_max(rows, tokens)
-    X = np.array([r["embedding"] + r["rules"] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
+    # the classifier reads the first len(clf["rules"]) rule hits; later rules only flag
+    nr = len(clf["rules"])
+    X = np.array([r["embedding"] + r["rules"][:nr] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
     L = X @ W.T
     L -= L.max(1, keepdims=True)
     P = np.exp(L)
@@ -51,7 +53,7 @@ def load(fn, tokens=None):
     # windows of long texts (feature files written with --windows, as the classifier's spec)
     for i, r in enumerate(rows):
         for w in r.get("windows", []):
-            x = np.array(w["embedding"] + w["rules"] + [np.log1p(w["chars"]) / 8, 1.0])
+            x = np.array(w["embedding"] + w["rules"][:nr] + [np.log1p(w["chars"]) / 8, 1.0])
             lw = W @ x
             lw -= lw.max()
             pw = np.exp(lw)
