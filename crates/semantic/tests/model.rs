@@ -274,7 +274,8 @@ fn injection_windows_find_an_instruction_buried_in_a_long_document() {
     );
     // The classifier only (rule findings off; it still reads the rule hits as features), at a
     // low cutoff: at the default cutoff this buried instruction is NOT flagged (its window
-    // scores about 0.1; see docs/benchmarks/guardrails.md), but the window lifts it from ~0
+    // scores about 0.1; see docs/benchmarks/guardrails.md; with rule findings on, the rules
+    // `control-markup` and `message-to-the-model` flag it), but the window lifts it from ~0
     // (the whole text, of which the encoder reads the first 256 tokens) to well above the long
     // benign document's windows.
     let det = Injection::with_method(

@@ -174,7 +174,8 @@ async fn an_injection_buried_past_the_encoders_reach_is_blocked_by_its_window() 
     let fleet = echo_fleet().await;
     // Classifier findings only (rules: false), so the block below comes from a window's score;
     // at a low cutoff, because at the default one this buried instruction is not flagged (its
-    // window scores about 0.1, the whole text ~0; see docs/benchmarks/guardrails.md).
+    // window scores about 0.1, the whole text ~0; see docs/benchmarks/guardrails.md; with rule
+    // findings on, the rules `control-markup` and `message-to-the-model` flag it).
     let request =
         "  - {name: injection, type: injection, action: block, rules: false, minScore: 0.05}";
     let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy(request, "    []");

@@ -789,6 +789,20 @@ mod tests {
     }
 
     #[test]
+    fn the_buried_test_attack_is_caught_by_the_planted_instruction_rules() {
+        // the AgentDojo-shaped instruction the model and gateway tests bury in a long document
+        let text = include_str!("../../tests/data/buried_attack.txt");
+        let rules: Vec<String> = Injection::new("inj", Action::Block, true, None, 0.7, 0.0)
+            .scan(&ScanInput::new(text, Direction::Request))
+            .into_iter()
+            .filter_map(|f| f.rule.map(|r| r.to_string()))
+            .collect();
+        for name in ["control-markup", "message-to-the-model"] {
+            assert!(rules.iter().any(|r| r == name), "{name}: {rules:?}");
+        }
+    }
+
+    #[test]
     fn rules_leave_benign_lookalikes_alone() {
         for t in [
             "How do I ignore whitespace changes in git diff?",
