@@ -467,10 +467,12 @@ const RULES: &[(&str, &str, &str)] = &[
     ),
     (
         "indirect_injection",
-        // chat-format control markup inside a text: special tokens, instruction tags, fake
-        // end-of-session markers, "###(system_message)", "[ADMIN REQUEST::"
+        // chat-format control markup inside a text: special tokens, fake end-of-session
+        // markers, "###(system_message)", "[ADMIN REQUEST::". Not XML-style tags such as
+        // <instructions> or <information>: prompt-writing guides recommend them, so benign prompts
+        // are full of them.
         "control-markup",
-        r"(?i)(?:<\|(?:endoftext|im_start|im_end|system|user|assistant|eot_id|begin_of_text|start_header_id)\|>|</?(?:instructions?|system|information)>|<end of (?:session|conversation|document|input)>|###\s*\(?(?:system|instruction)|\[(?:ADMIN|SYSTEM) (?:REQUEST|MESSAGE|OVERRIDE|NOTE)\b)",
+        r"(?i)(?:<\|(?:endoftext|im_start|im_end|system|user|assistant|eot_id|begin_of_text|start_header_id)\|>|<end of (?:session|conversation|document|input)>|###\s*\(?(?:system|instruction)|\[(?:ADMIN|SYSTEM) (?:REQUEST|MESSAGE|OVERRIDE|NOTE)\b)",
     ),
     (
         "indirect_injection",
@@ -797,9 +799,11 @@ mod tests {
             .into_iter()
             .filter_map(|f| f.rule.map(|r| r.to_string()))
             .collect();
-        for name in ["control-markup", "message-to-the-model"] {
-            assert!(rules.iter().any(|r| r == name), "{name}: {rules:?}");
-        }
+        // (its <INFORMATION> tags are not markup the rules read: benign prompts use such tags)
+        assert!(
+            rules.iter().any(|r| r == "message-to-the-model"),
+            "{rules:?}"
+        );
     }
 
     #[test]
@@ -822,6 +826,8 @@ mod tests {
             "Summarise this chat log:\nUser: my order is late\nAssistant: sorry, let me check",
             "What is the difference between <div> and <span>?",
             "The system: a pump, a valve and a tank. System: closed loop.",
+            "<instructions>Summarise the report in three bullets.</instructions>\n<document>Sales rose 4%.</document>",
+            "Check this <information>table</information> and answer in French.",
         ] {
             assert!(rule_hits(t).is_empty(), "{t}");
         }
