@@ -398,6 +398,18 @@ fn redis_admissions(m: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// One Redis command, its answer as `T`.
+async fn redis_cmd<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(conn).await.unwrap()
+}
+
 /// The gateway batches queued settlements into one call of the settle script: each job's
 /// changes land on its own buckets, with its own lease, against a real redis-server.
 #[tokio::test]
@@ -406,23 +418,10 @@ async fn one_settle_call_applies_several_requests() {
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(dir.path(), None).await.unwrap();
     let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let far = 4_000_000_000_000u64;
-    let _: () = redis::cmd("HSET")
-        .arg("{t}:rate")
-        .arg("5")
-        .arg(100)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let conn = &mut client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis_cmd(conn, &["HSET", "{t}:rate", "5", "100"]).await;
     for lease in ["L1", "L2", "L3"] {
-        let _: () = redis::cmd("ZADD")
-            .arg("{t}:conc")
-            .arg(far)
-            .arg(lease)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let () = redis_cmd(conn, &["ZADD", "{t}:conc", "4000000000000", lease]).await;
     }
     let e = |key: &str, kind: &'static str, delta: i64, window: &str| SettleEntry {
         key: key.into(),
@@ -443,29 +442,13 @@ async fn one_settle_call_applies_several_requests() {
     for a in &argv {
         inv.arg(a);
     }
-    let jobs: i64 = inv.invoke_async(&mut conn).await.unwrap();
+    let jobs: i64 = inv.invoke_async(conn).await.unwrap();
     assert_eq!(jobs, 2);
-    let rate: i64 = redis::cmd("HGET")
-        .arg("{t}:rate")
-        .arg("5")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let rate: i64 = redis_cmd(conn, &["HGET", "{t}:rate", "5"]).await;
     assert_eq!(rate, 70);
-    let budget: i64 = redis::cmd("HGET")
-        .arg("{t}:budget")
-        .arg("d1")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let budget: i64 = redis_cmd(conn, &["HGET", "{t}:budget", "d1"]).await;
     assert_eq!(budget, 7);
     // Each request released its own lease; the third, not settled, still holds its place.
-    let leases: Vec<String> = redis::cmd("ZRANGE")
-        .arg("{t}:conc")
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let leases: Vec<String> = redis_cmd(conn, &["ZRANGE", "{t}:conc", "0", "-1"]).await;
     assert_eq!(leases, ["L3"]);
 }
