@@ -537,18 +537,23 @@ mod tests {
         assert_eq!(prefix_score(0, 0, 32), 0.0);
     }
 
+    /// An approximate prefix scorer over an index of its own.
+    fn prefix_scorer(params: PrefixCacheParams) -> ApproxPrefixScorer {
+        ApproxPrefixScorer {
+            name: "prefix-cache-scorer".into(),
+            params,
+            index: Arc::new(ApproxPrefixIndex::default()),
+        }
+    }
+
     #[test]
     fn approximate_prefix_prefers_where_the_prefix_went() {
         let e = eps(3);
-        let index = Arc::new(ApproxPrefixIndex::default());
-        let s = ApproxPrefixScorer {
-            name: "prefix-cache-scorer".into(),
-            params: PrefixCacheParams {
-                min_match_blocks_for_full_score: 1,
-                ..PrefixCacheParams::default()
-            },
-            index: index.clone(),
-        };
+        let s = prefix_scorer(PrefixCacheParams {
+            min_match_blocks_for_full_score: 1,
+            ..PrefixCacheParams::default()
+        });
+        let index = s.index.clone();
         let prompt = vec![b'x'; 64 * 10];
         let req = SchedulingRequest::new("m", &prompt);
         let hashes = prompt_hashes(s.geometry(&e), "m", &prompt);
@@ -561,18 +566,10 @@ mod tests {
     #[test]
     fn one_candidate_skips_the_scorers() {
         let e = eps(2);
-        let index = Arc::new(ApproxPrefixIndex::default());
         let p = SchedulingProfile {
             name: "t".into(),
             filters: vec![Box::new(HealthyFilter)],
-            scorers: vec![(
-                Box::new(ApproxPrefixScorer {
-                    name: "prefix-cache-scorer".into(),
-                    params: PrefixCacheParams::default(),
-                    index,
-                }),
-                1.0,
-            )],
+            scorers: vec![(Box::new(prefix_scorer(PrefixCacheParams::default())), 1.0)],
             picker: Box::new(MaxScorePicker { max_endpoints: 1 }),
         };
         let prompt = vec![b'x'; 64 * 10];
