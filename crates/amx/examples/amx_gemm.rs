@@ -1,11 +1,11 @@
-//! Throughput of [`Amx::matmul`] on the shapes of all-MiniLM-L6-v2's linear layers (64 tokens,
+//! Throughput of [`Bf16Matmul::matmul`], with each engine this machine allows, on the shapes of all-MiniLM-L6-v2's linear layers (64 tokens,
 //! and a batch of 16 such texts), in thread CPU time: each shape alone (weights hot in cache),
 //! then the 24 matmuls of a forward pass in order over six layers' distinct weights (21 MB of
 //! bf16, streamed from L3/memory as in the encoder). Run pinned to one core:
 //! `taskset -c 1 target/release/examples/amx_gemm`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use infergate_amx::{bf16, Aligned, Amx, PackedWeights};
+use infergate_amx::{bf16, Aligned, Bf16Matmul, Engine, PackedWeights};
 
 fn thread_cpu_seconds() -> f64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
@@ -13,10 +13,20 @@ fn thread_cpu_seconds() -> f64 {
 }
 
 fn main() {
-    let Some(amx) = Amx::detect() else {
-        println!("AMX-BF16 is not usable on this machine");
-        return;
-    };
+    let engines: Vec<Bf16Matmul> = [Engine::Tiles, Engine::Avx512Bf16]
+        .into_iter()
+        .filter_map(Bf16Matmul::with_engine)
+        .collect();
+    if engines.is_empty() {
+        println!("neither AMX-BF16 nor AVX512-BF16 is usable on this machine");
+    }
+    for amx in engines {
+        println!("== {}", amx.engine().name());
+        run(amx);
+    }
+}
+
+fn run(amx: Bf16Matmul) {
     // Operands on cache lines vs. shifted off them by 32 bytes, interleaved (why `Aligned`).
     {
         let (k, n, rows) = (384, 1152, 64);

@@ -1,19 +1,23 @@
-//! Matrix multiplication in bf16 on Intel AMX tiles (Xeon "Sapphire Rapids" and later), with f32
-//! accumulation: `C = A · B`, `A` the activations rounded to bf16, `B` weights packed once.
+//! Matrix multiplication in bf16 with f32 accumulation, `C = A · B`, `A` the activations rounded
+//! to bf16, `B` weights packed once — on Intel AMX tiles (Xeon "Sapphire Rapids" and later) or
+//! with AVX-512 BF16 dot products (AMD Zen 4 and later, and those Xeons).
 //!
 //! Why it exists: the linear layers of all-MiniLM-L6-v2 cost 1.36 GFLOP for a 64-token text.
-//! One core's AVX-512 FMA peak is ~130 GFLOPS on the machines this runs on, so f32 cannot embed
-//! such a text in 10 ms however good the kernel; AVX-512-BF16 dot products run at half the FMA
-//! rate there and win nothing. An AMX tile multiply does 16×16×32 products per instruction:
-//! ~370 GFLOPS on these shapes on one core, measured (`examples/amx_gemm.rs`). Rounding the
-//! inputs to bf16 keeps the embeddings at cosine ≥ 0.9999 of the f32 model (checked by the
-//! encoder's tests).
+//! One core's AVX-512 f32 FMA peak is ~130 GFLOPS on a Sapphire Rapids core and ~110 on a Zen 4
+//! one, so f32 cannot embed such a text in 10 ms however good the kernel. An AMX tile multiply
+//! does 16×16×32 products per instruction: ~370 GFLOPS on these shapes on one core, measured
+//! (`examples/amx_gemm.rs`). Where there are no tiles, `VDPBF16PS` does 32 products per
+//! instruction; on Zen 4 it issues as fast as an f32 FMA of the same width, which does 16, so
+//! bf16 doubles the arithmetic rate there (on Sapphire Rapids it runs at half the FMA rate and
+//! wins nothing, so tiles are preferred). Rounding the inputs to bf16 keeps the embeddings at
+//! cosine ≥ 0.9999 of the f32 model (checked by the encoder's tests).
 //!
 //! AMX has no intrinsics on stable Rust and no maintained crate, so this is the workspace's one
-//! crate with `unsafe`: a permission syscall and inline assembly. It must never run an AMX
-//! instruction on a CPU or kernel that has not granted AMX ([`Amx::detect`] is the only way to
-//! get the [`Amx`] token that [`Amx::matmul`] needs) nor touch memory outside the slices it is
-//! given (every shape is checked before any assembly runs).
+//! crate with `unsafe`: a permission syscall, inline assembly, and the AVX-512 intrinsics' loads
+//! and stores. It must never run an instruction the CPU or kernel has not granted
+//! ([`Bf16Matmul::detect`] and [`Bf16Matmul::with_engine`] are the only ways to get the token
+//! that [`Bf16Matmul::matmul`] needs) nor touch memory outside the slices it is given (every
+//! shape is checked before any kernel runs).
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -25,10 +29,33 @@ pub const ROW_MULTIPLE: usize = 16;
 /// output columns are computed 32 at a time).
 pub const DIM_MULTIPLE: usize = 32;
 
-/// Proof that this process may run AMX-BF16 instructions. Obtained from [`Amx::detect`].
+/// Which instructions do the multiplying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// AMX tile multiplies (`TDPBF16PS`, 16×16×32 products per instruction): Intel Xeon
+    /// "Sapphire Rapids" and later, Linux ≥ 5.16.
+    Tiles,
+    /// AVX-512 BF16 dot products (`VDPBF16PS`, 16×2 products per instruction) in vector
+    /// registers: AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids. On Zen 4 one such
+    /// instruction per cycle does twice the arithmetic of an f32 FMA.
+    Avx512Bf16,
+}
+
+impl Engine {
+    /// `amx-bf16` or `avx512-bf16`: how reports and logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Tiles => "amx-bf16",
+            Engine::Avx512Bf16 => "avx512-bf16",
+        }
+    }
+}
+
+/// Proof that this process may run the bf16 instructions of one [`Engine`]. Obtained from
+/// [`Bf16Matmul::detect`] or [`Bf16Matmul::with_engine`].
 #[derive(Debug, Clone, Copy)]
-pub struct Amx {
-    _private: (),
+pub struct Bf16Matmul {
+    engine: Engine,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,15 +212,30 @@ pub fn f32_from_bf16(b: u16) -> f32 {
     f32::from_bits(u32::from(b) << 16)
 }
 
-impl Amx {
-    /// The token if this CPU has AMX-TILE and AMX-BF16, the kernel grants this process the tile
-    /// state (Linux ≥ 5.16, `arch_prctl(ARCH_REQ_XCOMP_PERM)`), and a known product comes out
-    /// right. Checked once per process.
+impl Bf16Matmul {
+    /// The fastest engine this machine allows: AMX tiles, else AVX-512 BF16; `None` if neither.
     pub fn detect() -> Option<Self> {
-        static USABLE: OnceLock<bool> = OnceLock::new();
-        USABLE
-            .get_or_init(imp::enable)
-            .then_some(Self { _private: () })
+        Self::with_engine(Engine::Tiles).or_else(|| Self::with_engine(Engine::Avx512Bf16))
+    }
+
+    /// The token for `engine` if this process may use it: for [`Engine::Tiles`], the CPU has
+    /// AMX-TILE and AMX-BF16 and the kernel grants this process the tile state (Linux ≥ 5.16,
+    /// `arch_prctl(ARCH_REQ_XCOMP_PERM)`); for [`Engine::Avx512Bf16`], the CPU has AVX-512F and
+    /// AVX512-BF16 and the OS saves the vector state. Either way a known product must come out
+    /// right. Checked once per process.
+    pub fn with_engine(engine: Engine) -> Option<Self> {
+        static TILES: OnceLock<bool> = OnceLock::new();
+        static AVX512: OnceLock<bool> = OnceLock::new();
+        let usable = match engine {
+            Engine::Tiles => *TILES.get_or_init(imp::enable),
+            Engine::Avx512Bf16 => *AVX512.get_or_init(|| imp::avx512_usable() && self_test(engine)),
+        };
+        usable.then_some(Self { engine })
+    }
+
+    /// The engine this token runs.
+    pub fn engine(self) -> Engine {
+        self.engine
     }
 
     /// `c[..rows × n] = a · w`: `a` is `rows × k` bf16 bits, row-major; `c` is `rows × n`,
@@ -209,7 +251,7 @@ impl Amx {
             c.len(),
             w.n
         );
-        imp::matmul(a, rows, w, c, true, &mut |_, _| {});
+        imp::matmul(self.engine, a, rows, w, c, true, &mut |_, _| {});
     }
 
     /// `a · w` by blocks of [`BLOCK_ROWS`] rows (fewer for the last): each block is computed
@@ -234,13 +276,33 @@ impl Amx {
             block.len(),
             w.n
         );
-        imp::matmul(a, rows, w, block, false, &mut done);
+        imp::matmul(self.engine, a, rows, w, block, false, &mut done);
     }
 }
 
-/// Rows of the product computed together (two tiles high); [`Amx::matmul_by_rows`] hands them
-/// over in blocks of this many.
+/// Rows of the product computed together (two tiles high); [`Bf16Matmul::matmul_by_rows`]
+/// hands them over in blocks of this many.
 pub const BLOCK_ROWS: usize = 32;
+
+/// A 16×32 by 32×32 product of small integers (exact in bf16 and f32) must come out exact.
+/// Called once the engine's instructions are known to be allowed.
+fn self_test(engine: Engine) -> bool {
+    let (m, k, n) = (16, 32, 32);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let w: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+    let Ok(packed) = PackedWeights::pack(&w, k, n) else {
+        return false;
+    };
+    let a16: Vec<u16> = a.iter().map(|&x| bf16(x)).collect();
+    let mut c = vec![f32::NAN; m * n];
+    imp::matmul(engine, &a16, m, &packed, &mut c, true, &mut |_, _| {});
+    (0..m).all(|i| {
+        (0..n).all(|j| {
+            let want: f32 = (0..k).map(|p| a[i * k + p] * w[p * n + j]).sum();
+            c[i * n + j] == want
+        })
+    })
+}
 
 fn check(a: &[u16], rows: usize, w: &PackedWeights) {
     assert!(
@@ -252,7 +314,7 @@ fn check(a: &[u16], rows: usize, w: &PackedWeights) {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp {
-    use super::{bf16, PackedWeights};
+    use super::{avx512, Engine, PackedWeights};
     use std::arch::asm;
 
     /// `ldtilecfg`'s 64-byte operand: palette 1, eight tiles of 16 rows × 64 bytes.
@@ -305,34 +367,23 @@ mod imp {
                 XFEATURE_XTILEDATA,
             )
         };
-        granted == 0 && self_test()
+        granted == 0 && super::self_test(Engine::Tiles)
     }
 
-    /// A 16×32 by 32×32 product of small integers (exact in bf16 and f32) must come out exact.
-    fn self_test() -> bool {
-        let (m, k, n) = (16, 32, 32);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
-        let w: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
-        let Ok(packed) = PackedWeights::pack(&w, k, n) else {
-            return false;
-        };
-        let a16: Vec<u16> = a.iter().map(|&x| bf16(x)).collect();
-        let mut c = vec![f32::NAN; m * n];
-        matmul(&a16, m, &packed, &mut c, true, &mut |_, _| {});
-        (0..m).all(|i| {
-            (0..n).all(|j| {
-                let want: f32 = (0..k).map(|p| a[i * k + p] * w[p * n + j]).sum();
-                c[i * n + j] == want
-            })
-        })
+    /// Whether this CPU has AVX-512F and AVX512-BF16 and the OS saves the zmm state (the
+    /// standard library's detection checks XCR0 too).
+    pub(super) fn avx512_usable() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
     }
 
     /// Callers have checked: `rows % 16 == 0`, `a.len() == rows × k`, `k` and `n` positive
     /// multiples of 32 (by construction of `PackedWeights`), `c` holds `rows × n` values
     /// (`whole`: row `r` of the product goes to row `r` of `c`) or 32 × n (each block of rows
-    /// goes to the top of `c`), and AMX is granted (an `Amx` exists, or `enable` is running
-    /// its self-test after the grant).
+    /// goes to the top of `c`), and `engine` is allowed (a `Bf16Matmul` for it exists, or its
+    /// detection is running the self-test after checking the CPU and kernel).
     pub(super) fn matmul(
+        engine: Engine,
         a: &[u16],
         rows: usize,
         w: &PackedWeights,
@@ -345,34 +396,57 @@ mod imp {
         // Rows outermost, 32 at a time: their activations (32 × k bf16) stay in L1 while every
         // weight panel streams past them (prefetched), and each block of the product is
         // complete — ready for the caller's epilogue — before the next starts. Measured on
-        // 1024 rows: 668 GFLOPS this way, 132–180 with 128–256-row blocks swept per weight
-        // panel (their activations and outputs fall out of L1 and the loads saturate L2).
+        // 1024 rows with AMX: 668 GFLOPS this way, 132–180 with 128–256-row blocks swept per
+        // weight panel (their activations and outputs fall out of L1 and the loads saturate L2).
         let mut mb = 0;
         while mb < rows {
             let height = if mb + 32 <= rows { 32 } else { 16 };
             let a_rows = &a[mb * k..(mb + height) * k];
             let base = if whole { mb * n } else { 0 };
-            // Loaded per block: `done` may have run another product, which released the tiles.
-            // SAFETY: `ldtilecfg` reads the 64-byte, 64-aligned static config; AMX is granted.
-            unsafe {
-                asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly, preserves_flags));
-            };
-            for nb in (0..n).step_by(32) {
-                // Two 16-column panels, each `k/2` rows of 64 bytes.
-                let b = &w.data[nb / 16 * panel..(nb / 16 + 2) * panel];
-                // The output block: `height` rows from column `nb`, 32 wide, row stride n.
-                let c_block = &mut c[base + nb..base + (height - 1) * n + nb + 32];
-                if height == 32 {
-                    block_32x32(a_rows, k, b, panel, c_block, n);
-                } else {
-                    block_16x32(a_rows, k, b, panel, c_block, n);
+            let c_rows = &mut c[base..base + height * n];
+            match engine {
+                Engine::Tiles => tiles_block(a_rows, height, k, &w.data, panel, c_rows, n),
+                Engine::Avx512Bf16 => {
+                    // SAFETY: the engine is allowed, so the CPU has AVX-512F and AVX512-BF16
+                    // and the OS saves their state (`avx512_usable`).
+                    unsafe { avx512::block(a_rows, height, k, &w.data, c_rows, n) }
                 }
             }
-            done(mb, &mut c[base..base + height * n]);
+            done(mb, c_rows);
             mb += height;
         }
-        // SAFETY: releases the tile state; no memory is touched.
-        unsafe { asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
+        if engine == Engine::Tiles {
+            // SAFETY: releases the tile state; no memory is touched.
+            unsafe { asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
+        }
+    }
+
+    /// `c` (`height` rows × n) = `a` (`height` rows × k) · the weights, on AMX tiles.
+    fn tiles_block(
+        a_rows: &[u16],
+        height: usize,
+        k: usize,
+        data: &[u32],
+        panel: usize,
+        c: &mut [f32],
+        n: usize,
+    ) {
+        // Loaded per block: `done` may have run another product, which released the tiles.
+        // SAFETY: `ldtilecfg` reads the 64-byte, 64-aligned static config; AMX is granted.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly, preserves_flags));
+        };
+        for nb in (0..n).step_by(32) {
+            // Two 16-column panels, each `k/2` rows of 64 bytes.
+            let b = &data[nb / 16 * panel..(nb / 16 + 2) * panel];
+            // The output block: `height` rows from column `nb`, 32 wide, row stride n.
+            let c_block = &mut c[nb..(height - 1) * n + nb + 32];
+            if height == 32 {
+                block_32x32(a_rows, k, b, panel, c_block, n);
+            } else {
+                block_16x32(a_rows, k, b, panel, c_block, n);
+            }
+        }
     }
 
     /// `c` (32 rows × 32 columns at row stride `ldc`) = `a` (32 rows × k) · `b` (two panels).
@@ -539,6 +613,129 @@ mod imp {
     }
 }
 
+/// The [`Engine::Avx512Bf16`] kernel. `VDPBF16PS` multiplies 16 pairs of bf16 by 16 pairs and
+/// adds each lane's two products to an f32 accumulator: exactly a row of a weight panel
+/// (16 columns, one pair of inputs each) times one pair of an activation row, broadcast. A
+/// register block of 8 rows × 3 panels (48 columns) keeps 24 accumulators and 3 weight vectors
+/// in the 32 zmm registers; each step loads 3 weight vectors and 8 pairs for 24 dot products.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512, __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_loadu_si512, _mm512_set1_epi32,
+        _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+
+    /// Rows of a register block.
+    const ROWS: usize = 8;
+
+    /// `c` (`height` rows × n, row-major) = `a` (`height` rows × k bf16, row-major) · the packed
+    /// weights `data` (n/16 panels of k/2 rows of 16 pairs).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX512-BF16 and the OS must save their state. Shapes as
+    /// `imp::matmul` checks them: `height` a multiple of 8, `a.len() == height · k`,
+    /// `data.len() == n · k/2`, `c.len() == height · n`, `k` and `n` multiples of 32.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn block(
+        a: &[u16],
+        height: usize,
+        k: usize,
+        data: &[u32],
+        c: &mut [f32],
+        n: usize,
+    ) {
+        assert!(
+            height.is_multiple_of(ROWS)
+                && k.is_multiple_of(2)
+                && n.is_multiple_of(16)
+                && a.len() == height * k
+                && data.len() == n * k / 2
+                && c.len() == height * n,
+            "avx512 block: bad shapes"
+        );
+        let panels = n / 16;
+        let mut p0 = 0;
+        // Column groups outermost: a group's weights (3 panels, 36 KB for k = 384) stay in L2
+        // while the block's row groups pass over them.
+        while p0 < panels {
+            let width = (panels - p0).min(3);
+            for r0 in (0..height).step_by(ROWS) {
+                let a_rows = &a[r0 * k..(r0 + ROWS) * k];
+                let c_rows = &mut c[r0 * n..(r0 + ROWS) * n];
+                // SAFETY: this function's own target features; the slices hold what
+                // `micro` reads and writes (asserted above: 8 rows of k, `width` panels from
+                // `p0` within n/16, 8 output rows of n).
+                unsafe {
+                    match width {
+                        3 => micro::<3>(a_rows, k, data, p0, c_rows, n),
+                        2 => micro::<2>(a_rows, k, data, p0, c_rows, n),
+                        _ => micro::<1>(a_rows, k, data, p0, c_rows, n),
+                    }
+                }
+            }
+            p0 += width;
+        }
+    }
+
+    /// Rows 0..8 of `c`, columns `16·p0 .. 16·(p0 + P)` = `a` (8 rows × k) · panels
+    /// `p0 .. p0 + P`.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX512-BF16 allowed; `a.len() == 8k`, `c.len() == 8n`,
+    /// `(p0 + P) · 16 ≤ n`, `data` holds n/16 panels of k/2 × 16 values.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[inline]
+    unsafe fn micro<const P: usize>(
+        a: &[u16],
+        k: usize,
+        data: &[u32],
+        p0: usize,
+        c: &mut [f32],
+        n: usize,
+    ) {
+        let pairs = k / 2;
+        let panel = pairs * 16;
+        debug_assert!(a.len() == ROWS * k && c.len() == ROWS * n && (p0 + P) * 16 <= n);
+        debug_assert!(data.len() >= (p0 + P) * panel);
+        let w = data[p0 * panel..].as_ptr();
+        let x = a.as_ptr();
+        let mut acc: [[__m512; P]; ROWS] = [[_mm512_setzero_ps(); P]; ROWS];
+        for p in 0..pairs {
+            let mut wv: [__m512bh; P] = [to_bh(_mm512_set1_epi32(0)); P];
+            for (q, v) in wv.iter_mut().enumerate() {
+                // SAFETY: row p (16 u32) of panel p0 + q: `(q · pairs + p) · 16 + 16 ≤ P · panel`,
+                // within `data` from `p0 · panel` (contract); unaligned loads are allowed.
+                *v = to_bh(unsafe { _mm512_loadu_si512(w.add(q * panel + p * 16).cast()) });
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: values 2p and 2p + 1 of row r: `r · k + 2p + 1 < 8k = a.len()`.
+                let pair = unsafe {
+                    u32::from(*x.add(r * k + 2 * p)) | u32::from(*x.add(r * k + 2 * p + 1)) << 16
+                };
+                let xv = to_bh(_mm512_set1_epi32(pair as i32));
+                for (acc, wv) in row.iter_mut().zip(&wv) {
+                    *acc = _mm512_dpbf16_ps(*acc, xv, *wv);
+                }
+            }
+        }
+        let out = c.as_mut_ptr();
+        for (r, row) in acc.iter().enumerate() {
+            for (q, v) in row.iter().enumerate() {
+                // SAFETY: 16 f32 at row r, column 16·(p0 + q): `r · n + 16(p0 + q) + 16 ≤ 8n`.
+                unsafe { _mm512_storeu_ps(out.add(r * n + 16 * (p0 + q)), *v) };
+            }
+        }
+    }
+
+    /// The same 512 bits seen as 32 bf16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[inline]
+    fn to_bh(v: __m512i) -> __m512bh {
+        // SAFETY: both types are 64 bytes of plain vector data; every bit pattern is valid.
+        unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+    }
+}
+
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod imp {
     use super::PackedWeights;
@@ -547,7 +744,12 @@ mod imp {
         false
     }
 
+    pub(super) fn avx512_usable() -> bool {
+        false
+    }
+
     pub(super) fn matmul(
+        _: super::Engine,
         _: &[u16],
         _: usize,
         _: &PackedWeights,
@@ -555,7 +757,7 @@ mod imp {
         _: bool,
         _: &mut dyn FnMut(usize, &mut [f32]),
     ) {
-        unreachable!("no Amx token exists off x86_64 Linux");
+        unreachable!("no engine is allowed off x86_64 Linux");
     }
 }
 
@@ -563,17 +765,44 @@ mod imp {
 mod tests {
     use super::*;
 
-    fn cpu_has_amx_bf16() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("flags"))
-                    .is_some_and(|l| l.contains(" amx_bf16") && l.contains(" amx_tile"))
+    /// Whether /proc/cpuinfo lists every one of `flags` for this CPU.
+    fn cpu_has(flags: &[&str]) -> bool {
+        cfg!(all(target_arch = "x86_64", target_os = "linux"))
+            && std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
+                s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+                    let have: Vec<&str> = l.split_whitespace().collect();
+                    flags.iter().all(|f| have.contains(f))
+                })
             })
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
+    }
+
+    /// The engines this machine allows; each one the CPU lists must be allowed.
+    fn engines() -> Vec<Bf16Matmul> {
+        [
+            (Engine::Tiles, &["amx_bf16", "amx_tile"][..]),
+            (Engine::Avx512Bf16, &["avx512f", "avx512_bf16"][..]),
+        ]
+        .into_iter()
+        .filter_map(|(engine, flags)| {
+            let token = Bf16Matmul::with_engine(engine);
+            if token.is_none() {
+                assert!(
+                    !cpu_has(flags),
+                    "the CPU lists {flags:?} but {engine:?} was refused (kernel or self-test)"
+                );
+            }
+            token
+        })
+        .collect()
+    }
+
+    #[test]
+    fn detect_prefers_tiles_then_avx512() {
+        let all = engines();
+        assert_eq!(
+            Bf16Matmul::detect().map(Bf16Matmul::engine),
+            all.first().map(|t| t.engine())
+        );
     }
 
     /// Deterministic values in [-1, 1).
@@ -622,17 +851,17 @@ mod tests {
         assert!(PackedWeights::pack(&[0.0; 64 * 32], 64, 32).is_ok());
     }
 
-    /// Detection agrees with the CPU's flags; where AMX exists the product equals the f32
-    /// product of the bf16-rounded inputs (up to summation order) for every row-tail shape.
+    /// Detection agrees with the CPU's flags; with every engine the machine has, the product
+    /// equals the f32 product of the bf16-rounded inputs (up to summation order) for every
+    /// row-tail and column-tail shape.
     #[test]
     fn matmul_equals_the_product_of_the_rounded_inputs() {
-        let Some(amx) = Amx::detect() else {
-            assert!(
-                !cpu_has_amx_bf16(),
-                "the CPU lists amx_bf16 and amx_tile but the kernel refused AMX or the self-test failed"
-            );
-            return;
-        };
+        for engine in engines() {
+            products_are_right(engine);
+        }
+    }
+
+    fn products_are_right(amx: Bf16Matmul) {
         for (rows, k, n) in [
             (16, 32, 32),
             (32, 64, 64),
@@ -640,6 +869,7 @@ mod tests {
             (64, 384, 1152),
             (80, 1536, 64),
             (528, 96, 32),
+            (32, 64, 160),
         ] {
             let a = values(rows * k, 1);
             let w = values(k * n, 2);
@@ -658,7 +888,8 @@ mod tests {
                     let got = f64::from(c[i * n + j]);
                     assert!(
                         (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                        "{rows}×{k}×{n} at ({i}, {j}): {got} vs {want}"
+                        "{:?} {rows}×{k}×{n} at ({i}, {j}): {got} vs {want}",
+                        amx.engine()
                     );
                 }
             }

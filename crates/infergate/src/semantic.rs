@@ -352,11 +352,17 @@ fn bench(a: &Args) -> anyhow::Result<()> {
          the process's CPU time for the call. Load average (1 min) {load_before} before, \
          {load_after} after, on {} CPUs. Target: p50 ≤ 10 ms.\n",
         enc.backend_name(),
-        if enc.backend_name() == "amx-bf16" {
-            " (linear layers as bf16 AMX tile multiplies with f32 accumulation, the rest in f32 \
-             on AVX-512; chosen automatically where the CPU has AMX-BF16)"
-        } else {
-            " (candle, f32)"
+        match enc.backend_name() {
+            "amx-bf16" => {
+                " (linear layers as bf16 AMX tile multiplies with f32 accumulation, the rest in \
+                 f32 on AVX-512; chosen automatically where the CPU has AMX-BF16)"
+            }
+            "avx512-bf16" => {
+                " (linear layers as AVX512-BF16 dot products with f32 accumulation, the rest in \
+                 f32 on AVX-512; chosen automatically where the CPU has AVX512-BF16 but no \
+                 AMX)"
+            }
+            _ => " (candle, f32)",
         },
         a.samples,
         machine_cpus(),
@@ -378,7 +384,8 @@ fn bench(a: &Args) -> anyhow::Result<()> {
         let (wall16, cpu16) = time_batch16(f, &text64, 3)?;
         let _ = writeln!(
             md,
-            "The `candle-f32` fallback (what a CPU without AMX-BF16 runs), same text and \
+            "The `candle-f32` fallback (what a CPU without AMX-BF16 or AVX512-BF16 runs), same \
+             text and \
              machine, {samples} runs; load average {load_before} before, {} after:\n",
             load_avg()
         );

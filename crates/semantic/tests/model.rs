@@ -156,25 +156,33 @@ fn injection_nearest_method_uses_the_corpus_it_is_given() {
     assert!(!check("What's a good recipe for banana bread?"));
 }
 
-fn cpu_lists_amx_bf16() -> bool {
+/// Whether /proc/cpuinfo lists every one of `flags`.
+fn cpu_lists(flags: &[&str]) -> bool {
     std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("flags"))
-            .is_some_and(|l| l.contains(" amx_bf16") && l.contains(" amx_tile"))
+        s.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+            let have: Vec<&str> = l.split_whitespace().collect();
+            flags.iter().all(|f| have.contains(f))
+        })
     })
 }
 
-/// The fast path (AMX-BF16 where the CPU has it) and candle's f32 forward pass give the same
-/// embeddings, to bf16 precision, on every reference sentence and in a batch.
+/// The fast path (AMX-BF16 where the CPU has it, else AVX512-BF16) and candle's f32 forward
+/// pass give the same embeddings, to bf16 precision, on every reference sentence and in a batch.
 #[test]
 fn amx_and_candle_forward_passes_agree() {
     use infergate_semantic::embed::bert::Backend;
     let fast = encoder();
-    if cpu_lists_amx_bf16() {
+    if cpu_lists(&["amx_bf16", "amx_tile"]) {
         assert_eq!(
             fast.backend_name(),
             "amx-bf16",
             "this CPU has AMX-BF16 but the encoder did not use it (Linux < 5.16 refuses AMX)"
+        );
+    } else if cpu_lists(&["avx512f", "avx512_bf16"]) {
+        assert_eq!(
+            fast.backend_name(),
+            "avx512-bf16",
+            "this CPU has AVX512-BF16 but the encoder did not use it"
         );
     }
     let candle = BertEncoder::load_with(&model_dir(), Backend::Candle).unwrap();

@@ -1,10 +1,11 @@
-//! The BERT forward pass for CPUs with AMX-BF16 (Xeon Sapphire Rapids and later): the linear
-//! layers (99% of the arithmetic) as bf16 tile multiplies with f32 accumulation
-//! ([`infergate_amx`]), everything else — embeddings, attention, softmax, GELU, layer norm,
-//! pooling — in f32 on AVX-512: each kernel is a type implementing [`NullaryFnOnce`] whose
-//! `#[inline(always)]` body [`pulp`] compiles with AVX-512 enabled. (Closures are not enough:
-//! the compiler outlines a large closure body from the target-feature wrapper, and the loops
-//! inside fall back to SSE2 and library calls for `mul_add` — measured 6× slower.)
+//! The BERT forward pass for CPUs with bf16 matrix instructions — AMX-BF16 (Xeon Sapphire
+//! Rapids and later) or AVX512-BF16 (AMD Zen 4 and later): the linear layers (99% of the
+//! arithmetic) as bf16 multiplies with f32 accumulation ([`infergate_amx`]), everything else —
+//! embeddings, attention, softmax, GELU, layer norm, pooling — in f32 on AVX-512: each kernel is
+//! a type implementing [`NullaryFnOnce`] whose `#[inline(always)]` body [`pulp`] compiles with
+//! AVX-512 enabled. (Closures are not enough: the compiler outlines a large closure body from
+//! the target-feature wrapper, and the loops inside fall back to SSE2 and library calls for
+//! `mul_add` — measured 6× slower.)
 //!
 //! Same model and same results as the candle forward in `bert.rs` to cosine ≥ 0.9999 (bf16 has
 //! 8 significant bits; the encoder's tests compare both paths and the reference vectors), about
@@ -16,7 +17,7 @@
 
 use std::cell::RefCell;
 
-use infergate_amx::{bf16, Aligned, Amx, PackedWeights, BLOCK_ROWS, ROW_MULTIPLE};
+use infergate_amx::{bf16, Aligned, Bf16Matmul, PackedWeights, BLOCK_ROWS, ROW_MULTIPLE};
 use pulp::bytemuck::cast;
 use pulp::x86::V4;
 use pulp::{as_arrays, as_arrays_mut, NullaryFnOnce};
@@ -66,7 +67,7 @@ pub(super) struct Layer {
 }
 
 pub(super) struct AmxBert {
-    amx: Amx,
+    amx: Bf16Matmul,
     simd: V4,
     /// `(vocab, hidden)`, `(max_positions, hidden)`, `(hidden)`.
     word: Vec<f32>,
@@ -151,7 +152,7 @@ impl AmxBert {
             return None;
         }
         Some(Self {
-            amx: Amx::detect()?,
+            amx: Bf16Matmul::detect()?,
             simd: V4::try_new()?,
             word,
             position,
@@ -164,9 +165,14 @@ impl AmxBert {
         })
     }
 
+    /// `amx-bf16` or `avx512-bf16`: which instructions run the linear layers.
+    pub(super) fn engine_name(&self) -> &'static str {
+        self.amx.engine().name()
+    }
+
     /// Whether the CPU and kernel allow this forward pass at all.
     pub(super) fn available() -> bool {
-        Amx::detect().is_some() && V4::try_new().is_some()
+        Bf16Matmul::detect().is_some() && V4::try_new().is_some()
     }
 
     /// One L2-normalised mean-pooled vector per token sequence. Sequences must be non-empty and

@@ -8,7 +8,8 @@
 //! Two forward passes over the same weights ([`Backend`]):
 //! - on CPUs with AMX-BF16 (Xeon Sapphire Rapids and later, Linux ≥ 5.16) the linear layers run
 //!   as bf16 tile multiplies (`super::amx`): ~5 ms for a 64-token text on one core, embeddings
-//!   within cosine 0.9999 of the f32 model;
+//!   within cosine 0.9999 of the f32 model; on CPUs with AVX512-BF16 but no tiles (AMD Zen 4
+//!   and later) the same pass with bf16 dot products in vector registers;
 //! - everywhere else candle in f32. Q, K and V are one fused projection; weights are stored
 //!   pre-transposed and contiguous so every matmul is a plain row-major GEMM; a batch is padded
 //!   only to its own longest text.
@@ -143,7 +144,8 @@ fn take(
 /// Which forward pass an encoder runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// AMX-BF16 where the CPU and kernel allow it, candle otherwise.
+    /// bf16 matrix instructions (AMX-BF16, else AVX512-BF16) where the CPU and kernel allow
+    /// them, candle otherwise.
     Auto,
     /// candle, f32, on any CPU.
     Candle,
@@ -307,12 +309,12 @@ impl BertEncoder {
         })
     }
 
-    /// The forward pass in use: `amx-bf16` or `candle-f32`.
+    /// The forward pass in use: `amx-bf16`, `avx512-bf16` or `candle-f32`.
     pub fn backend_name(&self) -> &'static str {
-        match self.model {
+        match &self.model {
             Model::Candle(_) => "candle-f32",
             #[cfg(target_arch = "x86_64")]
-            Model::Amx(_) => "amx-bf16",
+            Model::Amx(m) => m.engine_name(),
         }
     }
 
@@ -335,7 +337,7 @@ impl BertEncoder {
 type BatchFn<'a, T> = dyn FnMut(&[Vec<u32>]) -> Result<Vec<T>, EmbedError> + 'a;
 
 impl CandleBert {
-    /// The AMX forward pass over these weights when the machine allows it, else this one.
+    /// The bf16 forward pass over these weights when the machine allows it, else this one.
     fn into_fastest(self) -> Result<Model, EmbedError> {
         #[cfg(target_arch = "x86_64")]
         {
