@@ -1,7 +1,8 @@
-//! Throughput of [`Bf16Matmul::matmul`], with each engine this machine allows, on the shapes of all-MiniLM-L6-v2's linear layers (64 tokens,
-//! and a batch of 16 such texts), in thread CPU time: each shape alone (weights hot in cache),
-//! then the 24 matmuls of a forward pass in order over six layers' distinct weights (21 MB of
-//! bf16, streamed from L3/memory as in the encoder). Run pinned to one core:
+//! Throughput of [`Bf16Matmul::matmul`], with each engine this machine allows, on the shapes of
+//! all-MiniLM-L6-v2's linear layers (64 tokens, and a batch of 16 such texts), in thread CPU
+//! time: each shape alone (weights hot in cache), then the 24 matmuls of a forward pass in order
+//! over six layers' distinct weights (21 MB of bf16, streamed from L3/memory as in the encoder).
+//! Run pinned to one core:
 //! `taskset -c 1 target/release/examples/amx_gemm`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 

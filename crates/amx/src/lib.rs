@@ -226,10 +226,11 @@ impl Bf16Matmul {
     pub fn with_engine(engine: Engine) -> Option<Self> {
         static TILES: OnceLock<bool> = OnceLock::new();
         static AVX512: OnceLock<bool> = OnceLock::new();
-        let usable = match engine {
-            Engine::Tiles => *TILES.get_or_init(imp::enable),
-            Engine::Avx512Bf16 => *AVX512.get_or_init(|| imp::avx512_usable() && self_test(engine)),
+        let (cell, allowed): (_, fn() -> bool) = match engine {
+            Engine::Tiles => (&TILES, imp::enable),
+            Engine::Avx512Bf16 => (&AVX512, imp::avx512_usable),
         };
+        let usable = *cell.get_or_init(|| allowed() && self_test(engine));
         usable.then_some(Self { engine })
     }
 
@@ -285,7 +286,7 @@ impl Bf16Matmul {
 pub const BLOCK_ROWS: usize = 32;
 
 /// A 16×32 by 32×32 product of small integers (exact in bf16 and f32) must come out exact.
-/// Called once the engine's instructions are known to be allowed.
+/// Called only once the engine's instructions are known to be allowed.
 fn self_test(engine: Engine) -> bool {
     let (m, k, n) = (16, 32, 32);
     let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
@@ -347,6 +348,8 @@ mod imp {
     const ARCH_REQ_XCOMP_PERM: libc::c_ulong = 0x1023;
     const XFEATURE_XTILEDATA: libc::c_ulong = 18;
 
+    /// Whether this CPU has AMX-TILE and AMX-BF16 and the kernel grants this process the tile
+    /// state (the caller then runs the self-test).
     pub(super) fn enable() -> bool {
         // CPUID leaf 7 (structured extended features), EDX bit 22 AMX-BF16, bit 24 AMX-TILE.
         // CPUID exists on every x86_64 CPU; leaf 0 gives the highest leaf we may ask.
@@ -367,7 +370,7 @@ mod imp {
                 XFEATURE_XTILEDATA,
             )
         };
-        granted == 0 && super::self_test(Engine::Tiles)
+        granted == 0
     }
 
     /// Whether this CPU has AVX-512F and AVX512-BF16 and the OS saves the zmm state (the

@@ -385,8 +385,7 @@ fn bench(a: &Args) -> anyhow::Result<()> {
         let _ = writeln!(
             md,
             "The `candle-f32` fallback (what a CPU without AMX-BF16 or AVX512-BF16 runs), same \
-             text and \
-             machine, {samples} runs; load average {load_before} before, {} after:\n",
+             text and machine, {samples} runs; load average {load_before} before, {} after:\n",
             load_avg()
         );
         let _ = writeln!(md, "{}", latency_table(&times, &cpu));
