@@ -1668,13 +1668,18 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         )
     };
     let pinning = if keep_awake {
+        let halt_poll =
+            std::fs::read_to_string("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+                .ok()
+                .map(|v| format!(" (here `haltpoll.guest_halt_poll_ns` is {})", v.trim()))
+                .unwrap_or_default();
         format!(
             "{pinning} `--keep-awake`: during every measured run a `SCHED_IDLE` busy loop \
              (`chrt --idle 0 taskset -c N sh -c 'while :; do :; done'`) ran on each of these \
-             CPUs, so that they never halt between requests (this machine's kernel halts an idle \
-             vCPU at once, `haltpoll.guest_halt_poll_ns=0`, and the wake-up goes through the \
-             host); any other task preempts it at once, its CPU time is not counted as other \
-             work, and it ran for every path alike."
+             CPUs, so that they never halt between requests: a virtual machine's kernel halts an \
+             idle vCPU once its halt-polling window is over{halt_poll}, and the wake-up then goes \
+             through the host. Any other task preempts the loop at once, its CPU time is not \
+             counted as other work, and it ran for every path alike."
         )
     } else {
         pinning
