@@ -34,10 +34,10 @@ pub struct CpuProbe {
 }
 
 impl CpuProbe {
-    /// "CPU 1: 2.1% lost, 190 gaps ≥ 0.1 ms, longest 0.45 ms".
+    /// "CPU 1: 2.10% of 1000 ms lost; gaps ≥ 0.1 ms: 190, longest 0.45 ms".
     pub fn describe(&self) -> String {
         format!(
-            "CPU {}: {:.2}% of {} ms lost, {} gaps ≥ 0.1 ms, longest {:.2} ms",
+            "CPU {}: {:.2}% of {} ms lost; gaps ≥ 0.1 ms: {}, longest {:.2} ms",
             self.cpu,
             self.lost_share * 100.0,
             self.probe_ms,
