@@ -427,8 +427,9 @@ struct Bench {
     /// With `--policy redis`: the redis-server beside the proxy. Its CPU is part of the system
     /// measured, not "other work" that makes a run disturbed.
     redis_pid: Option<u32>,
-    /// `--keep-awake`: a `SCHED_IDLE` spinner on each benchmark CPU during every measured run.
-    keep_awake: bool,
+    /// `--keep-awake`: the CPUs that get a `SCHED_IDLE` spinner during every measured run (the
+    /// load's and the proxy's; empty without the flag).
+    awake_cpus: Vec<usize>,
 }
 
 /// The backend and the proxies in front of it.
@@ -875,14 +876,10 @@ spec:
             let busy = self.wait_quiet().await;
             // Started after the quiet check (a spinner keeps its CPU 100% busy) and stopped
             // (dropped) right after the run.
-            let awake = if self.keep_awake {
-                let mut cpus = self.load_cpu_list.clone();
-                cpus.extend(self.proxy_cpu_list.iter().copied());
-                cpus.sort_unstable();
-                cpus.dedup();
-                Some(KeepAwake::start(&cpus, &self.work)?)
-            } else {
+            let awake = if self.awake_cpus.is_empty() {
                 None
+            } else {
+                Some(KeepAwake::start(&self.awake_cpus, &self.work)?)
             };
             let mut run = self
                 .run_once(phase, addr, via, watch, awake.as_ref())
@@ -1507,30 +1504,25 @@ pub(crate) fn which(program: &str) -> bool {
 /// The load generator's and the proxy's CPU lists: as given, or (neither given, pinning on)
 /// the quietest CPU for the proxy and the next for the load, by [`crate::cpus::probe`].
 async fn place(args: &OverheadArgs, pin: bool) -> anyhow::Result<(Vec<CpuProbe>, String, String)> {
-    let given = (args.load_cpus.clone(), args.proxy_cpus.clone());
-    let (load, proxy) = match given {
-        (None, None) if pin => {
-            let cpus = crate::cpus::allowed_cpus();
-            let probes = tokio::task::spawn_blocking(move || {
-                cpus.into_iter()
-                    .map(|c| crate::cpus::probe(c, Duration::from_secs(1)))
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })
-            .await??;
-            for p in &probes {
-                eprintln!("bench overhead: {}", p.describe());
-            }
-            if let Some((quiet, next)) = crate::cpus::choose(&probes) {
-                return Ok((probes, next.to_string(), quiet.to_string()));
-            }
-            (None, None)
+    if pin && args.load_cpus.is_none() && args.proxy_cpus.is_none() {
+        let cpus = crate::cpus::allowed_cpus();
+        let probes = tokio::task::spawn_blocking(move || {
+            cpus.into_iter()
+                .map(|c| crate::cpus::probe(c, Duration::from_secs(1)))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .await??;
+        for p in &probes {
+            eprintln!("bench overhead: {}", p.describe());
         }
-        other => other,
-    };
+        if let Some((quiet, next)) = crate::cpus::choose(&probes) {
+            return Ok((probes, next.to_string(), quiet.to_string()));
+        }
+    }
     Ok((
         Vec::new(),
-        load.unwrap_or_else(|| "0".into()),
-        proxy.unwrap_or_else(|| "1".into()),
+        args.load_cpus.clone().unwrap_or_else(|| "0".into()),
+        args.proxy_cpus.clone().unwrap_or_else(|| "1".into()),
     ))
 }
 
@@ -1596,8 +1588,15 @@ pub async fn run(args: &OverheadArgs) -> anyhow::Result<()> {
         policy: args.policy,
         redis_url: None,
         redis_pid: None,
-        keep_awake,
+        awake_cpus: Vec::new(),
     };
+    if keep_awake {
+        let mut cpus = bench.load_cpu_list.clone();
+        cpus.extend(bench.proxy_cpu_list.iter().copied());
+        cpus.sort_unstable();
+        cpus.dedup();
+        bench.awake_cpus = cpus;
+    }
     let redis = if args.policy == PolicyMode::Redis {
         let r =
             crate::cluster::RedisServer::start_placed(&work, None, bench.proxy_placement.clone())
