@@ -18,10 +18,10 @@
 //! The same arithmetic runs in-process ([`LocalLimiter`]) and in Redis
 //! ([`crate::redis_script`]); the functions here are the reference for both.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 /// Which tokens a token limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -296,7 +296,8 @@ enum Slot {
 /// charges are decided and applied together. Time is passed in (Unix ms).
 #[derive(Debug, Default)]
 pub struct LocalLimiter {
-    slots: Mutex<HashMap<Arc<str>, Slot>>,
+    // FxHash: bucket names come from configuration (tenants, keys, models), not from callers.
+    slots: Mutex<FxHashMap<Arc<str>, Slot>>,
 }
 
 impl LocalLimiter {
@@ -487,7 +488,7 @@ impl LocalLimiter {
 
 /// Add a demand's amounts to its buckets (no checks); `views` get the remaining and reset after.
 fn charge(
-    slots: &mut HashMap<Arc<str>, Slot>,
+    slots: &mut FxHashMap<Arc<str>, Slot>,
     demand: &Demand,
     now_ms: u64,
     views: &mut [BucketView],
@@ -776,7 +777,7 @@ mod tests {
             let w = 10_000u64;
             let limit = 2_000u64;
             let mut t = 0u64;
-            let mut per_window: HashMap<u64, u64> = HashMap::new();
+            let mut per_window: std::collections::HashMap<u64, u64> = Default::default();
             for (gap, amount) in arrivals {
                 t += gap / 10;
                 if l.admit(&demand(vec![Charge { window: Window::Sliding { ms: w }, ..tokens("a", limit, amount) }]), t, 1.0).is_ok() {

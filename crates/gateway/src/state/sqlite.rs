@@ -113,7 +113,8 @@ pub struct SpendSince {
     pub key_total: HashMap<String, u64>,
 }
 
-type Pending = Arc<Mutex<HashMap<DimKey, SpendTotals>>>;
+// FxHash: the keys are tenant, key id, model and day names from configuration and the clock.
+type Pending = Arc<Mutex<rustc_hash::FxHashMap<DimKey, SpendTotals>>>;
 
 enum Command {
     PutKey(Box<KeyRecord>, oneshot::Sender<Result<(), String>>),
