@@ -87,9 +87,9 @@ fn letters(t: &[u8], from: usize) -> usize {
 fn piece_len(t: &[u8], i: usize) -> usize {
     let n = t.len();
     let c = t[i];
-    let k = class(c);
+    let kind = class(c);
     // [^\r\n\p{L}\p{N}]?\p{L}+ starting with a letter (the contractions below start with `'`).
-    if k == LETTER {
+    if kind == LETTER {
         return letters(t, i + 1) - i;
     }
     let next = t.get(i + 1).map_or(0, |&b| class(b));
@@ -104,11 +104,11 @@ fn piece_len(t: &[u8], i: usize) -> usize {
         }
     }
     // [^\r\n\p{L}\p{N}]?\p{L}+ with one leading non-letter: a space, a quote…
-    if k & (NEWLINE | DIGIT) == 0 && next == LETTER {
+    if kind & (NEWLINE | DIGIT) == 0 && next == LETTER {
         return letters(t, i + 2) - i;
     }
     // \p{N}{1,3}
-    if k == DIGIT {
+    if kind == DIGIT {
         return run(t, i + 1, DIGIT).min(i + 3) - i;
     }
     // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
