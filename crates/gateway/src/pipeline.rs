@@ -76,19 +76,11 @@ fn request_id(headers: &HeaderMap) -> String {
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let prefix = PREFIX.get_or_init(rand::random::<u32>);
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
-    // `{prefix:08x}-{n:012x}`, written digit by digit (`format!` cost ~2,000 instructions).
-    let hex = |v: u64, digits: u32, out: &mut String| {
-        for i in (0..digits).rev() {
-            out.push(char::from(
-                b"0123456789abcdef"[((v >> (4 * i)) & 0xf) as usize],
-            ));
-        }
-    };
-    let mut id = String::with_capacity(21);
-    hex(u64::from(*prefix), 8, &mut id);
-    id.push('-');
-    hex(n & 0xffff_ffff_ffff, 12, &mut id);
-    id
+    // `{prefix:08x}-{n:012x}` through `hex`'s table (`format!` cost ~2,000 instructions).
+    let mut id = [b'-'; 21];
+    let _ = hex::encode_to_slice(prefix.to_be_bytes(), &mut id[..8]);
+    let _ = hex::encode_to_slice(&n.to_be_bytes()[2..], &mut id[9..]);
+    String::from_utf8_lossy(&id).into_owned()
 }
 
 /// Handle one request on the data plane.
