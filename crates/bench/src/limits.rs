@@ -269,11 +269,7 @@ fn config(
         ),
         None => String::new(),
     };
-    let hash = {
-        use sha2::Digest as _;
-        let d = sha2::Sha256::digest(KEY.as_bytes());
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let hash = infergate_policy::key::sha256_hex(KEY.as_bytes());
     format!(
         "apiVersion: infergate.dev/v1alpha1
 kind: GatewaySettings

@@ -574,13 +574,7 @@ spec:
             Some(u) => format!("\n    redis: {{url: '{u}', timeout: 100ms}}"),
             None => String::new(),
         };
-        let hash = {
-            use sha2::Digest as _;
-            sha2::Sha256::digest(BENCH_KEY.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let hash = infergate_policy::key::sha256_hex(BENCH_KEY.as_bytes());
         let state = format!(
             "  state:\n    path: {}{redis}\n",
             self.work.join(format!("state-{tag}.db")).display()

@@ -101,13 +101,8 @@ fn check(config: &std::path::Path) -> ExitCode {
     }
 }
 
-/// mimalloc instead of glibc's malloc (feature `mimalloc`, on by default). With keys and token
-/// limits on, at saturation on one core, the gateway served more requests per second with it in
-/// most alternating rounds against glibc (median +8%, 4 of 5 rounds; earlier `LD_PRELOAD` trials of
-/// mimalloc 2.0 and tcmalloc agreed) and executed ~10% fewer instructions per request; without
-/// limits no throughput difference showed. Version 2 without transparent huge pages
-/// keeps the peak resident set where glibc's was (21.4–21.6 against 21.0–21.2 MB at 3,000
-/// req/s; with huge pages allowed it was 35.7 MB, over the core benchmark's 30 MB target).
+/// mimalloc instead of glibc's malloc (feature `mimalloc`, on by default); why, and why without
+/// transparent huge pages, in docs/architecture.md.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
