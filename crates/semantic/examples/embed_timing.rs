@@ -1,7 +1,8 @@
 //! Focused timing of the BERT encoder (development aid; `infergate semantic bench` is the
 //! benchmark of record). Run it pinned to one core, e.g.
 //! `taskset -c 1 target/release/examples/embed_timing MODEL_DIR [RUNS] [BATCH]`
-//! (`EMBED_BACKEND=candle` for the candle forward pass), and under
+//! (`EMBED_BACKEND=candle` for the candle forward pass; `EMBED_TEXT_FILE=PATH` to time that
+//! file's text instead of the built-in one), and under
 //! `perf record -g` to see where a forward pass spends its time.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 use infergate_semantic::embed::bert::{Backend, BertEncoder};
@@ -20,10 +21,15 @@ fn main() {
     };
     let enc = BertEncoder::load_with(std::path::Path::new(&dir), backend).unwrap();
     println!("backend: {}", enc.backend_name());
-    let text = "Semantic caching stores the answers of a language model together with an \
+    let default_text = "Semantic caching stores the answers of a language model together with an \
                 embedding of the prompt, so that a later prompt with the same meaning can be \
                 answered from the cache without calling the model again; the threshold decides \
                 how similar two prompts must be before the cached answer is served to the caller.";
+    let file_text = std::env::var("EMBED_TEXT_FILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| std::fs::read_to_string(p).unwrap());
+    let text = file_text.as_deref().unwrap_or(default_text);
     println!("tokens: {}", enc.count_tokens(text).unwrap());
     // agreement with the sentence-transformers reference vectors
     let reference: serde_json::Value =
