@@ -33,6 +33,7 @@ from tokenizers import Tokenizer
 HIDDEN, HEADS = 384, 12
 HEAD_DIM = HIDDEN // HEADS
 REFERENCE = pathlib.Path(__file__).with_name("minilm-l6-v2.json")
+ERF = np.vectorize(math.erf)
 
 
 def bf16(x):
@@ -95,7 +96,6 @@ class Model:
              + self.get("embeddings.position_embeddings.weight")[:n]
              + self.get("embeddings.token_type_embeddings.weight")[0])
         x = self.norm(x, "embeddings.LayerNorm")
-        erf = np.vectorize(math.erf)
         for layer in range(6):
             p = f"encoder.layer.{layer}."
             q, k, v = (self.linear(x, p + "attention.self." + m).reshape(n, HEADS, HEAD_DIM).transpose(1, 0, 2)
@@ -106,7 +106,7 @@ class Model:
             ctx = (s @ v).transpose(1, 0, 2).reshape(n, HIDDEN)
             x = self.norm(self.linear(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
             up = self.linear(x, p + "intermediate.dense")
-            up = 0.5 * up * (1 + erf(up / math.sqrt(2)))
+            up = 0.5 * up * (1 + ERF(up / math.sqrt(2)))
             x = self.norm(self.linear(up, p + "output.dense", down=True) + x, p + "output.LayerNorm")
         e = x.mean(0)
         return e / np.linalg.norm(e)
