@@ -703,13 +703,21 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         md,
-        "Detector (the default, `method: classifier`): the rules plus classifier `{}` — a \
-         multinomial logistic regression over the all-MiniLM-L6-v2 embedding of the prompt, the \
+        "Detector (the default, `method: classifier`): the rules plus classifier `{}` — {} \
+         over the all-MiniLM-L6-v2 embedding of the prompt, the \
          hits of the {} rules it was trained with on it and its length{} — trained by \
-         `crates/semantic/data/injection/src/train.py` on corpus `{}` ({} attacks, {} benign), \
+         `crates/semantic/data/injection/src/{}` on corpus `{}` ({} attacks, {} benign), \
          cutoff `minScore` {min} (the default, chosen on held-out training data: {}){}. Targets: \
          recall ≥ 90% at ≤ 5% false positives, overall and per category.\n",
         classifier.version,
+        if classifier.hidden.is_empty() {
+            "a multinomial logistic regression".to_string()
+        } else {
+            format!(
+                "a neural network (one hidden layer of {} ReLU units, softmax over the classes)",
+                classifier.hidden.len()
+            )
+        },
         classifier.rules.len(),
         classifier
             .windows
@@ -719,6 +727,11 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
                 w.chars, w.chars, w.stride, w.max
             ))
             .unwrap_or_default(),
+        if classifier.hidden.is_empty() {
+            "train.py"
+        } else {
+            "train_mlp.py"
+        },
         corpus.version,
         corpus.attacks.len(),
         corpus.benign.len(),
@@ -859,7 +872,7 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
         let _ = writeln!(md, "### Model selection (training data only)\n");
         let _ = writeln!(
             md,
-            "From `classifier.json`, written by `train.py`: the training corpus is split by group \
+            "From `classifier.json`, written by `train.py` (or `train_mlp.py`): the training corpus is split by group \
              into 5 folds; each candidate is trained on four and scored on the fifth, and the \
              choice is made on those out-of-fold scores. The blind set plays no part.\n"
         );

@@ -4,11 +4,13 @@
 //! - **Rules** catch the phrasings every attack family shares ("ignore the previous
 //!   instructions", "reveal your system prompt", "developer mode", "do anything now", ...) on
 //!   every text of the request, at regex cost.
-//! - **Classifier** (the default `method`): a multinomial logistic regression over the request's
-//!   embedding (its last user message), which rules fired on that text and its length, trained
-//!   offline on `data/injection/corpus.jsonl.gz` by `data/injection/src/train.py`; the weights
+//! - **Classifier** (the default `method`): a small neural network — one hidden layer of ReLU
+//!   units, then a softmax over benign and the attack classes — over the request's embedding
+//!   (its last user message), which rules fired on that text and its length, trained offline on
+//!   `data/injection/corpus.jsonl.gz` by `data/injection/src/train_mlp.py` (`train.py` writes
+//!   the logistic-regression form, no hidden layer, which this code also reads); the weights
 //!   (`data/injection/classifier.json`, versioned with the corpus) are built into the binary and
-//!   inference is one dot product per class. A text is an attack when the probability of every
+//!   inference is two small matrix-vector products. A text is an attack when the probability of every
 //!   attack class together reaches `min_score`; the finding names the likeliest attack class.
 //! - **Windows**: the encoder reads only a text's first 256 tokens, so an instruction buried
 //!   deep in a long document would never be seen. A text longer than the classifier's window
@@ -140,8 +142,13 @@ pub struct Classifier {
     /// token maximum ([`crate::embed::Embedded`]). Empty: the embedding alone.
     #[serde(default)]
     pub token_pooling: Vec<String>,
-    /// One row per class: `embedding_dim x (1 + token_pooling.len()) + rules.len() +
-    /// extra.len()` weights, then the bias.
+    /// A hidden layer of ReLU units between the features and the classes, one row per unit:
+    /// `embedding_dim x (1 + token_pooling.len()) + rules.len() + extra.len()` weights (the
+    /// features), then the bias. Empty: the classes read the features directly.
+    #[serde(default)]
+    pub hidden: Vec<Vec<f32>>,
+    /// One row per class: a weight per input, then the bias. The inputs are the hidden units
+    /// when there is a hidden layer, else the features (as a hidden row lists them).
     pub weights: Vec<Vec<f32>>,
     /// The cutoff chosen on held-out training data (the default `min_score`).
     pub threshold: f32,
@@ -188,8 +195,20 @@ impl Classifier {
                 c.version, c.token_pooling
             ));
         }
-        let width =
-            c.embedding_dim * (1 + c.token_pooling.len()) + c.rules.len() + c.extra.len() + 1;
+        let features =
+            c.embedding_dim * (1 + c.token_pooling.len()) + c.rules.len() + c.extra.len();
+        if c.hidden.iter().any(|w| w.len() != features + 1) {
+            return Err(format!(
+                "classifier {}: every hidden unit needs {} weights (the features, then the bias)",
+                c.version,
+                features + 1
+            ));
+        }
+        let width = if c.hidden.is_empty() {
+            features + 1
+        } else {
+            c.hidden.len() + 1
+        };
         if c.classes.len() != c.weights.len()
             || c.weights.iter().any(|w| w.len() != width)
             || !c.classes.iter().any(|k| k == "benign")
@@ -238,26 +257,22 @@ impl Classifier {
         } else {
             &[]
         };
-        let extra = [((1.0 + chars as f32).ln() / 8.0)];
-        let logits: Vec<f32> = self
-            .weights
-            .iter()
-            .map(|w| {
-                let (we, rest) = w.split_at(self.embedding_dim);
-                let (wm, rest) = rest.split_at(token_max.len());
-                let (wr, rest) = rest.split_at(rule_hits.len());
-                let (wx, bias) = rest.split_at(extra.len());
-                dot(we, embedding)
-                    + dot(wm, token_max)
-                    + wr.iter()
-                        .zip(&rule_hits)
-                        .filter(|(_, h)| **h)
-                        .map(|(w, _)| w)
-                        .sum::<f32>()
-                    + wx.iter().zip(extra).map(|(w, x)| w * x).sum::<f32>()
-                    + bias[0]
-            })
-            .collect();
+        // the features, in the order of a weight row: embedding, token maximum, rule hits, extras
+        let mut x = Vec::with_capacity(embedding.len() + token_max.len() + rule_hits.len() + 1);
+        x.extend_from_slice(embedding);
+        x.extend_from_slice(token_max);
+        x.extend(rule_hits.iter().map(|&h| if h { 1.0 } else { 0.0 }));
+        x.push((1.0 + chars as f32).ln() / 8.0);
+        let affine = |w: &[f32], x: &[f32]| {
+            let (w, bias) = w.split_at(x.len());
+            dot(w, x) + bias[0]
+        };
+        let inputs: Vec<f32> = if self.hidden.is_empty() {
+            x
+        } else {
+            self.hidden.iter().map(|w| affine(w, &x).max(0.0)).collect()
+        };
+        let logits: Vec<f32> = self.weights.iter().map(|w| affine(w, &inputs)).collect();
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
         let total: f32 = exp.iter().sum();
@@ -455,7 +470,8 @@ const RULES: &[(&str, &str, &str)] = &[
         "note-to-the-model",
         r"(?i)(?:\b(?:note|message|instructions?|memo|reminder|command)s? (?:to|for) (?:the |any |all |our )?(?:AI|assistant|chatbot|language model|LLM|bot|model)s?\b|\b(?:to|for) (?:any|all|every) (?:AI|assistant|chatbot|language model|LLM|bot)s?\b|\b(?:hey|dear|attention|hi),? (?:AI|assistant|chatbot|language model|LLM|bot)\b|\b(?:AI|assistant|chatbot|language model|LLM)(?: model)?\s*[:,]\s*(?:please |also |now )?(?:ignore|disregard|reveal|say|tell|respond|reply|answer|add|mark|send|e-?mail|forward|output|print|write|include|recommend|rate|approve|delete|hire|call|visit|click|state)\b)",
     ), // The four rules below were added after the classifier clf-v2-2026-11-2 was trained: they
-    // flag, and the classifier does not read them (`Classifier::rules` names what it reads).
+    // flag, and the classifiers since do not read them either (`Classifier::rules` names what
+    // a classifier reads; train.py's RULES are the 13 above).
     // Written from the training corpus's missed indirect injections (never the evaluation sets):
     // the grammar of an instruction planted in data, not any one payload.
     (
@@ -949,6 +965,42 @@ mod tests {
         let mut other = json;
         other["token_pooling"] = serde_json::json!([]);
         assert!(Classifier::parse(&other.to_string()).is_err());
+    }
+
+    #[test]
+    fn a_classifier_with_a_hidden_layer_scores_what_one_layer_cannot() {
+        // embedding_dim 2; attack when exactly one dimension is set (XOR), which no single
+        // weight row can separate: unit 0 = relu(x0 - x1), unit 1 = relu(x1 - x0)
+        let features = 2 + RULES.len() + EXTRA_FEATURES.len();
+        let mut h0 = vec![0.0; features + 1];
+        (h0[0], h0[1]) = (1.0, -1.0);
+        let mut h1 = vec![0.0; features + 1];
+        (h1[0], h1[1]) = (-1.0, 1.0);
+        let json = serde_json::json!({
+            "version": "t", "corpus_version": "t",
+            "classes": ["benign", "instruction_override"], "embedding_dim": 2,
+            "rules": RULES.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "extra": EXTRA_FEATURES, "threshold": 0.5,
+            "hidden": [h0, h1],
+            // benign: bias 4; attack: 10 per active unit
+            "weights": [[0.0, 0.0, 4.0], [10.0, 10.0, 0.0]],
+        });
+        let c = Classifier::parse(&json.to_string()).unwrap();
+        let hits = vec![false; RULES.len()];
+        let p = |e: [f32; 2]| c.score(&e, None, &hits, 0).unwrap().1;
+        assert!(p([1.0, 0.0]) > 0.99, "{}", p([1.0, 0.0]));
+        assert!(p([0.0, 1.0]) > 0.99);
+        assert!(p([0.0, 0.0]) < 0.02);
+        assert!(p([1.0, 1.0]) < 0.02);
+        // class rows must read the hidden units, hidden rows the features
+        let mut other = json.clone();
+        other["weights"] = serde_json::json!([vec![0.0; features + 1], vec![0.0; features + 1]]);
+        assert!(Classifier::parse(&other.to_string()).is_err());
+        let mut other = json;
+        other["hidden"] = serde_json::json!([[1.0, 0.0]]);
+        assert!(Classifier::parse(&other.to_string())
+            .unwrap_err()
+            .contains("hidden unit"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 """Score the built-in classifier (and rules only, and rules + nearest neighbour) on feature files
 written by `infergate semantic features` (the same Rust code the gateway runs for the embedding
 and the rule hits; the classifier's arithmetic below is the Rust `Classifier::score`: a softmax
-over one dot product per class). Writes Markdown to stdout.
+over one dot product per class, after a hidden ReLU layer when the classifier has one). Writes Markdown to stdout.
 
     for s in blind v1; do python3 - <<EOF ... EOF; done   # see docs/benchmarks/guardrails.md
 
@@ -19,7 +19,17 @@ import numpy as np
 ROOT = __file__.rsplit("/src/", 1)[0]
 clf = json.load(open(ROOT + "/classifier.json"))
 W = np.array(clf["weights"])
+# a hidden layer of ReLU units (train_mlp.py), one row per unit: feature weights, then the bias
+WH = np.array(clf["hidden"]) if clf.get("hidden") else None
 DEFAULT = clf["threshold"]
+
+
+def logits(X):
+    """X: feature rows with a trailing 1 (the bias input); one logit per class."""
+    if WH is not None:
+        X = np.maximum(X @ WH.T, 0)
+        X = np.hstack([X, np.ones((len(X), 1))])
+    return X @ W.T
 
 
 POOLING = clf.get("token_pooling", [])
@@ -45,7 +55,7 @@ def load(fn, tokens=None):
     # the classifier reads the first len(clf["rules"]) rule hits; later rules only flag
     nr = len(clf["rules"])
     X = np.array([r["embedding"] + r["rules"][:nr] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
-    L = X @ W.T
+    L = logits(X)
     L -= L.max(1, keepdims=True)
     P = np.exp(L)
     P /= P.sum(1, keepdims=True)
@@ -54,7 +64,7 @@ def load(fn, tokens=None):
     for i, r in enumerate(rows):
         for w in r.get("windows", []):
             x = np.array(w["embedding"] + w["rules"][:nr] + [np.log1p(w["chars"]) / 8, 1.0])
-            lw = W @ x
+            lw = logits(x[None, :])[0]
             lw -= lw.max()
             pw = np.exp(lw)
             p[i] = max(p[i], 1 - pw[0] / pw.sum())
