@@ -218,6 +218,7 @@ def write(d, results):
     out = dict(old)
     out.update({
         "version": f"clf-{T.corpus_version}-4",
+        "corpus_version": T.corpus_version,
         "token_pooling": [],
         "rules": T.RULES,
         "threshold": best["cutoff"],
