@@ -27,10 +27,11 @@ text and its windows, and it is flagged when a rule fires or the score reaches t
 chosen by `train.cutoff` on the out-of-fold scores (and, as a check, on four folds and applied
 to the fifth: "nested").
 
-Environment: MLP_CONFIGS="H:L2[:E[:ITERS[:BALANCE]]];..." (default "256:1e-3"; BALANCE b > 0
-weighs each row by (n / its class's count)^b), MLP_OUT (a JSON file for the results),
-MLP_WRITE=1 (choose among the logistic regression and the networks by train.py's rule; when a
-network wins, refit it on the whole corpus and write ../classifier.json with a `hidden` layer).
+Environment: MLP_CONFIGS="H:L2[:E[:ITERS[:BALANCE[:DROP]]]];..." (default "256:1e-3";
+BALANCE b > 0 weighs each row by (n / its class's count)^b; DROP is the input dropout rate),
+MLP_OUT (a JSON file for the results), MLP_WRITE=1 (choose among the logistic regression and
+the networks by train.py's rule; when a network wins, refit it on the whole corpus and write
+../classifier.json with a `hidden` layer).
 """
 import json
 import os
@@ -59,9 +60,11 @@ def adam_step(params, grads, state, t, lr):
         p -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
 
 
-def fit_mlp(X, y, hidden, l2, seed, iters=400, lr=3e-3, balance=0.0):
+def fit_mlp(X, y, hidden, l2, seed, iters=400, lr=3e-3, balance=0.0, drop=0.0):
     """One hidden layer; returns raw-feature weights (standardisation folded into W1). With
-    balance b > 0 each row weighs (n / count of its class)^b, normalised to mean 1."""
+    balance b > 0 each row weighs (n / count of its class)^b, normalised to mean 1; with
+    drop > 0 each step zeroes that share of the standardised inputs at random (inverted
+    dropout: the rest are scaled up, so nothing changes at inference)."""
     mu, sd = X.mean(0), X.std(0)
     sd[sd < 1e-8] = 1.0
     Z = ((X - mu) / sd).astype(np.float32)
@@ -78,7 +81,8 @@ def fit_mlp(X, y, hidden, l2, seed, iters=400, lr=3e-3, balance=0.0):
     params = [W1, b1, W2, b2]
     state = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     for t in range(1, iters + 1):
-        A = Z @ W1 + b1
+        Zt = Z * ((rng.random(Z.shape) >= drop) / (1.0 - drop)).astype(np.float32) if drop else Z
+        A = Zt @ W1 + b1
         Hh = np.maximum(A, 0)
         L = Hh @ W2 + b2
         L -= L.max(1, keepdims=True)
@@ -88,7 +92,7 @@ def fit_mlp(X, y, hidden, l2, seed, iters=400, lr=3e-3, balance=0.0):
         gW2 = Hh.T @ G + l2 * W2
         gb2 = G.sum(0)
         GH = (G @ W2.T) * (A > 0)
-        gW1 = Z.T @ GH + l2 * W1
+        gW1 = Zt.T @ GH + l2 * W1
         gb1 = GH.sum(0)
         adam_step(params, [gW1, gb1, gW2, gb2], state, t, lr)
     W1r = (W1.astype(np.float64) / sd[:, None])
@@ -175,14 +179,15 @@ def main():
         ens = int(parts[2]) if len(parts) > 2 else 1
         iters = int(parts[3]) if len(parts) > 3 else 400
         balance = float(parts[4]) if len(parts) > 4 else 0.0
+        drop = float(parts[5]) if len(parts) > 5 else 0.0
         p = np.zeros(len(T.items))
         for f in range(T.FOLDS):
             tr, te = T.fold != f, T.fold == f
             aug_ok = np.array([f not in s for s in T.aug_folds])
             X, y = d.train_set(tr, True, aug_ok)
-            net = merge([fit_mlp(X, y, hidden, l2, seed=1000 * f + e, iters=iters, balance=balance) for e in range(ens)])
+            net = merge([fit_mlp(X, y, hidden, l2, seed=1000 * f + e, iters=iters, balance=balance, drop=drop) for e in range(ens)])
             p[te] = score(d, net)[te]
-        results.append(evaluate(f"MLP H={hidden} L2={l2} E={ens} iters={iters} balance={balance}", p, any_rule))
+        results.append(evaluate(f"MLP H={hidden} L2={l2} E={ens} iters={iters} balance={balance} drop={drop}", p, any_rule))
         results[-1]["config"] = cfg
     if OUT:
         with open(OUT, "w") as fh:
@@ -209,8 +214,9 @@ def write(d, results):
     ens = int(parts[2]) if len(parts) > 2 else 1
     iters = int(parts[3]) if len(parts) > 3 else 400
     balance = float(parts[4]) if len(parts) > 4 else 0.0
+    drop = float(parts[5]) if len(parts) > 5 else 0.0
     X, y = d.train_set(np.ones(len(T.items), dtype=bool), True)
-    W1, b1, W2, b2 = merge([fit_mlp(X, y, hidden, l2, seed=100 + e, iters=iters, balance=balance)
+    W1, b1, W2, b2 = merge([fit_mlp(X, y, hidden, l2, seed=100 + e, iters=iters, balance=balance, drop=drop)
                             for e in range(ens)])
     r6 = lambda v: float(f"{v:.6g}")  # noqa: E731
     old = json.load(open(T.OUT))
@@ -232,7 +238,7 @@ def write(d, results):
             "augmented_items": len(T.aug_items),
             "training_rows_final": int(len(y)),
             "chosen": {"model": "mlp", "config": best["config"], "hidden": hidden, "l2": l2, "networks": ens,
-                       "iters": iters, "balance": balance, "windows": SPEC, "attack_windows": "none",
+                       "iters": iters, "balance": balance, "drop": drop, "windows": SPEC, "attack_windows": "none",
                        "augment": True, "cutoff": best["cutoff"]},
             "out_of_fold": {k: best[k] for k in keys},
             "candidates": [{"name": c["name"], **{k: c[k] for k in ("cutoff",) + keys}} for c in results],
