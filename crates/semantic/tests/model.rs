@@ -87,7 +87,7 @@ fn paraphrases_are_closer_than_unrelated_text() {
 fn injection_classifier_flags_paraphrased_attacks_not_lookalikes() {
     use infergate_semantic::guard::injection::{Classifier, Injection, Method};
     use infergate_semantic::guard::Action;
-    let classifier = Arc::new(Classifier::builtin().unwrap());
+    let classifier = Classifier::builtin().unwrap();
     // The classifier only (rule findings off; it still reads the rule hits as features).
     let det = Injection::with_method(
         "inj",
@@ -275,7 +275,7 @@ fn injection_windows_find_an_instruction_buried_in_a_long_document() {
     use infergate_semantic::guard::injection::{Classifier, Injection, Method};
     use infergate_semantic::guard::{Action, Direction, Guardrail, ScanInput};
     use infergate_semantic::vector::Vector;
-    let classifier = Arc::new(Classifier::builtin().unwrap());
+    let classifier = Classifier::builtin().unwrap();
     assert!(
         classifier.windows.is_some(),
         "the built-in classifier reads windows"

@@ -434,7 +434,7 @@ async fn compile_guardrail(
                     margin: g.margin.map_or(injection::DEFAULT_MARGIN, |t| t.0),
                 },
                 (Some(e), true, false) => {
-                    let classifier = Arc::new(injection::Classifier::builtin()?);
+                    let classifier = injection::Classifier::builtin()?;
                     // (A remote embedder learns its width on first use: 0 until then; a text
                     // of another width is then left to the rules.)
                     if e.dim() != 0 && classifier.embedding_dim != e.dim() {

@@ -27,7 +27,7 @@
 //! never trained on, nor matches against, the prompts it is scored on (`infergate semantic eval`).
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
 use serde::Deserialize;
@@ -40,7 +40,7 @@ use crate::vector::{dot, Vector};
 /// gzip-compressed in the repository and the binary (3.9 MB of text, 0.7 MB compressed) and
 /// decompressed once, on first use.
 pub fn builtin_corpus() -> &'static str {
-    static CORPUS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static CORPUS: OnceLock<String> = OnceLock::new();
     CORPUS.get_or_init(|| {
         use std::io::Read as _;
         let gz: &[u8] = include_bytes!("../../data/injection/corpus.jsonl.gz");
@@ -222,9 +222,13 @@ impl Classifier {
         Ok(c)
     }
 
-    /// The built-in classifier.
-    pub fn builtin() -> Result<Self, String> {
-        Self::parse(BUILTIN_CLASSIFIER)
+    /// The built-in classifier, parsed once per process (its file is about 1 MB) and shared by
+    /// every guardrail that uses it.
+    pub fn builtin() -> Result<Arc<Self>, String> {
+        static BUILTIN: OnceLock<Result<Arc<Classifier>, String>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Self::parse(BUILTIN_CLASSIFIER).map(Arc::new))
+            .clone()
     }
 
     /// Whether the classifier reads the token maximum besides the embedding.
