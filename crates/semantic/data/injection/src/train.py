@@ -228,13 +228,15 @@ def figures(flag):
                 fp_by_category={k: round(v, 4) for k, v in per_benign.items()})
 
 
-def cutoff(p, any_rule):
-    """Lowest cutoff (on a 0.01 grid) within the FP budget, overall and per benign category."""
+def cutoff(p, any_rule, mask=None):
+    """Lowest cutoff (on a 0.01 grid) within the FP budget, overall and per benign category,
+    counting only the items in `mask` (all when None)."""
+    benign = ~is_attack if mask is None else ~is_attack & mask
     for t in list(np.arange(0.05, 0.991, 0.01)) + [0.995, 0.999]:
         flag = any_rule | (p >= t)
-        if flag[~is_attack].mean() > FP_BUDGET:
+        if flag[benign].mean() > FP_BUDGET:
             continue
-        if any(flag[(~is_attack) & (cats == c)].mean() > 2 * FP_BUDGET for c in benign_cats):
+        if any(flag[benign & (cats == c)].mean() > 2 * FP_BUDGET for c in benign_cats):
             continue
         return round(float(t), 3)
     return 0.999

@@ -131,12 +131,7 @@ def nested(p, any_rule):
     flag = np.zeros(len(T.items), dtype=bool)
     for f in range(T.FOLDS):
         te = T.fold == f
-        keep = (T.is_attack, T.cats)
-        T.is_attack, T.cats = T.is_attack[~te], T.cats[~te]
-        try:
-            t = T.cutoff(p[~te], any_rule[~te])
-        finally:
-            T.is_attack, T.cats = keep
+        t = T.cutoff(p, any_rule, mask=~te)
         flag[te] = any_rule[te] | (p[te] >= t)
     return flag
 
