@@ -79,12 +79,22 @@ schedulingProfiles:
     // eight in a row, each hitting, is the index at work.
     let mut followed = false;
     let mut streak = 0;
+    // (endpoint, cached tokens) of every request, for the failure messages
+    let endpoint = |r: &Reply| {
+        r.headers
+            .get("x-infergate-endpoint")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let mut seen: Vec<(String, u64)> = Vec::new();
     for i in 0..200 {
         let r = post(&url, long_chat(&system, &format!("question {i}"))).await;
         assert_eq!(r.status, 200);
         let cached = r.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
             .as_u64()
             .unwrap_or(0);
+        seen.push((endpoint(&r), cached));
         streak = if cached > 0 { streak + 1 } else { 0 };
         if streak >= 8 {
             followed = true;
@@ -100,7 +110,13 @@ schedulingProfiles:
         let cached = r.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
             .as_u64()
             .unwrap_or(0);
-        assert!(cached > 0, "request {i} missed the cache: {}", r.text());
+        assert!(
+            cached > 0,
+            "request {i} missed the cache at {}: {}; earlier requests (endpoint, cached tokens): {seen:?}",
+            endpoint(&r),
+            r.text()
+        );
+        seen.push((endpoint(&r), cached));
     }
     // Another prefix is free to go anywhere; once it is cached somewhere, it sticks there too.
     let other = system_prompt("beta");
