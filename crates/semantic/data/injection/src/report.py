@@ -2,7 +2,8 @@
 """Score the built-in classifier (and rules only, and rules + nearest neighbour) on feature files
 written by `infergate semantic features` (the same Rust code the gateway runs for the embedding
 and the rule hits; the classifier's arithmetic below is the Rust `Classifier::score`: a softmax
-over one dot product per class, after a hidden ReLU layer when the classifier has one). Writes Markdown to stdout.
+over one dot product per class, after a hidden ReLU layer when the classifier has one). Writes
+Markdown to stdout.
 
     for s in blind v1; do python3 - <<EOF ... EOF; done   # see docs/benchmarks/guardrails.md
 
@@ -24,12 +25,15 @@ WH = np.array(clf["hidden"]) if clf.get("hidden") else None
 DEFAULT = clf["threshold"]
 
 
-def logits(X):
-    """X: feature rows with a trailing 1 (the bias input); one logit per class."""
+def attack_prob(X):
+    """X: feature rows with a trailing 1 (the bias input); each row's probability of any attack."""
     if WH is not None:
         X = np.maximum(X @ WH.T, 0)
         X = np.hstack([X, np.ones((len(X), 1))])
-    return X @ W.T
+    L = X @ W.T
+    L -= L.max(1, keepdims=True)
+    P = np.exp(L)
+    return 1 - P[:, 0] / P.sum(1)
 
 
 POOLING = clf.get("token_pooling", [])
@@ -55,19 +59,12 @@ def load(fn, tokens=None):
     # the classifier reads the first len(clf["rules"]) rule hits; later rules only flag
     nr = len(clf["rules"])
     X = np.array([r["embedding"] + r["rules"][:nr] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
-    L = logits(X)
-    L -= L.max(1, keepdims=True)
-    P = np.exp(L)
-    P /= P.sum(1, keepdims=True)
-    p = 1 - P[:, 0]
+    p = attack_prob(X)
     # windows of long texts (feature files written with --windows, as the classifier's spec)
     for i, r in enumerate(rows):
         for w in r.get("windows", []):
             x = np.array(w["embedding"] + w["rules"][:nr] + [np.log1p(w["chars"]) / 8, 1.0])
-            lw = logits(x[None, :])[0]
-            lw -= lw.max()
-            pw = np.exp(lw)
-            p[i] = max(p[i], 1 - pw[0] / pw.sum())
+            p[i] = max(p[i], attack_prob(x[None, :])[0])
     return dict(p=p, rules=np.array([sum(r["rules"]) > 0 for r in rows]),
                 att=np.array([r["label"] == "attack" for r in rows]),
                 cat=np.array([r["category"] for r in rows]), emb=E)
