@@ -67,8 +67,37 @@ schedulingProfiles:
     // ZMQ PUB/SUB drops what is published before the connection is up ("slow joiner"): the
     // simulators started before the gateway bound its SUB socket and reconnect every 100 ms.
     // Events lost here would hide the first request's blocks for good (later requests only
-    // store the blocks after them), so give the publishers time to connect.
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // store the blocks after them), so wait until every simulator's events arrive: send each
+    // one a request of its own, directly, until the gateway's index holds blocks from it. (A
+    // fixed one-second wait was not always enough on a loaded machine: the gateway then routed
+    // at random and the prefix ended up on several replicas.)
+    let scheduler = gw.running.gateway.snapshot().pools["pool"]
+        .scheduler
+        .clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for (n, addr) in sims.addrs().iter().enumerate() {
+        let host_port = addr.to_string();
+        for attempt in 0.. {
+            let indexed = scheduler
+                .kv_event_blocks()
+                .expect("the precise scorer is configured")
+                .iter()
+                .any(|(ep, blocks)| **ep == *host_port && *blocks > 0);
+            if indexed {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no KV events from {host_port} reached the gateway within 60 s"
+            );
+            // A new prefix each time: a lost store is not published again.
+            let warm = long_chat(&system_prompt(&format!("warm-up {n} {attempt}")), "hi")
+                .replace(MODEL, TARGET);
+            let r = post(&format!("http://{addr}/v1/chat/completions"), warm).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 
     let first = post(&url, long_chat(&system, "first question")).await;
     assert_eq!(first.status, 200, "{}", first.text());
