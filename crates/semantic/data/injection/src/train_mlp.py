@@ -6,12 +6,13 @@ and cutoff rule as `train.py` (training data only; the evaluation sets play no p
     python3 crates/semantic/data/injection/src/augment.py /tmp/inj-aug.jsonl
     $B semantic features --model-dir $M --windows 600:300:8 --out /tmp/inj-c.jsonl
     $B semantic features --model-dir $M --windows 600:300:8 --input /tmp/inj-aug.jsonl --out /tmp/inj-a.jsonl
-    MLP_WRITE=1 MLP_CONFIGS="256:1e-3;512:1e-3;256:1e-2;512:1e-3:3" \
+    MLP_WRITE=1 MLP_CONFIGS="256:1e-3;256:1e-3:1:400:0:0.2;512:1e-3" \
         /tmp/venv/bin/python crates/semantic/data/injection/src/train_mlp.py \
         /tmp/inj-aug.jsonl 600:300:8=/tmp/inj-c.jsonl,/tmp/inj-a.jsonl
 
-(about 10 minutes on 2 cores; deterministic. That is the run that wrote the shipped
-classifier.json, `clf-v3-2026-11-4`.)
+(about 5 minutes on 2 cores; deterministic. That is the run that wrote the shipped
+classifier.json, `clf-v4-2026-11-4`, on corpus v4; v3's `clf-v3-2026-11-4` came from
+"256:1e-3;512:1e-3;256:1e-2;512:1e-3:3".)
 
 Why: the logistic regression draws one hyperplane per class through the embedding. Its cutoff is
 set by the hard negatives (prompts that talk about instructions, personas and jailbreaks without
@@ -224,7 +225,8 @@ def write(d, results):
         "hidden": [[r6(v) for v in list(W1[:, j]) + [b1[j]]] for j in range(W1.shape[1])],
         "weights": [[r6(v) for v in list(W2[:, k]) + [b2[k]]] for k in range(len(T.CLASSES))],
         "selection": {
-            "rule": old["selection"]["rule"] + "; candidates: the logistic regression and one-hidden-layer "
+            # the rule of train.py's classifier.json, without the candidates an earlier run added
+            "rule": old["selection"]["rule"].split("; candidates:")[0] + "; candidates: the logistic regression and one-hidden-layer "
                     "networks (ReLU, E networks side by side with their logits averaged), src/train_mlp.py",
             "rows": len(T.items),
             "augmented_items": len(T.aug_items),
