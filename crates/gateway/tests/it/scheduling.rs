@@ -139,23 +139,12 @@ schedulingProfiles:
         let cached = r.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
             .as_u64()
             .unwrap_or(0);
-        if cached == 0 {
-            // Scoring is deterministic here (no new blocks are stored after the first request
-            // on each replica), so say whether a failed attempt or an ejection moved it.
-            let metrics = get(&format!("{}/metrics", gw.admin)).await.text();
-            let upstream: Vec<&str> = metrics
-                .lines()
-                .filter(|l| {
-                    l.starts_with("infergate_upstream_attempts")
-                        || l.starts_with("infergate_endpoint_ejections")
-                })
-                .collect();
-            panic!(
-                "request {i} missed the cache at {}: {}; earlier requests (endpoint, cached tokens): {seen:?}; gateway metrics: {upstream:#?}",
-                endpoint(&r),
-                r.text()
-            );
-        }
+        assert!(
+            cached > 0,
+            "request {i} missed the cache at {}: {}; earlier requests (endpoint, cached tokens): {seen:?}",
+            endpoint(&r),
+            r.text()
+        );
         seen.push((endpoint(&r), cached));
     }
     // Another prefix is free to go anywhere; once it is cached somewhere, it sticks there too.

@@ -404,6 +404,13 @@ pub fn category(name: &str) -> &'static str {
     }
 }
 
+/// Words about the model and its rules: an upper-case DAN near one of them is the persona.
+macro_rules! dan_context {
+    () => {
+        r"(?i:you|your|yourself|respond|responds|answer|answers|reply|replies|character|persona|role|jailbreak|jailbroken|rules?|restrictions?|filters?|polic(?:y|ies)|chatgpt|ai|model|assistant|censor(?:ed|ship)?)"
+    };
+}
+
 /// The rules: (category, rule name, pattern). Each is one family of the attack grammar: a verb
 /// that discards instructions with the thing it discards, a declaration that the old
 /// instructions no longer hold, a request for the hidden prompt, a persona without rules, an
@@ -450,7 +457,13 @@ const RULES: &[(&str, &str, &str)] = &[
         // An upper-case DAN counts only as a persona: named or addressed ("you are now DAN",
         // "Hi DAN,", "DAN:", "[DAN]") or near words about the model and its rules; not the
         // acronym in "DAN protocol" or "DAN (Divers Alert Network)".
-        r"(?i)(?:\bdo anything now\b|\b(?:jailbreak|DAN|unrestricted|unfiltered|evil|chaos) mode\b|\bjailbr(?:oken|eak successful)\b|(?-i:\b(?i:as|am|is|are|now|called|named|be|become|play|playing|like|you're|i'm|hi|hello|hey|dear)\s+(?i:a\s+|an\s+|the\s+)?[\x22'“‘(\[]?DAN\b|\bDAN\s*[:,\]）)]|\[DAN\]|\bDAN(?:'s|’s)|\bDAN\b[^.\n]{0,80}\b(?i:you|your|yourself|respond|responds|answer|answers|reply|replies|character|persona|role|jailbreak|jailbroken|rules?|restrictions?|filters?|polic(?:y|ies)|chatgpt|ai|model|assistant|censor(?:ed|ship)?)\b|\b(?i:you|your|yourself|respond|responds|answer|answers|reply|replies|character|persona|role|jailbreak|jailbroken|rules?|restrictions?|filters?|polic(?:y|ies)|chatgpt|ai|model|assistant|censor(?:ed|ship)?)\b[^.\n]{0,80}\bDAN\b))",
+        concat!(
+            r"(?i)(?:\bdo anything now\b|\b(?:jailbreak|DAN|unrestricted|unfiltered|evil|chaos) mode\b|\bjailbr(?:oken|eak successful)\b|(?-i:\b(?i:as|am|is|are|now|called|named|be|become|play|playing|like|you're|i'm|hi|hello|hey|dear)\s+(?i:a\s+|an\s+|the\s+)?[\x22'“‘(\[]?DAN\b|\bDAN\s*[:,\]）)]|\[DAN\]|\bDAN(?:'s|’s)|\bDAN\b[^.\n]{0,80}\b",
+            dan_context!(),
+            r"\b|\b",
+            dan_context!(),
+            r"\b[^.\n]{0,80}\bDAN\b))"
+        ),
     ),
     (
         "roleplay_jailbreak",
