@@ -701,6 +701,18 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
         pct1(r.fpr()),
         if met { "met overall" } else { "NOT met" }
     );
+    // what kind of model the classifier is, and the script that trains that kind
+    let (model_kind, trainer) = if classifier.hidden.is_empty() {
+        ("a multinomial logistic regression".to_string(), "train.py")
+    } else {
+        (
+            format!(
+                "a neural network (one hidden layer of {} ReLU units, softmax over the classes)",
+                classifier.hidden.len()
+            ),
+            "train_mlp.py",
+        )
+    };
     let _ = writeln!(
         md,
         "Detector (the default, `method: classifier`): the rules plus classifier `{}` — {} \
@@ -710,14 +722,7 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
          cutoff `minScore` {min} (the default, chosen on held-out training data: {}){}. Targets: \
          recall ≥ 90% at ≤ 5% false positives, overall and per category.\n",
         classifier.version,
-        if classifier.hidden.is_empty() {
-            "a multinomial logistic regression".to_string()
-        } else {
-            format!(
-                "a neural network (one hidden layer of {} ReLU units, softmax over the classes)",
-                classifier.hidden.len()
-            )
-        },
+        model_kind,
         classifier.rules.len(),
         classifier
             .windows
@@ -727,11 +732,7 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
                 w.chars, w.chars, w.stride, w.max
             ))
             .unwrap_or_default(),
-        if classifier.hidden.is_empty() {
-            "train.py"
-        } else {
-            "train_mlp.py"
-        },
+        trainer,
         corpus.version,
         corpus.attacks.len(),
         corpus.benign.len(),
