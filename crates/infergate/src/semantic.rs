@@ -713,11 +713,26 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
             "train_mlp.py",
         )
     };
+    let lexical = classifier
+        .lexical
+        .as_ref()
+        .map(|l| {
+            format!(
+                ", its class probabilities mixed {:.0}/{:.0} with those of a linear model over \
+                 the prompt's character {}- to {}-grams (2^{} hashed buckets)",
+                100.0 * (1.0 - l.mix),
+                100.0 * l.mix,
+                l.ngrams.0,
+                l.ngrams.1,
+                l.bits
+            )
+        })
+        .unwrap_or_default();
     let _ = writeln!(
         md,
         "Detector (the default, `method: classifier`): the rules plus classifier `{}` — {} \
          over the all-MiniLM-L6-v2 embedding of the prompt, the \
-         hits of the {} rules it was trained with on it and its length{} — trained by \
+         hits of the {} rules it was trained with on it and its length{lexical}{} — trained by \
          `crates/semantic/data/injection/src/{}` on corpus `{}` ({} attacks, {} benign), \
          cutoff `minScore` {min} (the default, chosen on held-out training data: {}){}. Targets: \
          recall ≥ 90% at ≤ 5% false positives, overall and per category.\n",

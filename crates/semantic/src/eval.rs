@@ -169,6 +169,7 @@ pub fn injection_features(
             })
             .collect();
         let line = serde_json::json!({
+            "text": r.text,
             "label": r.label,
             "category": r.category,
             "group": r.group,

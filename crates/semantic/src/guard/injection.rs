@@ -12,6 +12,10 @@
 //!   (`data/injection/classifier.json`, versioned with the corpus) are built into the binary and
 //!   inference is two small matrix-vector products. A text is an attack when the probability of every
 //!   attack class together reaches `min_score`; the finding names the likeliest attack class.
+//! - **Lexical model** (in the same file, `lexical`): a linear model over the text's hashed
+//!   character n-grams ([`super::lexical`]), for the words the English encoder cannot read
+//!   (extraction requests in Gaelic, Zulu, Albanian ...); its class probabilities are mixed with
+//!   the network's before the attack probability is summed.
 //! - **Windows**: the encoder reads only a text's first 256 tokens, so an instruction buried
 //!   deep in a long document would never be seen. A text longer than the classifier's window
 //!   ([`WindowSpec`], in `classifier.json`) is also cut into overlapping windows — at most
@@ -32,6 +36,7 @@ use std::sync::{Arc, OnceLock};
 use regex::Regex;
 use serde::Deserialize;
 
+use super::lexical::{Lexical, LexicalFile};
 use super::pii::never;
 use super::{Action, Finding, Guardrail, ScanInput};
 use crate::vector::{dot, Vector};
@@ -155,6 +160,13 @@ pub struct Classifier {
     /// How long texts are cut into windows (None: only the text's first 256 tokens are read).
     #[serde(default)]
     pub windows: Option<WindowSpec>,
+    /// A linear model over the text's character n-grams whose class probabilities are mixed
+    /// with the network's ([`super::lexical`]); absent: the network alone.
+    #[serde(default, rename = "lexical")]
+    lexical_file: Option<LexicalFile>,
+    /// `lexical`, decoded (set by [`Self::parse`]).
+    #[serde(skip)]
+    pub lexical: Option<Lexical>,
     /// Index in this build's [`RULES`] of each of `rules` (set by [`Self::parse`]).
     #[serde(skip)]
     rule_index: Vec<usize>,
@@ -219,6 +231,12 @@ impl Classifier {
                 c.classes.len()
             ));
         }
+        if let Some(file) = c.lexical_file.take() {
+            c.lexical = Some(
+                Lexical::parse(file, c.classes.len())
+                    .map_err(|e| format!("classifier {}: {e}", c.version))?,
+            );
+        }
         Ok(c)
     }
 
@@ -236,18 +254,19 @@ impl Classifier {
         !self.token_pooling.is_empty()
     }
 
-    /// (likeliest attack class, probability of any attack) for an embedding, the text's token
-    /// maximum (when [`Self::uses_token_max`]), the hits of every rule of this build on the same
-    /// text ([`RULES`] order; the classifier reads those it was trained with) and its length in
-    /// characters. None when a width differs or the token maximum is needed and missing (an
-    /// embedder that cannot give it).
+    /// (likeliest attack class, probability of any attack) for a text: its embedding, its token
+    /// maximum (when [`Self::uses_token_max`]), the hits of every rule of this build on it
+    /// ([`RULES`] order; the classifier reads those it was trained with), its length in
+    /// characters and, with a lexical model, its character n-grams. None when a width differs or
+    /// the token maximum is needed and missing (an embedder that cannot give it).
     pub fn score(
         &self,
         embedding: &[f32],
         token_max: Option<&[f32]>,
         rule_hits: &[bool],
-        chars: usize,
+        text: &str,
     ) -> Option<(&str, f32)> {
+        let chars = text.chars().count();
         if embedding.len() != self.embedding_dim || rule_hits.len() != RULES.len() {
             return None;
         }
@@ -277,22 +296,33 @@ impl Classifier {
             self.hidden.iter().map(|w| affine(w, &x).max(0.0)).collect()
         };
         let logits: Vec<f32> = self.weights.iter().map(|w| affine(w, &inputs)).collect();
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f32 = exp.iter().sum();
+        let mut probs = softmax(&logits);
+        if let Some(lex) = &self.lexical {
+            let p = softmax(&lex.logits(text));
+            for (a, b) in probs.iter_mut().zip(p) {
+                *a = (1.0 - lex.mix) * *a + lex.mix * b;
+            }
+        }
         let mut attack = 0.0;
         let mut best: Option<(&str, f32)> = None;
-        for (class, e) in self.classes.iter().zip(&exp) {
+        for (class, &p) in self.classes.iter().zip(&probs) {
             if class == "benign" {
                 continue;
             }
-            attack += e / total;
-            if best.is_none_or(|(_, b)| *e > b) {
-                best = Some((class.as_str(), *e));
+            attack += p;
+            if best.is_none_or(|(_, b)| p > b) {
+                best = Some((class.as_str(), p));
             }
         }
         best.map(|(c, _)| (c, attack))
     }
+}
+
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / total).collect()
 }
 
 /// One corpus line: `{"text": ..., "label": "attack"|"benign", "category": ...}`; the first line
@@ -661,7 +691,7 @@ impl Injection {
             .map(Option::is_some)
             .collect();
         classifier
-            .score(v, token_max, &hits, text.chars().count())
+            .score(v, token_max, &hits, text)
             .map(|(c, p)| (category(c), p))
     }
 }
@@ -725,8 +755,7 @@ impl Guardrail for Injection {
                 min_score,
             } => {
                 let hits: Vec<bool> = matches.iter().map(Option::is_some).collect();
-                let mut best =
-                    classifier.score(v, input.token_max, &hits, input.text.chars().count());
+                let mut best = classifier.score(v, input.token_max, &hits, input.text);
                 for (i, (part, wv)) in input.windows.iter().enumerate() {
                     let wmax = input.window_token_max.get(i).map(|m| &m[..]);
                     let hits: Vec<bool> = self
@@ -734,7 +763,7 @@ impl Guardrail for Injection {
                         .iter()
                         .map(Option::is_some)
                         .collect();
-                    if let Some(s) = classifier.score(wv, wmax, &hits, part.chars().count()) {
+                    if let Some(s) = classifier.score(wv, wmax, &hits, part) {
                         if best.is_none_or(|(_, b)| s.1 > b) {
                             best = Some(s);
                         }
@@ -928,14 +957,14 @@ mod tests {
         });
         let c = Classifier::parse(&json.to_string()).unwrap();
         let mut hits = vec![false; RULES.len()];
-        let (cat, p) = c.score(&[0.0, 1.0], None, &hits, 0).unwrap();
+        let (cat, p) = c.score(&[0.0, 1.0], None, &hits, "").unwrap();
         assert_eq!(cat, "prompt_leak");
         assert!((p - 0.5).abs() < 1e-6, "{p}");
-        assert!(c.score(&[1.0, 0.0], None, &hits, 0).unwrap().1 > 0.98);
+        assert!(c.score(&[1.0, 0.0], None, &hits, "").unwrap().1 > 0.98);
         hits[0] = true;
-        assert!(c.score(&[0.0, 0.0], None, &hits, 0).unwrap().1 > 0.95);
+        assert!(c.score(&[0.0, 0.0], None, &hits, "").unwrap().1 > 0.95);
         // another embedding width is not scored
-        assert!(c.score(&[0.0; 3], None, &hits, 0).is_none());
+        assert!(c.score(&[0.0; 3], None, &hits, "").is_none());
         // weights for other rules are refused
         let mut other = json;
         other["rules"] = serde_json::json!(["x"]);
@@ -962,11 +991,11 @@ mod tests {
         let c = Classifier::parse(&json.to_string()).unwrap();
         let mut hits = vec![false; RULES.len()];
         hits[0] = true;
-        assert!(c.score(&[0.0], None, &hits, 0).unwrap().1 < 0.51);
+        assert!(c.score(&[0.0], None, &hits, "").unwrap().1 < 0.51);
         hits[last] = true;
-        assert!(c.score(&[0.0], None, &hits, 0).unwrap().1 > 0.99);
+        assert!(c.score(&[0.0], None, &hits, "").unwrap().1 > 0.99);
         // hits must cover every rule of the build
-        assert!(c.score(&[0.0], None, &hits[1..], 0).is_none());
+        assert!(c.score(&[0.0], None, &hits[1..], "").is_none());
     }
 
     #[test]
@@ -988,11 +1017,11 @@ mod tests {
         let hits = vec![false; RULES.len()];
         let mean = [0.0f32, 1.0];
         // same embedding, different token maxima
-        assert!(c.score(&mean, Some(&[1.0, 0.0]), &hits, 0).unwrap().1 > 0.99);
-        assert!(c.score(&mean, Some(&[0.0, 1.0]), &hits, 0).unwrap().1 < 0.51);
+        assert!(c.score(&mean, Some(&[1.0, 0.0]), &hits, "").unwrap().1 > 0.99);
+        assert!(c.score(&mean, Some(&[0.0, 1.0]), &hits, "").unwrap().1 < 0.51);
         // without it (a remote embedder) or with the wrong width it does not score
-        assert!(c.score(&mean, None, &hits, 0).is_none());
-        assert!(c.score(&mean, Some(&[1.0]), &hits, 0).is_none());
+        assert!(c.score(&mean, None, &hits, "").is_none());
+        assert!(c.score(&mean, Some(&[1.0]), &hits, "").is_none());
         // the guardrail asks the gateway for it
         let det = Injection::with_method(
             "inj",
@@ -1033,7 +1062,7 @@ mod tests {
         });
         let c = Classifier::parse(&json.to_string()).unwrap();
         let hits = vec![false; RULES.len()];
-        let p = |e: [f32; 2]| c.score(&e, None, &hits, 0).unwrap().1;
+        let p = |e: [f32; 2]| c.score(&e, None, &hits, "").unwrap().1;
         assert!(p([1.0, 0.0]) > 0.99, "{}", p([1.0, 0.0]));
         assert!(p([0.0, 1.0]) > 0.99);
         assert!(p([0.0, 0.0]) < 0.02);

@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 pub mod injection;
+pub mod lexical;
 pub mod patterns;
 pub mod pii;
 pub mod secrets;

@@ -2,8 +2,8 @@
 """Score the built-in classifier (and rules only, and rules + nearest neighbour) on feature files
 written by `infergate semantic features` (the same Rust code the gateway runs for the embedding
 and the rule hits; the classifier's arithmetic below is the Rust `Classifier::score`: a softmax
-over one dot product per class, after a hidden ReLU layer when the classifier has one). Writes
-Markdown to stdout.
+over one dot product per class, after a hidden ReLU layer when the classifier has one, mixed with
+the lexical model's class probabilities when it has one). Writes Markdown to stdout.
 
     for s in blind v1; do python3 - <<EOF ... EOF; done   # see docs/benchmarks/guardrails.md
 
@@ -25,15 +25,35 @@ WH = np.array(clf["hidden"]) if clf.get("hidden") else None
 DEFAULT = clf["threshold"]
 
 
-def attack_prob(X):
-    """X: feature rows with a trailing 1 (the bias input); each row's probability of any attack."""
+def softmax(L):
+    L = L - L.max(1, keepdims=True)
+    P = np.exp(L)
+    return P / P.sum(1, keepdims=True)
+
+
+# a lexical model (train_mlp.py, lexical.py): its class probabilities are mixed with the network's
+LEX = clf.get("lexical")
+if LEX:
+    import base64
+    import gzip
+    sys.path.insert(0, ROOT + "/src")
+    import lexical  # noqa: E402
+    assert tuple(LEX["ngrams"]) == lexical.NGRAMS, LEX["ngrams"]
+    LW = np.frombuffer(gzip.decompress(base64.b64decode(LEX["weights"])), dtype=np.int8)
+    LW = LW.reshape(len(W), -1) * np.array(LEX["scale"])[:, None]
+
+
+def attack_prob(X, texts):
+    """X: feature rows with a trailing 1 (the bias input), texts: their texts; each row's
+    probability of any attack."""
     if WH is not None:
         X = np.maximum(X @ WH.T, 0)
         X = np.hstack([X, np.ones((len(X), 1))])
-    L = X @ W.T
-    L -= L.max(1, keepdims=True)
-    P = np.exp(L)
-    return 1 - P[:, 0] / P.sum(1)
+    P = softmax(X @ W.T)
+    if LEX:
+        PL = softmax(np.asarray(lexical.matrix(texts, LEX["bits"]) @ LW.T) + np.array(LEX["bias"]))
+        P = (1 - LEX["mix"]) * P + LEX["mix"] * PL
+    return 1 - P[:, 0]
 
 
 POOLING = clf.get("token_pooling", [])
@@ -59,12 +79,14 @@ def load(fn, tokens=None):
     # the classifier reads the first len(clf["rules"]) rule hits; later rules only flag
     nr = len(clf["rules"])
     X = np.array([r["embedding"] + r["rules"][:nr] + [np.log1p(r["chars"]) / 8, 1.0] for r in rows])
-    p = attack_prob(X)
+    if LEX and any("text" not in r for r in rows):
+        sys.exit(f"{fn}: no texts; the lexical model needs them (rewrite it with this build's `semantic features`)")
+    p = attack_prob(X, [r.get("text", "") for r in rows])
     # windows of long texts (feature files written with --windows, as the classifier's spec)
     for i, r in enumerate(rows):
         for w in r.get("windows", []):
             x = np.array(w["embedding"] + w["rules"][:nr] + [np.log1p(w["chars"]) / 8, 1.0])
-            p[i] = max(p[i], attack_prob(x[None, :])[0])
+            p[i] = max(p[i], attack_prob(x[None, :], [w["text"]])[0])
     return dict(p=p, rules=np.array([sum(r["rules"]) > 0 for r in rows]),
                 att=np.array([r["label"] == "attack" for r in rows]),
                 cat=np.array([r["category"] for r in rows]), emb=E)

@@ -53,6 +53,7 @@ import os
 import sys
 
 import numpy as np
+import scipy.sparse as sp
 
 from train_tokens import read_tokens
 
@@ -261,8 +262,12 @@ class Data:
         self.X = np.array([xrow(f) for f in feats])
         self.any_rule = np.array([sum(f["rules"]) > 0 for f in feats])
         rows, owner, ys = [], [], []
+        # the text of every row of X, WX and AX (for the lexical features, lexical.py)
+        self.texts = [it["text"] for it in items]
+        self.wtexts, self.atexts = [], []
         for i, (f, it) in enumerate(zip(feats, items)):
             for w, lab in zip(f["windows"], window_labels(it, f["windows"], attack_windows)):
+                self.wtexts.append(w["text"])
                 rows.append(xrow(w))
                 owner.append(i)
                 ys.append(-1 if lab is None else lab)
@@ -272,11 +277,13 @@ class Data:
         arows, aown, ays = [], [], []
         for j, (f, it) in enumerate(zip(afeats, aug_items)):
             arows.append(xrow(f))
+            self.atexts.append(it["text"])
             aown.append(j)
             ays.append(label(it))
             for w, lab in zip(f["windows"], window_labels(it, f["windows"], attack_windows)):
                 if lab is not None:
                     arows.append(xrow(w))
+                    self.atexts.append(w["text"])
                     aown.append(j)
                     ays.append(lab)
         self.AX = np.array(arows)
@@ -284,14 +291,19 @@ class Data:
         self.a_y = np.array(ays, dtype=int)
         self.n_windows = np.bincount(self.w_owner, minlength=len(items))
 
-    def train_set(self, item_mask, augment, aug_mask=None):
+    def train_set(self, item_mask, augment, aug_mask=None, mats=None):
+        """Training rows of the items in `item_mask` (their texts and labelled windows) and, with
+        `augment`, of the augmented items in `aug_mask`: (features, labels). `mats` = (X, WX, AX)
+        in place of this spec's feature matrices (the same rows; dense or scipy sparse)."""
+        X, WX, AX = mats or (self.X, self.WX, self.AX)
         wm = item_mask[self.w_owner] & (self.w_y >= 0)
-        parts_X, parts_y = [self.X[item_mask], self.WX[wm]], [y_items[item_mask], self.w_y[wm]]
+        parts_X, parts_y = [X[item_mask], WX[wm]], [y_items[item_mask], self.w_y[wm]]
         if augment:
             am = np.ones(len(self.a_y), dtype=bool) if aug_mask is None else aug_mask[self.a_owner]
-            parts_X.append(self.AX[am])
+            parts_X.append(AX[am])
             parts_y.append(self.a_y[am])
-        return np.vstack(parts_X), np.concatenate(parts_y)
+        stack = sp.vstack if sp.issparse(X) else np.vstack
+        return stack(parts_X), np.concatenate(parts_y)
 
     def score(self, item_mask, W, b):
         """Highest attack probability over each item's whole text and windows."""
