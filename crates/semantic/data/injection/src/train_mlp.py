@@ -204,8 +204,9 @@ def item_score(d, P, PW):
 
 
 def out_of_fold(d, fit, mats=None):
-    """Each item's and window's class probabilities from the model `fit(X, y, fold)` (which
-    returns a function of (X, WX)) trained without the item's fold."""
+    """Each item's and window's class probabilities from the model trained without the item's
+    fold: `fit(X, y, fold)` returns a function from a feature matrix to its rows' class
+    probabilities. `mats`: other features of the same rows, as in `Data.train_set`."""
     X, WX, _ = mats or (d.X, d.WX, d.AX)
     P = np.zeros((len(T.items), len(T.CLASSES)))
     PW = np.zeros((len(d.w_owner), len(T.CLASSES)))
