@@ -4,8 +4,8 @@
 //! all-MiniLM-L6-v2 reads English. In Scottish Gaelic, Zulu or Albanian an extraction request
 //! is a string of word pieces the encoder never learnt, so its embedding says little; the words
 //! themselves ("teachdaireachd siostam", "umyalezo wesistimu") recur across attacks all the
-//! same, and a linear model over character n-grams learns them. It costs a few microseconds
-//! per kilobyte and needs no model.
+//! same, and a linear model over character n-grams learns them. It needs no model files: per
+//! text, a hash per n-gram and a sparse dot product per class.
 //!
 //! Features ([`features`]; `data/injection/src/lexical.py` computes the same for training, and
 //! the test `lexical_features_match_the_training_script` holds both to
