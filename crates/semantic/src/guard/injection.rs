@@ -1048,7 +1048,6 @@ mod tests {
 
     #[test]
     fn a_lexical_model_is_mixed_into_the_class_probabilities() {
-        use std::io::Write as _;
         // the network alone says 50% attack for every text; the lexical model says "attack"
         // for the n-grams of "siostam" and "benign" otherwise
         let bits = 10;
@@ -1056,13 +1055,9 @@ mod tests {
         for (b, _) in super::super::lexical::features("siostam", bits, (3, 5)) {
             w[(1 << bits) + b as usize] = 127;
         }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&w.iter().map(|&v| v as u8).collect::<Vec<u8>>())
-            .unwrap();
-        use base64::Engine as _;
         let lexical = serde_json::json!({
             "bits": bits, "ngrams": [3, 5], "mix": 0.5, "bias": [0.0, -6.0], "scale": [0.1, 0.1],
-            "weights": base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap()),
+            "weights": super::super::lexical::pack(&w),
         });
         let mut json = serde_json::json!({
             "version": "t", "corpus_version": "t", "model": "m",

@@ -149,6 +149,17 @@ pub fn features(text: &str, bits: u32, (lo, hi): (usize, usize)) -> Vec<(u32, f3
     out
 }
 
+/// i8 weights as `classifier.json` stores them (`weights`): base64 of their gzip. Training
+/// writes them (`lexical.py`'s `pack`); here for tests.
+#[cfg(test)]
+pub(crate) fn pack(weights: &[i8]) -> String {
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let bytes: Vec<u8> = weights.iter().map(|&v| v as u8).collect();
+    gz.write_all(&bytes).expect("writing to memory");
+    base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("writing to memory"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,22 +210,18 @@ mod tests {
 
     #[test]
     fn a_stored_model_is_checked_and_scores_its_buckets() {
-        use std::io::Write as _;
         let bits = 8;
         let mut w = vec![0i8; 2 << bits];
         for (b, _) in features("secret", bits, (3, 5)) {
             w[(1 << bits) + b as usize] = 100; // class 1 likes every n-gram of "secret"
         }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&w.iter().map(|&v| v as u8).collect::<Vec<u8>>())
-            .unwrap();
         let file = LexicalFile {
             bits,
             ngrams: (3, 5),
             mix: 0.3,
             bias: vec![0.0, -1.0],
             scale: vec![0.01, 0.01],
-            weights: base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap()),
+            weights: pack(&w),
         };
         let m = Lexical::parse(file.clone(), 2).unwrap();
         let l = m.logits("Secret");

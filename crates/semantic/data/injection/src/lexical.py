@@ -13,6 +13,8 @@ string of word pieces it never learnt, but the words themselves ("teachdaireachd
 "umyalezo wesistimu") recur across the training prompts. A linear model over n-grams learns
 them, and its probabilities are mixed with the network's.
 """
+import base64
+import gzip
 import re
 
 import numpy as np
@@ -54,6 +56,17 @@ def matrix(texts, bits):
             cols.append(b)
             data.append(v)
     return sp.csr_matrix((data, (rows, cols)), shape=(len(texts), 1 << bits), dtype=np.float64)
+
+
+def pack(q):
+    """i8 weights (classes x 2^bits) as classifier.json stores them: base64 of their gzip."""
+    return base64.b64encode(gzip.compress(np.asarray(q, dtype=np.int8).tobytes(), mtime=0)).decode()
+
+
+def unpack(lex, classes):
+    """A stored lexical model's weights as floats (classes x 2^bits): i8 times its class's scale."""
+    q = np.frombuffer(gzip.decompress(base64.b64decode(lex["weights"])), dtype=np.int8)
+    return q.reshape(classes, -1) * np.array(lex["scale"])[:, None]
 
 
 # Texts whose features tests/data/lexical.jsonl holds: case, accents, final sigma, scripts

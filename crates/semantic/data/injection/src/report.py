@@ -34,13 +34,10 @@ def softmax(L):
 # a lexical model (train_mlp.py, lexical.py): its class probabilities are mixed with the network's
 LEX = clf.get("lexical")
 if LEX:
-    import base64
-    import gzip
     sys.path.insert(0, ROOT + "/src")
     import lexical  # noqa: E402
     assert tuple(LEX["ngrams"]) == lexical.NGRAMS, LEX["ngrams"]
-    LW = np.frombuffer(gzip.decompress(base64.b64decode(LEX["weights"])), dtype=np.int8)
-    LW = LW.reshape(len(W), -1) * np.array(LEX["scale"])[:, None]
+    LW = lexical.unpack(LEX, len(W))
 
 
 def attack_prob(X, texts):

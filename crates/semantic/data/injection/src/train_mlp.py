@@ -48,8 +48,6 @@ regression, the networks and the mixtures by train.py's rule — the lexical mod
 reference; when a network wins, refit it, and its lexical model, on the whole corpus and write
 ../classifier.json with a `hidden` layer and a `lexical` part).
 """
-import base64
-import gzip
 import json
 import os
 import sys
@@ -284,7 +282,7 @@ def write(d, results):
         lex = {"bits": LEX_BITS, "ngrams": list(lexical.NGRAMS), "mix": best["lexical"]["mix"],
                "C": best["lexical"]["C"], "bias": [float(f"{v:.6g}") for v in bias],
                "scale": [float(f"{v:.6g}") for v in scale],
-               "weights": base64.b64encode(gzip.compress(q.tobytes(), mtime=0)).decode()}
+               "weights": lexical.pack(q)}
     r6 = lambda v: float(f"{v:.6g}")  # noqa: E731
     old = json.load(open(T.OUT))
     keys = ("recall", "fp", "recall_by_category", "fp_by_category", "nested_recall", "nested_fp")
