@@ -14,7 +14,6 @@
 //! scalar values) it holds; each n-gram goes to bucket `xxh64(its UTF-8 bytes, seed 0) mod
 //! 2^bits`; a bucket's value is `ln(1 + count)`, and the vector is scaled to unit length.
 
-use std::collections::HashMap;
 use std::io::Read as _;
 
 use base64::Engine as _;
@@ -23,7 +22,7 @@ use serde::Deserialize;
 /// The lexical model as `classifier.json` stores it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LexicalFile {
-    /// 2^bits buckets.
+    /// 2^bits buckets (8 to 20; the counting table is 2^bits entries per thread).
     pub bits: u32,
     /// The shortest and longest n-gram, in characters.
     pub ngrams: (usize, usize),
@@ -61,9 +60,9 @@ impl Lexical {
             scale,
             weights,
         } = file;
-        if !(8..=24).contains(&bits) || ngrams.0 == 0 || ngrams.0 > ngrams.1 {
+        if !(8..=20).contains(&bits) || ngrams.0 == 0 || ngrams.0 > ngrams.1 {
             return Err(format!(
-                "lexical: bits {bits} (8 to 24) or n-grams {ngrams:?} out of range"
+                "lexical: bits {bits} (8 to 20) or n-grams {ngrams:?} out of range"
             ));
         }
         if !(0.0..=1.0).contains(&mix) || bias.len() != classes || scale.len() != classes {
@@ -117,29 +116,58 @@ impl Lexical {
 /// The text's n-gram features: (bucket, value) pairs, sorted by bucket, unit length (empty for
 /// a text without words).
 pub fn features(text: &str, bits: u32, (lo, hi): (usize, usize)) -> Vec<(u32, f32)> {
-    let lo = lo.max(1);
+    unit_length(counts(text, bits, (lo.max(1), hi)))
+}
+
+/// (bucket, ln(1 + count)) of the text's n-grams, sorted by bucket.
+fn counts(text: &str, bits: u32, (lo, hi): (usize, usize)) -> Vec<(u32, f32)> {
     let mask = (1u64 << bits) - 1;
-    let mut counts: HashMap<u32, u32> = HashMap::new();
-    let mut gram = String::new();
-    for word in text.to_lowercase().split_whitespace() {
-        let chars: Vec<char> = std::iter::once(' ')
-            .chain(word.chars())
-            .chain(std::iter::once(' '))
-            .collect();
-        for n in lo..=hi {
-            for w in chars.windows(n) {
-                gram.clear();
-                gram.extend(w);
-                let b = (xxhash_rust::xxh64::xxh64(gram.as_bytes(), 0) & mask) as u32;
-                *counts.entry(b).or_default() += 1;
+    // counts in a per-thread table of 2^bits entries, reset after use by the buckets it touched:
+    // no allocation per n-gram, no hashing of bucket numbers, no sort of every n-gram
+    thread_local! {
+        static COUNTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    COUNTS.with_borrow_mut(|counts| {
+        if counts.len() < 1 << bits {
+            counts.resize(1 << bits, 0);
+        }
+        let mut touched: Vec<u32> = Vec::new();
+        let mut padded = String::new();
+        let mut starts: Vec<usize> = Vec::new();
+        for word in text.to_lowercase().split_whitespace() {
+            padded.clear();
+            padded.push(' ');
+            padded.push_str(word);
+            padded.push(' ');
+            // byte offset of each character, and the end: an n-gram is a byte range of `padded`
+            starts.clear();
+            starts.extend(padded.char_indices().map(|(i, _)| i));
+            starts.push(padded.len());
+            let chars = starts.len() - 1;
+            for n in lo..=hi.min(chars) {
+                for i in 0..=chars - n {
+                    let gram = &padded.as_bytes()[starts[i]..starts[i + n]];
+                    let b = (xxhash_rust::xxh64::xxh64(gram, 0) & mask) as u32;
+                    let c = &mut counts[b as usize];
+                    if *c == 0 {
+                        touched.push(b);
+                    }
+                    *c += 1;
+                }
             }
         }
-    }
-    let mut out: Vec<(u32, f32)> = counts
-        .into_iter()
-        .map(|(b, c)| (b, (c as f32).ln_1p()))
-        .collect();
-    out.sort_unstable_by_key(|&(b, _)| b);
+        touched.sort_unstable();
+        touched
+            .into_iter()
+            .map(|b| {
+                let c = std::mem::take(&mut counts[b as usize]);
+                (b, (c as f32).ln_1p())
+            })
+            .collect::<Vec<_>>()
+    })
+}
+
+fn unit_length(mut out: Vec<(u32, f32)>) -> Vec<(u32, f32)> {
     let norm = out.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     if norm > 0.0 {
         for (_, v) in &mut out {
