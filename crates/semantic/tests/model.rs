@@ -286,9 +286,9 @@ fn injection_windows_find_an_instruction_buried_in_a_long_document() {
     // The classifier only (rule findings off; it still reads the rule hits as features), at a
     // cutoff of 0.5, with a request no rule matches (a system-prompt extraction request in
     // Albanian, not a training item) after 420 tokens of meeting notes. With
-    // `clf-v5-2026-11-5`: the notes alone score about 0.34 (the lexical model reads the whole
+    // `clf-v6-2026-11-5`: the notes alone score about 0.03 (the lexical model reads the whole
     // text, so the whole-text score is not blind past 256 tokens, but the request is diluted
-    // there), the notes with the request about 0.46, the window holding the request about 0.54.
+    // there), the notes with the request about 0.45, the window holding the request about 0.92.
     // The point is that the window sees what the whole text cannot.
     let det = Injection::with_method(
         "inj",

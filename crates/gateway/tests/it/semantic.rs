@@ -174,8 +174,8 @@ async fn an_injection_buried_past_the_encoders_reach_is_blocked_by_its_window() 
     let fleet = echo_fleet().await;
     // Classifier findings only (rules: false), so the block below comes from a window's score;
     // at a cutoff of 0.5, with a request no rule matches (a system-prompt extraction request in
-    // Albanian) after 420 tokens of notes: the notes alone score about 0.34, with the request
-    // about 0.46, the window holding the request about 0.54 (see semantic/tests/model.rs).
+    // Albanian) after 420 tokens of notes: the notes alone score about 0.03, with the request
+    // about 0.45, the window holding the request about 0.92 (see semantic/tests/model.rs).
     let request =
         "  - {name: injection, type: injection, action: block, rules: false, minScore: 0.5}";
     let yaml = config_yaml(&fleet.addrs(), &embeddings()) + &policy(request, "    []");
