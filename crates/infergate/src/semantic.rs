@@ -734,8 +734,9 @@ fn eval_guardrails(a: &Args) -> anyhow::Result<()> {
          over the all-MiniLM-L6-v2 embedding of the prompt, the \
          hits of the {} rules it was trained with on it and its length{lexical}{} — trained by \
          `crates/semantic/data/injection/src/{}` on corpus `{}` ({} attacks, {} benign), \
-         cutoff `minScore` {min} (the default, chosen on held-out training data: {}){}. Targets: \
-         recall ≥ 90% at ≤ 5% false positives, overall and per category.\n",
+         cutoff `minScore` {min} (the default, chosen on held-out training data: {}){}. Target: \
+         recall ≥ 90% at ≤ 5% false positives, with the same figures reported per category; \
+         we hold each category to it as well, and the tables show which fall short.\n",
         classifier.version,
         model_kind,
         classifier.rules.len(),
