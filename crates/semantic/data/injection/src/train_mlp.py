@@ -15,8 +15,8 @@ evaluation sets play no part).
 
 (about 9 minutes on 2 cores; deterministic. That is the run that wrote the shipped
 classifier.json, `clf-v6-2026-11-5`, on corpus v6, and before it `clf-v5-2026-11-5` and
-`clf-v4-2026-11-5` on corpora v5 and v4; the same without LEX_CONFIGS wrote `clf-v4-2026-11-4`, and v3's `clf-v3-2026-11-4` came from
-"256:1e-3;512:1e-3;256:1e-2;512:1e-3:3".)
+`clf-v4-2026-11-5` on corpora v5 and v4; the same without LEX_CONFIGS wrote
+`clf-v4-2026-11-4`, and v3's `clf-v3-2026-11-4` came from "256:1e-3;512:1e-3;256:1e-2;512:1e-3:3".)
 
 Why: the logistic regression draws one hyperplane per class through the embedding. Its cutoff is
 set by the hard negatives (prompts that talk about instructions, personas and jailbreaks without
