@@ -80,10 +80,10 @@ def load(fn, tokens=None):
         sys.exit(f"{fn}: no texts; the lexical model needs them (rewrite it with this build's `semantic features`)")
     p = attack_prob(X, [r.get("text", "") for r in rows])
     # windows of long texts (feature files written with --windows, as the classifier's spec)
-    for i, r in enumerate(rows):
-        for w in r.get("windows", []):
-            x = np.array(w["embedding"] + w["rules"][:nr] + [np.log1p(w["chars"]) / 8, 1.0])
-            p[i] = max(p[i], attack_prob(x[None, :], [w["text"]])[0])
+    wins = [(i, w) for i, r in enumerate(rows) for w in r.get("windows", [])]
+    if wins:
+        WX = np.array([w["embedding"] + w["rules"][:nr] + [np.log1p(w["chars"]) / 8, 1.0] for _, w in wins])
+        np.maximum.at(p, [i for i, _ in wins], attack_prob(WX, [w["text"] for _, w in wins]))
     return dict(p=p, rules=np.array([sum(r["rules"]) > 0 for r in rows]),
                 att=np.array([r["label"] == "attack" for r in rows]),
                 cat=np.array([r["category"] for r in rows]), emb=E)
